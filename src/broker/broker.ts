@@ -1,0 +1,107 @@
+/**
+ * The embedded Aedes broker: limits from `mqtt.limits`, the authentication and ACL hooks, and
+ * error accounting. Listeners (listeners.ts) hand it authenticated-to-be connections.
+ */
+import { Aedes, type Client } from 'aedes'
+import type { Duplex } from 'node:stream'
+import type { Component } from '../component.js'
+import type { Config } from '../config/schema.js'
+import type { ErrorCode } from '../errors.js'
+import { LorabridgeError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import type { Authenticator } from '../auth/authenticator.js'
+import type { BrokerStore } from './store.js'
+import { ConnectionRegistry, type ConnectionInfo } from './connections.js'
+import { makeAuthenticate, makeAuthorizePublish, makeAuthorizeSubscribe } from './hooks.js'
+
+export interface BrokerDeps {
+  config: Config
+  log: Logger
+  metrics: Metrics
+  store: BrokerStore
+  authenticator: Authenticator
+}
+
+/** Maps the errors Aedes reports for a client to our stable codes; undefined: not the client's fault. */
+export function classifyClientError (err: Error): ErrorCode | undefined {
+  if (err instanceof LorabridgeError) return err.code
+  // CONNACK 4/5: refused by our authenticate hook, which counted and logged it already.
+  const connackCode = (err as Error & { errorCode?: number }).errorCode
+  if (connackCode === 4 || connackCode === 5) return undefined
+  const m = err.message
+  if (m === 'topic has too many levels') return 'LB_ERR_MQTT_TOPIC_LEVELS'
+  if (m === 'drain timeout') return 'LB_ERR_MQTT_DRAIN_TIMEOUT'
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ECONNRESET' || code === 'EPIPE' || m === 'connection closed') return undefined
+  return 'LB_ERR_MQTT_PROTOCOL'
+}
+
+const CLOSE_TIMEOUT_MS = 2000
+
+export class Broker implements Component {
+  readonly name = 'broker'
+  readonly connections = new ConnectionRegistry()
+  private aedes: Aedes | undefined
+
+  constructor (private readonly deps: BrokerDeps) {}
+
+  get instance (): Aedes {
+    if (this.aedes === undefined) throw new Error('broker not started')
+    return this.aedes
+  }
+
+  async start (): Promise<void> {
+    const { config, log, metrics, store, authenticator } = this.deps
+    const limits = config.mqtt.limits
+    const hookContext = { log, metrics, authenticator, connections: this.connections, topicRoot: config.topics.root }
+    const aedes = await Aedes.createBroker({
+      ...store.aedesOptions,
+      drainTimeout: limits.drainTimeout,
+      maxTopicLevels: limits.maxTopicLevels,
+      maxInflightInbound: limits.maxInflightInbound,
+      maxClientsIdLength: limits.maxClientIdLength,
+      connectTimeout: limits.connectTimeout,
+      authenticate: makeAuthenticate(hookContext),
+      authorizePublish: makeAuthorizePublish(hookContext),
+      authorizeSubscribe: makeAuthorizeSubscribe(hookContext),
+    })
+    aedes.on('client', () => { metrics.mqttClients.inc() })
+    aedes.on('clientDisconnect', () => { metrics.mqttClients.dec() })
+    aedes.on('clientError', (client: Client, err: Error) => { this.onClientError(client, err, 'clientError') })
+    aedes.on('connectionError', (client: Client, err: Error) => { this.onClientError(client, err, 'connectionError') })
+    aedes.on('keepaliveTimeout', (client: Client) => { log.info({ clientId: client.id }, 'keepalive timeout') })
+    this.aedes = aedes
+    log.info({ store: store.kind, id: aedes.id }, 'broker started')
+  }
+
+  private onClientError (client: Client, err: Error, kind: string): void {
+    const code = classifyClientError(err)
+    const info = this.connections.get(client.conn)
+    if (code === undefined) {
+      this.deps.log.debug({ clientId: client.id, err: err.message }, 'client connection ended')
+      return
+    }
+    // Refusals are counted where they are decided (authentication, ACL); count the rest here.
+    if (code !== 'LB_ERR_MQTT_PUBLISH_DENIED') this.deps.metrics.mqttClientErrors.inc({ code })
+    this.deps.log.warn({ code, kind, clientId: client.id, address: info?.remoteAddress, protocol: info?.protocol, reason: err.message }, 'client disconnected for an error')
+  }
+
+  /** Hands a new connection to Aedes, remembering where it came from. */
+  handle (stream: Duplex, info: ConnectionInfo): void {
+    this.connections.register(stream, info)
+    this.instance.handle(stream)
+  }
+
+  async stop (): Promise<void> {
+    const aedes = this.aedes
+    if (aedes === undefined) return
+    // broker.close() disconnects every client and closes the emitter; with Redis down, the
+    // emitter's QUIT would wait for a reconnect, so shutdown does not wait for it forever.
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)
+      aedes.close(() => { clearTimeout(timer); resolve() })
+    })
+    this.aedes = undefined
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * Defences that act on raw connections before Aedes sees a packet: a per-address connect rate
+ * limit, and a cap on MQTT packet size (Aedes has none; mqtt-packet buffers whatever length a
+ * header announces).
+ */
+import type { Duplex } from 'node:stream'
+
+/** Token bucket per remote address: `perAddress` connections, refilled over `windowSeconds`. */
+export class ConnectRateLimiter {
+  private readonly buckets = new Map<string, { tokens: number, at: number }>()
+  private readonly refillPerMs: number
+  private readonly sweeper: NodeJS.Timeout | undefined
+
+  constructor (private readonly perAddress: number, windowSeconds: number, private readonly now: () => number = Date.now) {
+    this.refillPerMs = perAddress / (windowSeconds * 1000)
+    if (perAddress > 0) {
+      // Drop full buckets so that memory follows active addresses, not every address ever seen.
+      this.sweeper = setInterval(() => this.sweep(), Math.max(1000, windowSeconds * 1000))
+      this.sweeper.unref()
+    }
+  }
+
+  /** Takes one token for `address`; false when the address is over its rate. */
+  allow (address: string): boolean {
+    if (this.perAddress === 0) return true
+    const t = this.now()
+    const bucket = this.buckets.get(address) ?? { tokens: this.perAddress, at: t }
+    bucket.tokens = Math.min(this.perAddress, bucket.tokens + (t - bucket.at) * this.refillPerMs)
+    bucket.at = t
+    const ok = bucket.tokens >= 1
+    if (ok) bucket.tokens -= 1
+    this.buckets.set(address, bucket)
+    return ok
+  }
+
+  private sweep (): void {
+    const t = this.now()
+    for (const [address, b] of this.buckets) {
+      if (b.tokens + (t - b.at) * this.refillPerMs >= this.perAddress) this.buckets.delete(address)
+    }
+  }
+
+  close (): void {
+    if (this.sweeper !== undefined) clearInterval(this.sweeper)
+    this.buckets.clear()
+  }
+}
+
+/**
+ * Follows MQTT framing (fixed header byte, remaining length varint, body) across arbitrary chunk
+ * boundaries and reports the first packet whose total size exceeds the limit, as soon as its
+ * header is read — before its body is buffered.
+ */
+export class PacketSizeTracker {
+  /** Bytes of the current packet's body still to skip. */
+  private remaining = 0
+  /** 0: expecting a fixed header byte; 1..4: reading length varint byte n. */
+  private state = 0
+  private length = 0
+  private multiplier = 1
+
+  constructor (private readonly maxPacketSize: number) {}
+
+  /** Returns the oversized packet's size, or 0 while every packet so far is within the limit. */
+  feed (chunk: Buffer): number {
+    let i = 0
+    while (i < chunk.length) {
+      if (this.remaining > 0) {
+        const skip = Math.min(this.remaining, chunk.length - i)
+        this.remaining -= skip
+        i += skip
+        continue
+      }
+      const byte = chunk[i++] as number
+      if (this.state === 0) {
+        this.state = 1; this.length = 0; this.multiplier = 1
+        continue
+      }
+      this.length += (byte & 0x7f) * this.multiplier
+      this.multiplier *= 128
+      if ((byte & 0x80) !== 0 && this.state < 4) { this.state++; continue }
+      // A fifth length byte is a protocol error that mqtt-packet reports itself.
+      const total = 1 + this.state + this.length
+      this.state = 0
+      if (total > this.maxPacketSize) return total
+      this.remaining = this.length
+    }
+    return 0
+  }
+}
+
+/**
+ * Makes every `read()` Aedes does on `stream` pass through a PacketSizeTracker. Aedes reads with
+ * `conn.read()` on 'readable' (lib/client.js), so watching `read` sees every byte without adding a
+ * stream to the pipeline.
+ */
+export function guardPacketSize (stream: Duplex, maxPacketSize: number, onOversize: (size: number) => void): void {
+  const tracker = new PacketSizeTracker(maxPacketSize)
+  const read = stream.read.bind(stream)
+  let tripped = false
+  stream.read = (size?: number) => {
+    const chunk: unknown = read(size)
+    if (!tripped && Buffer.isBuffer(chunk)) {
+      const over = tracker.feed(chunk)
+      if (over > 0) {
+        tripped = true
+        onOversize(over)
+        stream.destroy()
+        return null
+      }
+    }
+    return chunk
+  }
+}

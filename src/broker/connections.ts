@@ -1,0 +1,25 @@
+/**
+ * What the broker knows about each connection beyond what Aedes keeps: which listener accepted
+ * it, the peer address, the certificate identity, and (after CONNECT) the authenticated identity.
+ * Weak maps, so that nothing outlives the socket.
+ */
+import type { Client } from 'aedes'
+import type { MqttListenerConfig } from '../config/schema.js'
+import type { Identity } from '../auth/acl.js'
+
+export interface ConnectionInfo {
+  protocol: MqttListenerConfig['protocol']
+  listener: MqttListenerConfig
+  remoteAddress: string
+  certificateUser: string | undefined
+}
+
+export class ConnectionRegistry {
+  private readonly infos = new WeakMap<object, ConnectionInfo>()
+  private readonly identities = new WeakMap<Client, Identity>()
+
+  register (stream: object, info: ConnectionInfo): void { this.infos.set(stream, info) }
+  get (stream: object): ConnectionInfo | undefined { return this.infos.get(stream) }
+  setIdentity (client: Client, identity: Identity): void { this.identities.set(client, identity) }
+  identity (client: Client): Identity | undefined { return this.identities.get(client) }
+}

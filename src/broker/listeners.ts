@@ -1,0 +1,180 @@
+/**
+ * The MQTT listeners — mqtt (TCP), mqtts (TLS), ws and wss (WebSocket at `path`, subprotocol
+ * `mqtt`) — that accept sockets, apply the connection guards, and hand streams to the broker.
+ */
+import { createServer as createNetServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import type { Component } from '../component.js'
+import type { Config, MqttListenerConfig } from '../config/schema.js'
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import type { ErrorCode } from '../errors.js'
+import { normalizeAddress } from '../util/net.js'
+import { badClientCertificate, certificateIdentity, type ServerTls } from '../tls/server-options.js'
+import { ConnectRateLimiter, guardPacketSize } from './connection-guard.js'
+import type { Broker } from './broker.js'
+
+export interface MqttListenersDeps {
+  config: Config
+  log: Logger
+  metrics: Metrics
+  broker: Broker
+  /** TLS settings, loaded only when a TLS listener exists. */
+  tls: () => Promise<ServerTls>
+}
+
+export interface BoundListener {
+  protocol: MqttListenerConfig['protocol']
+  address: string
+  port: number
+}
+
+/** MQTT 3.1.1 over WebSocket uses subprotocol `mqtt`; some old clients still offer `mqttv3.1`. */
+function chooseSubprotocol (offered: Set<string>): string | false {
+  if (offered.has('mqtt')) return 'mqtt'
+  if (offered.has('mqttv3.1')) return 'mqttv3.1'
+  return false
+}
+
+export class MqttListeners implements Component {
+  readonly name = 'mqtt-listeners'
+  readonly bound: BoundListener[] = []
+  private readonly servers: NetServer[] = []
+  private readonly sockets = new Set<Socket>()
+  private readonly limiter: ConnectRateLimiter
+  /** Addresses already reported for the current flood, so a flood does not flood the log. */
+  private readonly reportedFloods = new Set<string>()
+
+  constructor (private readonly deps: MqttListenersDeps) {
+    const rate = deps.config.mqtt.limits.connectRate
+    this.limiter = new ConnectRateLimiter(rate.perAddress, rate.windowSeconds)
+  }
+
+  async start (): Promise<void> {
+    const needsTls = this.deps.config.mqtt.listeners.some(l => l.protocol === 'mqtts' || l.protocol === 'wss')
+    const tls = needsTls ? await this.deps.tls() : undefined
+    for (const listener of this.deps.config.mqtt.listeners) {
+      const server = this.createServer(listener, tls)
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(listener.port, listener.host, () => { server.off('error', reject); resolve() })
+      })
+      const address = server.address() as AddressInfo
+      this.servers.push(server)
+      this.bound.push({ protocol: listener.protocol, address: address.address, port: address.port })
+      this.deps.log.info({ protocol: listener.protocol, address: address.address, port: address.port, ...(listener.protocol.startsWith('ws') ? { path: listener.path } : {}) }, 'listening')
+    }
+  }
+
+  /** Common to every accepted TCP socket: rate limit, Nagle off, tracking for shutdown. */
+  private accept (socket: Socket, listener: MqttListenerConfig): boolean {
+    const address = normalizeAddress(socket.remoteAddress)
+    if (!this.limiter.allow(address)) {
+      this.deps.metrics.mqttRejected.inc({ code: 'LB_ERR_MQTT_CONNECT_RATE' })
+      if (!this.reportedFloods.has(address)) {
+        this.reportedFloods.add(address)
+        setTimeout(() => this.reportedFloods.delete(address), this.deps.config.mqtt.limits.connectRate.windowSeconds * 1000).unref()
+        this.deps.log.warn({ code: 'LB_ERR_MQTT_CONNECT_RATE', address, protocol: listener.protocol }, 'connect rate exceeded; closing new connections from this address')
+      }
+      socket.destroy()
+      return false
+    }
+    // Nagle's algorithm costs ~40 ms per hop on small MQTT packets (STYLE §6).
+    socket.setNoDelay(true)
+    this.sockets.add(socket)
+    socket.once('close', () => this.sockets.delete(socket))
+    this.deps.metrics.mqttConnections.inc({ protocol: listener.protocol })
+    return true
+  }
+
+  private handOver (stream: Duplex, listener: MqttListenerConfig, remoteAddress: string | undefined, tlsSocket?: TLSSocket): void {
+    guardPacketSize(stream, this.deps.config.mqtt.limits.maxPacketSize, size => {
+      this.reject('LB_ERR_MQTT_PACKET_TOO_LARGE', listener, remoteAddress, `packet of ${size} bytes exceeds ${this.deps.config.mqtt.limits.maxPacketSize}`)
+    })
+    this.deps.broker.handle(stream, {
+      protocol: listener.protocol,
+      listener,
+      remoteAddress: normalizeAddress(remoteAddress),
+      certificateUser: tlsSocket !== undefined ? certificateIdentity(tlsSocket, this.deps.config.auth.certificateIdentity) : undefined,
+    })
+  }
+
+  private reject (code: ErrorCode, listener: MqttListenerConfig, address: string | undefined, reason: string): void {
+    this.deps.metrics.mqttRejected.inc({ code })
+    this.deps.log.warn({ code, protocol: listener.protocol, address: normalizeAddress(address), reason }, 'connection refused')
+  }
+
+  /** With client certificates `optional`, a certificate that fails verification closes the socket. */
+  private verifyOptionalCertificate (socket: TLSSocket, listener: MqttListenerConfig): boolean {
+    const bad = badClientCertificate(socket)
+    if (bad === undefined) return true
+    this.deps.metrics.tlsFailures.inc({ code: 'LB_ERR_TLS_CLIENT_CERT', protocol: listener.protocol })
+    this.reject('LB_ERR_TLS_CLIENT_CERT', listener, socket.remoteAddress, bad)
+    socket.destroy()
+    return false
+  }
+
+  private onTlsClientError (err: Error, socket: TLSSocket, listener: MqttListenerConfig): void {
+    // A peer that hangs up mid-handshake (or a socket we refused for rate) is not a TLS failure.
+    const errno = (err as NodeJS.ErrnoException).code
+    if (errno === 'ECONNRESET' || errno === 'EPIPE' || socket.destroyed && errno === undefined) return
+    const code: ErrorCode = /certificate|CERT/.test(err.message) ? 'LB_ERR_TLS_CLIENT_CERT' : 'LB_ERR_TLS_HANDSHAKE'
+    this.deps.metrics.tlsFailures.inc({ code, protocol: listener.protocol })
+    this.deps.log.warn({ code, protocol: listener.protocol, address: normalizeAddress(socket.remoteAddress), reason: err.message }, 'TLS handshake failed')
+  }
+
+  private createServer (listener: MqttListenerConfig, tls: ServerTls | undefined): NetServer {
+    switch (listener.protocol) {
+      case 'mqtt': {
+        const server = createNetServer(socket => {
+          if (this.accept(socket, listener)) this.handOver(socket, listener, socket.remoteAddress)
+        })
+        return server
+      }
+      case 'mqtts': {
+        const server = createTlsServer(tls!.options, socket => {
+          if (this.verifyOptionalCertificate(socket, listener)) this.handOver(socket, listener, socket.remoteAddress, socket)
+        })
+        // 'connection' sees the raw TCP socket before the handshake: refuse floods before paying for TLS.
+        server.prependListener('connection', (socket: Socket) => { this.accept(socket, listener) })
+        server.on('tlsClientError', (err, socket) => { this.onTlsClientError(err, socket, listener) })
+        return server
+      }
+      case 'ws':
+      case 'wss': {
+        const server = listener.protocol === 'wss' ? createHttpsServer(tls!.options) : createHttpServer()
+        const wss = new WebSocketServer({ noServer: true, handleProtocols: chooseSubprotocol, maxPayload: this.deps.config.mqtt.limits.maxPacketSize + 8 })
+        server.prependListener('connection', (socket: Socket) => { this.accept(socket, listener) })
+        if (listener.protocol === 'wss') server.on('tlsClientError', (err: Error, socket: TLSSocket) => { this.onTlsClientError(err, socket, listener) })
+        server.on('request', (_req, res) => { res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end(`MQTT over WebSocket at ${listener.path}\n`) })
+        server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+          const path = (req.url ?? '').split('?')[0]
+          if (path !== listener.path) { socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n'); return }
+          const tlsSocket = listener.protocol === 'wss' ? req.socket as TLSSocket : undefined
+          if (tlsSocket !== undefined && !this.verifyOptionalCertificate(tlsSocket, listener)) return
+          wss.handleUpgrade(req, socket, head, ws => {
+            const stream = createWebSocketStream(ws)
+            stream.on('error', () => { /* reported by the broker as a client error */ })
+            this.handOver(stream, listener, req.socket.remoteAddress, tlsSocket)
+          })
+        })
+        server.once('close', () => { wss.close() })
+        return server
+      }
+    }
+  }
+
+  async stop (): Promise<void> {
+    const closing = this.servers.map(s => new Promise<void>(resolve => s.close(() => resolve())))
+    // Stop accepting first, then end what is still open — including sockets that never sent
+    // CONNECT, which the broker does not know about and which would otherwise hold the exit.
+    for (const socket of this.sockets) socket.destroy()
+    await Promise.all(closing)
+    this.limiter.close()
+    this.servers.length = 0
+  }
+}

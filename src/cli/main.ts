@@ -1,0 +1,97 @@
+/**
+ * The `lorabridge` executable (PRODUCT.md §5). Each command is a thin shell over a module that
+ * the tests also use directly; this file owns argument parsing, exit codes and process signals.
+ */
+import { Command, InvalidArgumentError } from 'commander'
+import { checkConfig, loadConfig } from '../config/load.js'
+import { ConfigError } from '../config/issues.js'
+import type { Config } from '../config/schema.js'
+import { startCommand } from './start.js'
+import { usersAdd, usersList, usersRemove } from './users.js'
+import { certsClient, certsInit } from './certs.js'
+
+function configFrom (program: Command): Config {
+  try {
+    return loadConfig({ file: program.opts<{ config?: string }>().config }).config
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`)
+      process.exit(1)
+    }
+    throw err
+  }
+}
+
+function list (value: string): string[] {
+  return value.split(',').map(s => s.trim()).filter(s => s !== '')
+}
+
+function role (value: string): 'gateway' | 'consumer' | 'admin' {
+  if (value === 'gateway' || value === 'consumer' || value === 'admin') return value
+  throw new InvalidArgumentError('must be gateway, consumer or admin')
+}
+
+const program = new Command()
+  .name('lorabridge')
+  .description('LoRaWAN application bridge: Conduit app-connect and ThingPark onto normalized MQTT topics')
+  .option('-c, --config <file>', 'configuration file (default ./lorabridge.yaml when present)')
+  .showHelpAfterError()
+
+program.command('start')
+  .description('run the daemon')
+  .action(async () => { await startCommand(configFrom(program)) })
+
+const config = program.command('config').description('configuration tools')
+config.command('check')
+  .description('validate the configuration; print each problem with its path; exit 1 on error')
+  .action(() => {
+    const { config: ok, file, issues } = checkConfig({ file: program.opts<{ config?: string }>().config })
+    if (ok === undefined) {
+      process.stderr.write(`${file ?? 'configuration'}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n`)
+      for (const i of issues) process.stderr.write(`  ${i.path}: ${i.message}\n`)
+      process.exitCode = 1
+      return
+    }
+    process.stdout.write(`${file ?? 'built-in defaults'}: ok\n`)
+  })
+
+const certs = program.command('certs').description('development CA and certificates')
+certs.command('init')
+  .description('create ca.crt, ca.key, server.crt, server.key (SAN localhost, 127.0.0.1, ::1 and --host names)')
+  .option('--dir <dir>', 'output directory (default: dataDir)')
+  .option('--host <name>', 'extra server name or address (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .action(async (opts: { dir?: string, host: string[] }) => { await certsInit(configFrom(program), opts) })
+certs.command('client')
+  .description('create NAME.crt/NAME.key signed by the CA, CN=NAME')
+  .argument('<name>')
+  .option('--dir <dir>', 'directory holding ca.crt/ca.key and receiving the files (default: dataDir)')
+  .option('--days <n>', 'validity in days', (v: string) => Number(v), 825)
+  .option('--force', 'overwrite existing files')
+  .action(async (name: string, opts: { dir?: string, days: number, force?: boolean }) => { await certsClient(configFrom(program), name, opts) })
+
+const users = program.command('users').description('manage the users file')
+users.command('add')
+  .description('add or replace a user (only a salted hash of the password is stored)')
+  .argument('<name>')
+  .requiredOption('--role <role>', 'gateway | consumer | admin', role)
+  .option('--password <password>', 'password (prefer --password-stdin)')
+  .option('--password-stdin', 'read the password from standard input')
+  .option('--apps <list>', 'applications a consumer may read (comma-separated, * for all)', list, [] as string[])
+  .option('--downlink', 'allow publishing down/clear commands on those applications')
+  .option('--gateway <uuid>', 'bind a gateway user to one Conduit GW-UUID')
+  .action(async (name: string, opts: { role: 'gateway' | 'consumer' | 'admin', password?: string, passwordStdin?: boolean, apps: string[], downlink?: boolean, gateway?: string }) => {
+    await usersAdd(configFrom(program), name, opts)
+  })
+users.command('list')
+  .description('list users')
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }) => { await usersList(configFrom(program), opts) })
+users.command('remove')
+  .description('remove a user')
+  .argument('<name>')
+  .action(async (name: string) => { await usersRemove(configFrom(program), name) })
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`lorabridge: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,25 @@
+import type { Config } from '../config/schema.js'
+import { Daemon } from '../daemon.js'
+
+/**
+ * Runs the daemon until SIGINT/SIGTERM: stop accepting, close listeners and broker, flush logs,
+ * exit 0. A second signal while stopping exits at once with 1.
+ */
+export async function startCommand (config: Config): Promise<void> {
+  const daemon = new Daemon({ config })
+  let signalled = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) process.exit(1)
+    signalled = true
+    daemon.log.info({ signal }, 'stopping')
+    daemon.stop().then(() => process.exit(0), () => process.exit(1))
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    await daemon.start()
+  } catch {
+    await daemon.stop()
+    process.exit(1)
+  }
+}

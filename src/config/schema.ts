@@ -1,0 +1,132 @@
+/**
+ * The configuration contract (PRODUCT.md §7). This one schema validates the YAML file and the
+ * environment overrides, fills defaults, feeds the generated reference in docs/configuration.md,
+ * and is the source of the TypeScript `Config` type — nothing here is written twice.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+const Strict = { additionalProperties: false } as const
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535, description: 'TCP port; 0 binds a free port (logged on the `listening` line).' })
+const Host = Type.String({ minLength: 1, description: 'Address to bind.' })
+const AppName = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'Application name used in topics.' })
+const Eui = Type.String({ pattern: '^([0-9a-fA-F]{2}[-:]?){7}[0-9a-fA-F]{2}$', description: 'EUI-64, any of 0011223344556677, 00-11-…, 00:11:….' })
+
+export const ClientCertificateMode = Type.Union([Type.Literal('off'), Type.Literal('optional'), Type.Literal('required')], {
+  description: 'off: not requested; optional: verified when presented (a bad one is refused); required: the handshake fails without a valid one.',
+})
+
+const TlsFiles = {
+  cert: Type.Optional(Type.String({ description: 'Server certificate (PEM). Relative paths are under dataDir. Absent: the development certificate, generated on first start.' })),
+  key: Type.Optional(Type.String({ description: 'Server private key (PEM). Relative paths are under dataDir.' })),
+  ca: Type.Optional(Type.String({ description: 'CA bundle (PEM) that client certificates must chain to. Relative paths are under dataDir. Absent: the development CA.' })),
+}
+
+const MqttListener = Type.Object({
+  protocol: Type.Union([Type.Literal('mqtt'), Type.Literal('mqtts'), Type.Literal('ws'), Type.Literal('wss')]),
+  host: Host,
+  port: Port,
+  anonymous: Type.Boolean({ default: false, description: 'Allow clients without credentials (full access). Only on loopback addresses.' }),
+  path: Type.String({ default: '/mqtt', pattern: '^/', description: 'WebSocket path (ws, wss).' }),
+}, Strict)
+
+const HttpListener = Type.Object({
+  protocol: Type.Union([Type.Literal('http'), Type.Literal('https')]),
+  host: Host,
+  port: Port,
+  tls: Type.Optional(Type.Object({
+    ...TlsFiles,
+    clientCertificates: Type.Optional(ClientCertificateMode),
+  }, { ...Strict, description: 'Own TLS settings for this listener; absent: mqtt.tls.' })),
+}, Strict)
+
+const ApplicationMatch = Type.Object({
+  appEui: Type.Array(Eui, { default: [], description: 'AppEUI / JoinEUI values.' }),
+  devEui: Type.Array(Eui, { default: [] }),
+  gateways: Type.Array(Type.String(), { default: [], description: 'Conduit GW-UUIDs or gateway EUIs.' }),
+  thingpark: Type.Array(Type.String(), { default: [], description: 'ThingPark connection names.' }),
+}, Strict)
+
+const ThingParkConnection = Type.Object({
+  name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]*$' }),
+  path: Type.String({ pattern: '^/', description: 'Uplink URL path given to ThingPark.' }),
+  asId: Type.String({ minLength: 1 }),
+  asKey: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{32}$', description: 'AS key (32 hex digits). Prefer asKeyEnv.' })),
+  asKeyEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the environment variable holding the AS key.' })),
+  downlinkUrl: Type.String({ default: 'https://api.thingpark.com/thingpark/lrc/rest/downlink' }),
+  maxTimeDeviation: Type.Integer({ minimum: 0, default: 60, description: 'Seconds allowed between the query Time and our clock; 0 turns the check off.' }),
+}, Strict)
+
+const LogLevel = Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')])
+
+export const ConfigSchema = Type.Object({
+  dataDir: Type.String({ default: './data', description: 'Development certificates, users file, local state. Relative to the configuration file (or the working directory without one).' }),
+  topics: Type.Object({
+    root: Type.String({ default: 'lorabridge', pattern: '^[^/#+$][^/#+]*$', description: 'First level of every normalized topic.' }),
+  }, { ...Strict, default: {} }),
+  mqtt: Type.Object({
+    listeners: Type.Array(MqttListener, {
+      default: [
+        { protocol: 'mqtt', host: '127.0.0.1', port: 1883, anonymous: true },
+        { protocol: 'mqtts', host: '0.0.0.0', port: 8883 },
+      ],
+    }),
+    tls: Type.Object({
+      ...TlsFiles,
+      clientCertificates: Type.Union(ClientCertificateMode.anyOf, { default: 'optional', description: ClientCertificateMode.description }),
+      minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { default: 'TLSv1.2', description: 'Conduits pin TLS 1.2.' }),
+    }, { ...Strict, default: {} }),
+    limits: Type.Object({
+      maxPacketSize: Type.Integer({ minimum: 64, default: 262144, description: 'Bytes; a larger packet closes the connection.' }),
+      maxTopicLevels: Type.Integer({ minimum: 1, maximum: 100, default: 32, description: 'Levels in a topic or filter (Aedes caps this at 100).' }),
+      maxInflightInbound: Type.Integer({ minimum: 0, default: 1000, description: 'Inbound QoS 2 messages awaiting PUBREL per client; 0 = unlimited.' }),
+      maxClientIdLength: Type.Integer({ minimum: 23, default: 256, description: 'Conduit client ids (`lorawan/<eui>/<uuid>`) are longer than MQTT 3.1.1’s 23.' }),
+      drainTimeout: Type.Integer({ minimum: 0, default: 30000, description: 'Milliseconds a client may leave the broker’s writes unread before it is disconnected; 0 = never.' }),
+      connectTimeout: Type.Integer({ minimum: 1000, default: 30000, description: 'Milliseconds from TCP accept to CONNECT.' }),
+      connectRate: Type.Object({
+        perAddress: Type.Integer({ minimum: 0, default: 50, description: 'New connections allowed per address per window (burst); 0 turns the limit off.' }),
+        windowSeconds: Type.Number({ exclusiveMinimum: 0, default: 10 }),
+      }, { ...Strict, default: {} }),
+    }, { ...Strict, default: {} }),
+  }, { ...Strict, default: {} }),
+  http: Type.Object({
+    listeners: Type.Array(HttpListener, { default: [{ protocol: 'http', host: '127.0.0.1', port: 8080 }] }),
+    bodyLimit: Type.Integer({ minimum: 1024, default: 1048576, description: 'Bytes; larger request bodies get 413.' }),
+  }, { ...Strict, default: {} }),
+  auth: Type.Object({
+    usersFile: Type.Optional(Type.String({ description: 'Users file (YAML, salted scrypt hashes). Default: <dataDir>/users.yaml.' })),
+    certificateIdentity: Type.Union([Type.Literal('cn'), Type.Literal('off')], { default: 'cn', description: 'Which part of a verified client certificate names the user.' }),
+  }, { ...Strict, default: {} }),
+  redis: Type.Optional(Type.Object({
+    url: Type.String({ pattern: '^rediss?://', description: 'redis:// or rediss:// URL. Absent: in-memory store, single instance.' }),
+    keyPrefix: Type.String({ default: '', description: 'Prefix for lorabridge’s own keys (not the broker persistence).' }),
+    options: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Passed through to ioredis (sentinels, tls, …).' })),
+  }, Strict)),
+  applications: Type.Array(Type.Object({
+    name: AppName,
+    match: Type.Object(ApplicationMatch.properties, { ...Strict, default: {} }),
+  }, Strict), { default: [] }),
+  multitech: Type.Object({
+    http: Type.Object({
+      enabled: Type.Boolean({ default: true }),
+      pathPrefix: Type.String({ default: '', pattern: '^(/[^/]+)*$', description: 'Prefix before the app-connect HTTP paths.' }),
+    }, { ...Strict, default: {} }),
+  }, { ...Strict, default: {} }),
+  thingpark: Type.Object({
+    connections: Type.Array(ThingParkConnection, { default: [] }),
+  }, { ...Strict, default: {} }),
+  rules: Type.Object({
+    dir: Type.String({ default: './rules' }),
+    watch: Type.Boolean({ default: true }),
+  }, { ...Strict, default: {} }),
+  log: Type.Object({
+    level: Type.Union(LogLevel.anyOf, { default: 'info' }),
+  }, { ...Strict, default: {} }),
+}, Strict)
+
+/** The validated configuration, with defaults filled and paths resolved; deep-frozen. */
+export type Config = Readonly<Static<typeof ConfigSchema>>
+export type MqttListenerConfig = Static<typeof MqttListener>
+export type HttpListenerConfig = Static<typeof HttpListener>
+export type ClientCertificates = Static<typeof ClientCertificateMode>
+export type AnySchema = TSchema

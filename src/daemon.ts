@@ -1,0 +1,114 @@
+/**
+ * The composition root (STYLE §1): builds every component from one configuration, starts them in
+ * order, and stops them in reverse. A component that fails to start stops the ones already started.
+ */
+import type { DestinationStream } from 'pino'
+import type { Component } from './component.js'
+import type { Config } from './config/schema.js'
+import { createLogger, type Logger } from './log.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import { LorabridgeError } from './errors.js'
+import { UsersStore } from './auth/users-file.js'
+import { Authenticator } from './auth/authenticator.js'
+import { createBrokerStore, type BrokerStore } from './broker/store.js'
+import { Broker } from './broker/broker.js'
+import { MqttListeners } from './broker/listeners.js'
+import { HttpListeners, type Readiness } from './http/http-listeners.js'
+import { loadServerTls, type ServerTls, type TlsFileSettings } from './tls/server-options.js'
+import { DevCertificates } from './tls/dev-certificates.js'
+
+export interface DaemonOptions {
+  config: Config
+  /** Where log lines go; stdout by default. */
+  logDestination?: DestinationStream
+}
+
+/** Adapts a plain start/stop pair to a Component. */
+function component (name: string, start: () => Promise<void>, stop: () => Promise<void>, ready?: () => boolean): Component {
+  return { name, start, stop, ...(ready !== undefined ? { ready } : {}) }
+}
+
+export class Daemon {
+  readonly log: Logger
+  readonly metrics: Metrics
+  readonly broker: Broker
+  readonly mqtt: MqttListeners
+  readonly http: HttpListeners
+  readonly store: BrokerStore
+  private readonly components: Component[]
+  private readonly started: Component[] = []
+  private stopping: Promise<void> | undefined
+
+  constructor (readonly opts: DaemonOptions) {
+    const { config } = opts
+    this.log = createLogger(config.log.level, opts.logDestination)
+    this.metrics = createMetrics()
+    const child = (name: string): Logger => this.log.child({ component: name })
+
+    const users = new UsersStore(config.auth.usersFile ?? '', 1000, err => {
+      child('auth').error({ code: 'LB_ERR_USERS_FILE', err }, 'users file not reloaded; keeping the previous users')
+    })
+    const devCerts = new DevCertificates(config, child('tls'))
+    let defaultTls: Promise<ServerTls> | undefined
+    const tls = (own?: TlsFileSettings): Promise<ServerTls> => {
+      if (own !== undefined) return loadServerTls(config, own)
+      defaultTls ??= loadServerTls(config)
+      return defaultTls
+    }
+    this.store = createBrokerStore(config, child('redis'))
+    this.broker = new Broker({ config, log: child('broker'), metrics: this.metrics, store: this.store, authenticator: new Authenticator(users) })
+    this.mqtt = new MqttListeners({ config, log: child('mqtt'), metrics: this.metrics, broker: this.broker, tls })
+    this.http = new HttpListeners({ config, log: child('http'), metrics: this.metrics, readiness: () => this.readiness(), tls, routes: [] })
+
+    this.components = [
+      devCerts,
+      component('users', () => users.load(), async () => {}),
+      component('store', async () => {}, () => this.store.close(), () => this.store.ready()),
+      // Health and readiness answer while the broker waits for Redis.
+      this.http,
+      this.broker,
+      this.mqtt,
+    ]
+  }
+
+  readiness (): Readiness {
+    const checks: Record<string, boolean> = {
+      started: this.started.length === this.components.length && this.stopping === undefined,
+    }
+    if (this.store.kind === 'redis') checks.redis = this.store.ready()
+    return { ready: Object.values(checks).every(Boolean), checks }
+  }
+
+  async start (): Promise<void> {
+    for (const c of this.components) {
+      if (this.stopping !== undefined) return
+      try {
+        await c.start()
+        this.started.push(c)
+      } catch (err) {
+        const code = err instanceof LorabridgeError ? err.code : 'LB_ERR_COMPONENT_START'
+        this.log.error({ code, component: c.name, err }, 'component failed to start')
+        await this.stop()
+        throw err
+      }
+    }
+    this.log.info({ mqtt: this.mqtt.bound, http: this.http.bound }, 'lorabridge started')
+  }
+
+  /** Idempotent; stops what was started, in reverse order, and keeps going past failures. */
+  stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const c of [...this.started].reverse()) {
+        try {
+          await c.stop()
+        } catch (err) {
+          this.log.error({ component: c.name, err }, 'component failed to stop cleanly')
+        }
+      }
+      this.started.length = 0
+      this.log.info('lorabridge stopped')
+      await new Promise<void>(resolve => { this.log.flush(() => resolve()) })
+    })()
+    return this.stopping
+  }
+}

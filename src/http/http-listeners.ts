@@ -1,0 +1,78 @@
+/**
+ * The HTTP(S) listeners: one Fastify instance per listener, each with the same routes — health,
+ * readiness and metrics here; app-connect HTTP and ThingPark register theirs through `routes`.
+ */
+import { fastify, LogController, type FastifyInstance } from 'fastify'
+import type { AddressInfo } from 'node:net'
+import type { Component } from '../component.js'
+import type { Config, HttpListenerConfig } from '../config/schema.js'
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import type { ServerTls, TlsFileSettings } from '../tls/server-options.js'
+
+export type RouteRegistrar = (app: FastifyInstance) => void
+
+export interface Readiness {
+  ready: boolean
+  checks: Record<string, boolean>
+}
+
+export interface HttpListenersDeps {
+  config: Config
+  log: Logger
+  metrics: Metrics
+  readiness: () => Readiness
+  tls: (own?: TlsFileSettings) => Promise<ServerTls>
+  routes: RouteRegistrar[]
+}
+
+export interface BoundHttpListener { protocol: HttpListenerConfig['protocol'], address: string, port: number }
+
+function healthRoutes (deps: HttpListenersDeps): RouteRegistrar {
+  return app => {
+    app.get('/healthz', async () => ({ status: 'ok' }))
+    app.get('/readyz', async (_req, reply) => {
+      const r = deps.readiness()
+      return reply.code(r.ready ? 200 : 503).send(r)
+    })
+    app.get('/metrics', async (_req, reply) => {
+      const body = await deps.metrics.registry.metrics()
+      return reply.type(deps.metrics.registry.contentType).send(body)
+    })
+  }
+}
+
+export class HttpListeners implements Component {
+  readonly name = 'http-listeners'
+  readonly bound: BoundHttpListener[] = []
+  private readonly apps: FastifyInstance[] = []
+
+  constructor (private readonly deps: HttpListenersDeps) {}
+
+  async start (): Promise<void> {
+    for (const listener of this.deps.config.http.listeners) {
+      const tls = listener.protocol === 'https' ? await this.deps.tls(listener.tls) : undefined
+      const app = fastify({
+        // Fastify's own info lines (one per request, "Server listening at") would drown the log and
+        // duplicate our `listening` line; its warnings and errors still come through.
+        loggerInstance: this.deps.log.isLevelEnabled('warn') ? this.deps.log.child({}, { level: 'warn' }) : this.deps.log,
+        logController: new LogController({ disableRequestLogging: true }),
+        bodyLimit: this.deps.config.http.bodyLimit,
+        // app-connect polls over HTTP keep-alive; keep idle connections longer than its interval.
+        keepAliveTimeout: 75_000,
+        ...(tls !== undefined ? { https: tls.options } : {}),
+      }) as unknown as FastifyInstance
+      for (const register of [healthRoutes(this.deps), ...this.deps.routes]) register(app)
+      await app.listen({ port: listener.port, host: listener.host })
+      const address = app.server.address() as AddressInfo
+      this.apps.push(app)
+      this.bound.push({ protocol: listener.protocol, address: address.address, port: address.port })
+      this.deps.log.info({ protocol: listener.protocol, address: address.address, port: address.port }, 'listening')
+    }
+  }
+
+  async stop (): Promise<void> {
+    await Promise.all(this.apps.map(async app => { await app.close() }))
+    this.apps.length = 0
+  }
+}

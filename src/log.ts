@@ -1,0 +1,25 @@
+/**
+ * pino with redaction of secrets. One root logger per daemon (no global singleton: tests run
+ * several daemons in one process); components take `logger.child({ component })`.
+ */
+import { pino, type Logger, type DestinationStream, type LevelWithSilent } from 'pino'
+
+export type { Logger }
+
+// STYLE §7: passwords, AS keys and private keys never reach a log line.
+export const REDACT_PATHS = [
+  'password', '*.password', '*.*.password',
+  'passwordHash', '*.passwordHash',
+  'asKey', '*.asKey', '*.*.asKey', '*.*.*.asKey',
+  'key', 'tls.key', '*.tls.key',
+  'authorization', '*.authorization', 'headers.authorization',
+]
+
+export function createLogger (level: LevelWithSilent, destination?: DestinationStream): Logger {
+  return pino({
+    level,
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+  }, destination ?? pino.destination({ fd: 1, sync: false }))
+}

@@ -1,0 +1,30 @@
+/**
+ * Counters and gauges of one daemon, in its own prom-client registry (several daemons can share a
+ * test process). Exposed on `GET /metrics`. Later features add their families here.
+ */
+import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client'
+
+export function createMetrics () {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'lorabridge_process_' })
+  const m = {
+    registry,
+    mqttConnections: new Counter({ name: 'lorabridge_mqtt_connections_total', help: 'Sockets accepted, by listener protocol', labelNames: ['protocol'] as const, registers: [registry] }),
+    mqttRejected: new Counter({ name: 'lorabridge_mqtt_rejected_total', help: 'Connections refused or cut off, by error code', labelNames: ['code'] as const, registers: [registry] }),
+    mqttDenied: new Counter({ name: 'lorabridge_mqtt_denied_total', help: 'Publishes and subscriptions refused by the ACL', labelNames: ['action', 'role'] as const, registers: [registry] }),
+    mqttClientErrors: new Counter({ name: 'lorabridge_mqtt_client_errors_total', help: 'Clients disconnected for an error, by error code', labelNames: ['code'] as const, registers: [registry] }),
+    mqttClients: new Gauge({ name: 'lorabridge_mqtt_clients', help: 'Connected MQTT clients', registers: [registry] }),
+    authFailures: new Counter({ name: 'lorabridge_auth_failures_total', help: 'Failed authentications, by error code', labelNames: ['code'] as const, registers: [registry] }),
+    tlsFailures: new Counter({ name: 'lorabridge_tls_failures_total', help: 'TLS handshakes or client certificates refused, by error code', labelNames: ['code', 'protocol'] as const, registers: [registry] }),
+  }
+  return m
+}
+
+export type Metrics = ReturnType<typeof createMetrics>
+
+/** The current value of a counter for one label set (0 when never incremented). */
+export async function counterValue (c: Counter<string>, labels: Record<string, string> = {}): Promise<number> {
+  const { values } = await c.get()
+  return values.filter(v => Object.entries(labels).every(([k, val]) => v.labels[k] === val))
+    .reduce((sum, v) => sum + v.value, 0)
+}

@@ -1,0 +1,41 @@
+/**
+ * ioredis connections from `redis.url` plus pass-through `redis.options` (sentinels, tls,
+ * cluster settings: PRODUCT.md §7). Every connection retries forever with a capped backoff, so a
+ * Redis outage heals without a restart; readiness reports the outage meanwhile.
+ */
+import { Redis, type RedisOptions } from 'ioredis'
+import type { Config } from '../config/schema.js'
+import type { Logger } from '../log.js'
+
+export type RedisConfig = NonNullable<Config['redis']>
+
+export function createRedisConnection (cfg: RedisConfig, name: string, log: Logger): Redis {
+  const options: RedisOptions = {
+    connectionName: `lorabridge-${name}`,
+    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 2000),
+    maxRetriesPerRequest: null,
+    ...(cfg.options as RedisOptions | undefined),
+  }
+  const conn = new Redis(cfg.url, options)
+  let reported = false
+  conn.on('error', (err: Error) => {
+    // One line per outage, not one per retry.
+    if (!reported) log.warn({ code: 'LB_ERR_REDIS', connection: name, err }, 'redis connection error')
+    reported = true
+  })
+  conn.on('ready', () => {
+    if (reported) log.info({ connection: name }, 'redis connection restored')
+    reported = false
+  })
+  return conn
+}
+
+export async function closeRedis (conn: Redis): Promise<void> {
+  if (conn.status === 'end') return
+  try {
+    if (conn.status === 'ready') await conn.quit()
+    else conn.disconnect()
+  } catch {
+    conn.disconnect()
+  }
+}
