@@ -14,7 +14,7 @@ import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { ErrorCode } from '../errors.js'
 import { normalizeAddress } from '../util/net.js'
-import { badClientCertificate, certificateIdentity, type ServerTls } from '../tls/server-options.js'
+import { clientCertificateRefusal, certificateIdentity, type ServerTls } from '../tls/server-options.js'
 import { ConnectRateLimiter, guardPacketSize } from './connection-guard.js'
 import type { Broker } from './broker.js'
 
@@ -108,9 +108,9 @@ export class MqttListeners implements Component {
     this.deps.log.warn({ code, protocol: listener.protocol, address: normalizeAddress(address), reason }, 'connection refused')
   }
 
-  /** With client certificates `optional`, a certificate that fails verification closes the socket. */
-  private verifyOptionalCertificate (socket: TLSSocket, listener: MqttListenerConfig): boolean {
-    const bad = badClientCertificate(socket)
+  /** A client certificate that fails verification (or a missing one, when required) closes the socket. */
+  private verifyClientCertificate (socket: TLSSocket, listener: MqttListenerConfig, mode: ServerTls['clientCertificates']): boolean {
+    const bad = clientCertificateRefusal(socket, mode)
     if (bad === undefined) return true
     this.deps.metrics.tlsFailures.inc({ code: 'LB_ERR_TLS_CLIENT_CERT', protocol: listener.protocol })
     this.reject('LB_ERR_TLS_CLIENT_CERT', listener, socket.remoteAddress, bad)
@@ -137,7 +137,7 @@ export class MqttListeners implements Component {
       }
       case 'mqtts': {
         const server = createTlsServer(tls!.options, socket => {
-          if (this.verifyOptionalCertificate(socket, listener)) this.handOver(socket, listener, socket.remoteAddress, socket)
+          if (this.verifyClientCertificate(socket, listener, tls!.clientCertificates)) this.handOver(socket, listener, socket.remoteAddress, socket)
         })
         // 'connection' sees the raw TCP socket before the handshake: refuse floods before paying for TLS.
         server.prependListener('connection', (socket: Socket) => { this.accept(socket, listener) })
@@ -155,7 +155,7 @@ export class MqttListeners implements Component {
           const path = (req.url ?? '').split('?')[0]
           if (path !== listener.path) { socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n'); return }
           const tlsSocket = listener.protocol === 'wss' ? req.socket as TLSSocket : undefined
-          if (tlsSocket !== undefined && !this.verifyOptionalCertificate(tlsSocket, listener)) return
+          if (tlsSocket !== undefined && !this.verifyClientCertificate(tlsSocket, listener, tls!.clientCertificates)) return
           wss.handleUpgrade(req, socket, head, ws => {
             const stream = createWebSocketStream(ws)
             stream.on('error', () => { /* reported by the broker as a client error */ })

@@ -50,18 +50,24 @@ export async function loadServerTls (config: Config, own?: TlsFileSettings): Pro
       minVersion: base.minVersion,
       maxVersion: 'TLSv1.3',
       requestCert: clientCertificates !== 'off',
-      // optional: the handshake succeeds without a certificate; one that is presented but does
-      // not verify is refused after the handshake (see badClientCertificate).
-      rejectUnauthorized: clientCertificates === 'required',
+      // Verification failures are enforced right after the handshake (clientCertificateRefusal),
+      // before any MQTT or HTTP byte is read: OpenSSL's own refusal reaches the server only as
+      // "socket hang up", and operators need to see "CERT_HAS_EXPIRED" in the log and counters.
+      rejectUnauthorized: false,
     },
   }
 }
 
-/** With `optional`, a presented certificate that fails verification is a refusal, not "no certificate". */
-export function badClientCertificate (socket: TLSSocket): string | undefined {
-  if (socket.authorized) return undefined
+/**
+ * Why a TLS client must be refused, or undefined. A presented certificate that fails verification
+ * is always a refusal (with `optional` too: it is not "no certificate"); with `required`, so is
+ * having none.
+ */
+export function clientCertificateRefusal (socket: TLSSocket, mode: ClientCertificates): string | undefined {
+  if (mode === 'off' || socket.authorized) return undefined
   const peer = socket.getPeerCertificate()
-  if (peer === null || Object.keys(peer).length === 0) return undefined
+  const presented = peer !== null && Object.keys(peer).length > 0
+  if (!presented) return mode === 'required' ? 'no client certificate (client certificates are required)' : undefined
   return String(socket.authorizationError ?? 'certificate not verified')
 }
 
