@@ -4,6 +4,7 @@
  */
 import { Aedes, type Client } from 'aedes'
 import type { Duplex } from 'node:stream'
+import type { EventEmitter } from 'node:events'
 import type { Component } from '../component.js'
 import type { Config } from '../config/schema.js'
 import type { ErrorCode } from '../errors.js'
@@ -70,6 +71,9 @@ export class Broker implements Component {
     aedes.on('clientDisconnect', () => { metrics.mqttClients.dec() })
     aedes.on('clientError', (client: Client, err: Error) => { this.onClientError(client, err, 'clientError') })
     aedes.on('connectionError', (client: Client, err: Error) => { this.onClientError(client, err, 'connectionError') })
+    // Aedes emits persistence failures (Redis down) as 'error' on the broker; unhandled, that
+    // event would end the process (aedes.js DoEnqueues).
+    ;(aedes as EventEmitter).on('error', (err: Error) => { log.error({ code: 'LB_ERR_REDIS', err }, 'broker persistence error') })
     aedes.on('keepaliveTimeout', (client: Client) => { log.info({ clientId: client.id }, 'keepalive timeout') })
     this.aedes = aedes
     log.info({ store: store.kind, id: aedes.id }, 'broker started')

@@ -17,20 +17,27 @@ export function createRedisConnection (cfg: RedisConfig, name: string, log: Logg
     ...(cfg.options as RedisOptions | undefined),
   }
   const conn = new Redis(cfg.url, options)
-  let reported = false
-  conn.on('error', (err: Error) => {
-    // One line per outage, not one per retry.
-    if (!reported) log.warn({ code: 'LB_ERR_REDIS', connection: name, err }, 'redis connection error')
-    reported = true
-  })
+  // One line per outage, not one per retry.
+  let lost = false
+  const report = (err?: Error): void => {
+    if (lost || closing.has(conn)) return
+    lost = true
+    log.warn({ code: 'LB_ERR_REDIS', connection: name, ...(err !== undefined ? { err } : {}) }, 'redis connection lost; retrying')
+  }
+  conn.on('error', (err: Error) => { report(err) })
+  conn.on('close', () => { report() })
   conn.on('ready', () => {
-    if (reported) log.info({ connection: name }, 'redis connection restored')
-    reported = false
+    if (lost) log.info({ connection: name }, 'redis connection restored')
+    lost = false
   })
   return conn
 }
 
+/** Connections being closed on purpose, whose 'close' is not an outage. */
+const closing = new WeakSet<Redis>()
+
 export async function closeRedis (conn: Redis): Promise<void> {
+  closing.add(conn)
   if (conn.status === 'end') return
   try {
     if (conn.status === 'ready') await conn.quit()

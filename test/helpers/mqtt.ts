@@ -1,5 +1,9 @@
 /** Real mqtt.js clients for tests: connect outcomes as CONNACK codes, and message collection. */
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions as MqttOptions, type MqttClient } from 'mqtt'
+import type { ConnectionOptions } from 'node:tls'
+
+/** mqtt.js passes TLS options (minVersion, maxVersion, …) through to tls.connect. */
+export type IClientOptions = MqttOptions & Pick<ConnectionOptions, 'minVersion' | 'maxVersion'>
 
 export type { MqttClient }
 
