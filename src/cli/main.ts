@@ -6,9 +6,11 @@ import { Command, InvalidArgumentError } from 'commander'
 import { checkConfig, loadConfig } from '../config/load.js'
 import { ConfigError } from '../config/issues.js'
 import type { Config } from '../config/schema.js'
-import { startCommand } from './start.js'
-import { usersAdd, usersList, usersRemove } from './users.js'
-import { certsClient, certsInit } from './certs.js'
+// Commands load their modules on demand, so `config check` or `users list` does not pay for
+// loading the broker, Fastify and the certificate library.
+const startCommand = async (c: Config): Promise<void> => (await import('./start.js')).startCommand(c)
+const users$ = async () => import('./users.js')
+const certs$ = async () => import('./certs.js')
 
 function configFrom (program: Command): Config {
   try {
@@ -60,14 +62,14 @@ certs.command('init')
   .description('create ca.crt, ca.key, server.crt, server.key (SAN localhost, 127.0.0.1, ::1 and --host names)')
   .option('--dir <dir>', 'output directory (default: dataDir)')
   .option('--host <name>', 'extra server name or address (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-  .action(async (opts: { dir?: string, host: string[] }) => { await certsInit(configFrom(program), opts) })
+  .action(async (opts: { dir?: string, host: string[] }) => { await (await certs$()).certsInit(configFrom(program), opts) })
 certs.command('client')
   .description('create NAME.crt/NAME.key signed by the CA, CN=NAME')
   .argument('<name>')
   .option('--dir <dir>', 'directory holding ca.crt/ca.key and receiving the files (default: dataDir)')
   .option('--days <n>', 'validity in days', (v: string) => Number(v), 825)
   .option('--force', 'overwrite existing files')
-  .action(async (name: string, opts: { dir?: string, days: number, force?: boolean }) => { await certsClient(configFrom(program), name, opts) })
+  .action(async (name: string, opts: { dir?: string, days: number, force?: boolean }) => { await (await certs$()).certsClient(configFrom(program), name, opts) })
 
 const users = program.command('users').description('manage the users file')
 users.command('add')
@@ -80,16 +82,16 @@ users.command('add')
   .option('--downlink', 'allow publishing down/clear commands on those applications')
   .option('--gateway <uuid>', 'bind a gateway user to one Conduit GW-UUID')
   .action(async (name: string, opts: { role: 'gateway' | 'consumer' | 'admin', password?: string, passwordStdin?: boolean, apps: string[], downlink?: boolean, gateway?: string }) => {
-    await usersAdd(configFrom(program), name, opts)
+    await (await users$()).usersAdd(configFrom(program), name, opts)
   })
 users.command('list')
   .description('list users')
   .option('--json', 'print JSON')
-  .action(async (opts: { json?: boolean }) => { await usersList(configFrom(program), opts) })
+  .action(async (opts: { json?: boolean }) => { await (await users$()).usersList(configFrom(program), opts) })
 users.command('remove')
   .description('remove a user')
   .argument('<name>')
-  .action(async (name: string) => { await usersRemove(configFrom(program), name) })
+  .action(async (name: string) => { await (await users$()).usersRemove(configFrom(program), name) })
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`lorabridge: ${err instanceof Error ? err.message : String(err)}\n`)

@@ -30,9 +30,6 @@ export interface LoadedConfig {
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false })
 const validate = ajv.compile(ConfigSchema)
-// A first pass only fills defaults, so that an override such as LORABRIDGE_MQTT_LISTENERS_0_PORT
-// changes the default listener instead of creating a listener with nothing but a port.
-const fillDefaults = new Ajv({ useDefaults: true, strict: false }).compile(ConfigSchema)
 
 function chooseFile (opts: LoadOptions, cwd: string): { file: string | undefined, explicit: boolean } {
   const named = opts.file ?? opts.env?.LORABRIDGE_CONFIG
@@ -147,7 +144,10 @@ export function checkConfig (opts: LoadOptions = {}): { config?: Config, file: s
     raw = read.raw
     issues.push(...read.issues)
   }
-  fillDefaults(raw)
+  // A first pass only fills defaults (its verdict is ignored), so that an override such as
+  // LORABRIDGE_MQTT_LISTENERS_0_PORT changes the default listener instead of creating a listener
+  // with nothing but a port. The verdict that counts comes after the overrides.
+  validate(raw)
   issues.push(...applyEnvOverrides(raw, ConfigSchema, env))
   if (!validate(raw)) issues.push(...schemaIssues())
   if (issues.length > 0) return { file, issues }

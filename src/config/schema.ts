@@ -63,19 +63,20 @@ export const ConfigSchema = Type.Object({
   dataDir: Type.String({ default: './data', description: 'Development certificates, users file, local state. Relative to the configuration file (or the working directory without one).' }),
   topics: Type.Object({
     root: Type.String({ default: 'lorabridge', pattern: '^[^/#+$][^/#+]*$', description: 'First level of every normalized topic.' }),
-  }, { ...Strict, default: {} }),
+  }, { ...Strict, default: {}, description: 'Normalized topic names (PRODUCT.md §1).' }),
   mqtt: Type.Object({
     listeners: Type.Array(MqttListener, {
       default: [
         { protocol: 'mqtt', host: '127.0.0.1', port: 1883, anonymous: true },
         { protocol: 'mqtts', host: '0.0.0.0', port: 8883 },
       ],
+      description: 'MQTT listeners; each logs one `listening` line with its bound port.',
     }),
     tls: Type.Object({
       ...TlsFiles,
       clientCertificates: Type.Union(ClientCertificateMode.anyOf, { default: 'optional', description: ClientCertificateMode.description }),
       minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { default: 'TLSv1.2', description: 'Conduits pin TLS 1.2.' }),
-    }, { ...Strict, default: {} }),
+    }, { ...Strict, default: {}, description: 'TLS for mqtts and wss listeners, and for https listeners without their own.' }),
     limits: Type.Object({
       maxPacketSize: Type.Integer({ minimum: 64, default: 262144, description: 'Bytes; a larger packet closes the connection.' }),
       maxTopicLevels: Type.Integer({ minimum: 1, maximum: 100, default: 32, description: 'Levels in a topic or filter (Aedes caps this at 100).' }),
@@ -85,43 +86,43 @@ export const ConfigSchema = Type.Object({
       connectTimeout: Type.Integer({ minimum: 1000, default: 30000, description: 'Milliseconds from TCP accept to CONNECT.' }),
       connectRate: Type.Object({
         perAddress: Type.Integer({ minimum: 0, default: 50, description: 'New connections allowed per address per window (burst); 0 turns the limit off.' }),
-        windowSeconds: Type.Number({ exclusiveMinimum: 0, default: 10 }),
-      }, { ...Strict, default: {} }),
-    }, { ...Strict, default: {} }),
-  }, { ...Strict, default: {} }),
+        windowSeconds: Type.Number({ exclusiveMinimum: 0, default: 10, description: 'Seconds over which perAddress connections are refilled.' }),
+      }, { ...Strict, default: {}, description: 'New connections per remote address; excess sockets are closed at once.' }),
+    }, { ...Strict, default: {}, description: 'Limits that protect the broker from faulty or hostile clients.' }),
+  }, { ...Strict, default: {}, description: 'The embedded MQTT broker.' }),
   http: Type.Object({
-    listeners: Type.Array(HttpListener, { default: [{ protocol: 'http', host: '127.0.0.1', port: 8080 }] }),
+    listeners: Type.Array(HttpListener, { default: [{ protocol: 'http', host: '127.0.0.1', port: 8080 }], description: 'HTTP(S) listeners: /healthz, /readyz, /metrics, app-connect HTTP, ThingPark.' }),
     bodyLimit: Type.Integer({ minimum: 1024, default: 1048576, description: 'Bytes; larger request bodies get 413.' }),
-  }, { ...Strict, default: {} }),
+  }, { ...Strict, default: {}, description: 'The HTTP side of the daemon.' }),
   auth: Type.Object({
     usersFile: Type.Optional(Type.String({ description: 'Users file (YAML, salted scrypt hashes). Default: <dataDir>/users.yaml.' })),
-    certificateIdentity: Type.Union([Type.Literal('cn'), Type.Literal('off')], { default: 'cn', description: 'Which part of a verified client certificate names the user.' }),
-  }, { ...Strict, default: {} }),
+    certificateIdentity: Type.Union([Type.Literal('cn'), Type.Literal('off')], { default: 'cn', description: 'Which part of a verified client certificate names the user (off: certificates authenticate nobody).' }),
+  }, { ...Strict, default: {}, description: 'Who may connect: see docs/security.md.' }),
   redis: Type.Optional(Type.Object({
     url: Type.String({ pattern: '^rediss?://', description: 'redis:// or rediss:// URL. Absent: in-memory store, single instance.' }),
     keyPrefix: Type.String({ default: '', description: 'Prefix for lorabridge’s own keys (not the broker persistence).' }),
     options: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Passed through to ioredis (sentinels, tls, …).' })),
-  }, Strict)),
+  }, { ...Strict, description: 'Redis for persistence and clustering; absent: in memory.' })),
   applications: Type.Array(Type.Object({
     name: AppName,
-    match: Type.Object(ApplicationMatch.properties, { ...Strict, default: {} }),
-  }, Strict), { default: [] }),
+    match: Type.Object(ApplicationMatch.properties, { ...Strict, default: {}, description: 'A device belongs to the first application that matches it.' }),
+  }, Strict), { default: [], description: 'Applications, in topics as {app}; unmatched devices go to `default`.' }),
   multitech: Type.Object({
     http: Type.Object({
       enabled: Type.Boolean({ default: true }),
       pathPrefix: Type.String({ default: '', pattern: '^(/[^/]+)*$', description: 'Prefix before the app-connect HTTP paths.' }),
-    }, { ...Strict, default: {} }),
-  }, { ...Strict, default: {} }),
+    }, { ...Strict, default: {}, description: 'app-connect over HTTP(S).' }),
+  }, { ...Strict, default: {}, description: 'MultiTech Conduits running app-connect.' }),
   thingpark: Type.Object({
-    connections: Type.Array(ThingParkConnection, { default: [] }),
-  }, { ...Strict, default: {} }),
+    connections: Type.Array(ThingParkConnection, { default: [], description: 'One uplink endpoint per connection.' }),
+  }, { ...Strict, default: {}, description: 'Actility ThingPark HTTPS Generic Application tunnels.' }),
   rules: Type.Object({
-    dir: Type.String({ default: './rules' }),
-    watch: Type.Boolean({ default: true }),
-  }, { ...Strict, default: {} }),
+    dir: Type.String({ default: './rules', description: 'Directory of rule files.' }),
+    watch: Type.Boolean({ default: true, description: 'Reload rule files when they change.' }),
+  }, { ...Strict, default: {}, description: 'The rules engine (PRODUCT.md §4).' }),
   log: Type.Object({
-    level: Type.Union(LogLevel.anyOf, { default: 'info' }),
-  }, { ...Strict, default: {} }),
+    level: Type.Union(LogLevel.anyOf, { default: 'info', description: 'pino log level; logs are JSON lines on stdout.' }),
+  }, { ...Strict, default: {}, description: 'Logging.' }),
 }, Strict)
 
 /** The validated configuration, with defaults filled and paths resolved; deep-frozen. */
