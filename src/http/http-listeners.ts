@@ -8,7 +8,8 @@ import type { Component } from '../component.js'
 import type { Config, HttpListenerConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
-import type { ServerTls, TlsFileSettings } from '../tls/server-options.js'
+import type { TLSSocket } from 'node:tls'
+import { clientCertificateRefusal, type ServerTls, type TlsFileSettings } from '../tls/server-options.js'
 
 export type RouteRegistrar = (app: FastifyInstance) => void
 
@@ -62,6 +63,7 @@ export class HttpListeners implements Component {
         keepAliveTimeout: 75_000,
         ...(tls !== undefined ? { https: tls.options } : {}),
       }) as unknown as FastifyInstance
+      if (tls !== undefined) this.enforceClientCertificates(app, tls, listener)
       for (const register of [healthRoutes(this.deps), ...this.deps.routes]) register(app)
       await app.listen({ port: listener.port, host: listener.host })
       const address = app.server.address() as AddressInfo
@@ -69,6 +71,17 @@ export class HttpListeners implements Component {
       this.bound.push({ protocol: listener.protocol, address: address.address, port: address.port })
       this.deps.log.info({ protocol: listener.protocol, address: address.address, port: address.port }, 'listening')
     }
+  }
+
+  /** Same policy as the MQTT listeners: a bad (or, when required, missing) certificate ends the connection before any request is read. */
+  private enforceClientCertificates (app: FastifyInstance, tls: ServerTls, listener: HttpListenerConfig): void {
+    app.server.on('secureConnection', (socket: TLSSocket) => {
+      const refusal = clientCertificateRefusal(socket, tls.clientCertificates)
+      if (refusal === undefined) return
+      this.deps.metrics.tlsFailures.inc({ code: 'LB_ERR_TLS_CLIENT_CERT', protocol: listener.protocol })
+      this.deps.log.warn({ code: 'LB_ERR_TLS_CLIENT_CERT', protocol: listener.protocol, address: socket.remoteAddress, reason: refusal }, 'connection refused')
+      socket.destroy()
+    })
   }
 
   async stop (): Promise<void> {
