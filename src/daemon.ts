@@ -88,6 +88,8 @@ export class Daemon {
       } catch (err) {
         const code = err instanceof LorabridgeError ? err.code : 'LB_ERR_COMPONENT_START'
         this.log.error({ code, component: c.name, err }, 'component failed to start')
+        // It may have started in part (one listener of three bound): let it release what it holds.
+        await c.stop().catch(() => {})
         await this.stop()
         throw err
       }
