@@ -16,6 +16,13 @@ import { MqttListeners } from './broker/listeners.js'
 import { HttpListeners, type Readiness } from './http/http-listeners.js'
 import { loadServerTls, type ServerTls, type TlsFileSettings } from './tls/server-options.js'
 import { DevCertificates } from './tls/dev-certificates.js'
+import { EventBus } from './core/bus.js'
+import { MemoryDeduplicator } from './core/dedup.js'
+import { MemoryRouteTable } from './core/routes.js'
+import { GatewayPresence } from './core/presence.js'
+import { DownlinkRouter } from './core/downlinks.js'
+import { ApplicationResolver } from './model/applications.js'
+import { MultitechBridge } from './multitech/bridge.js'
 
 export interface DaemonOptions {
   config: Config
@@ -35,6 +42,9 @@ export class Daemon {
   readonly mqtt: MqttListeners
   readonly http: HttpListeners
   readonly store: BrokerStore
+  readonly bus: EventBus
+  readonly multitech: MultitechBridge
+  readonly downlinks: DownlinkRouter
   private readonly components: Component[]
   private readonly started: Component[] = []
   private stopping: Promise<void> | undefined
@@ -58,7 +68,21 @@ export class Daemon {
     this.store = createBrokerStore(config, child('redis'))
     this.broker = new Broker({ config, log: child('broker'), metrics: this.metrics, store: this.store, authenticator: new Authenticator(users) })
     this.mqtt = new MqttListeners({ config, log: child('mqtt'), metrics: this.metrics, broker: this.broker, tls })
-    this.http = new HttpListeners({ config, log: child('http'), metrics: this.metrics, readiness: () => this.readiness(), tls, routes: [] })
+
+    const aedes = () => this.broker.instance
+    this.bus = new EventBus(aedes, config.topics.root)
+    const dedup = new MemoryDeduplicator(config.events.dedupWindowSeconds * 1000)
+    const routes = new MemoryRouteTable()
+    const presence = new GatewayPresence(this.bus, child('presence'))
+    const apps = new ApplicationResolver(config.applications)
+    this.multitech = new MultitechBridge({ config, broker: aedes, bus: this.bus, dedup, routes, presence, apps, users, log: child('multitech'), metrics: this.metrics })
+    this.downlinks = new DownlinkRouter({ bus: this.bus, routes, log: child('downlinks'), metrics: this.metrics, transports: { multitech: this.multitech.downlinks } })
+    this.multitech.queue.report = (kind, o, network) => this.downlinks.outcome(kind, o, network)
+
+    this.http = new HttpListeners({
+      config, log: child('http'), metrics: this.metrics, readiness: () => this.readiness(), tls,
+      routes: config.multitech.http.enabled ? [this.multitech.httpRoutes] : [],
+    })
 
     this.components = [
       devCerts,
@@ -67,6 +91,10 @@ export class Daemon {
       // Health and readiness answer while the broker waits for Redis.
       this.http,
       this.broker,
+      this.multitech,
+      component('downlinks', () => this.downlinks.start(), () => this.downlinks.stop()),
+      component('dedup', async () => {}, async () => { dedup.close() }),
+      // Last: clients connect only once everything that handles their messages is in place.
       this.mqtt,
     ]
   }

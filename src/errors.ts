@@ -21,6 +21,13 @@ export const ErrorCodes = {
   LB_ERR_MQTT_TOPIC_LEVELS: 'a topic or filter with more levels than mqtt.limits.maxTopicLevels; the connection is closed',
   LB_ERR_MQTT_CONNECT_RATE: 'too many connections from one address within the rate window; the socket is closed',
   LB_ERR_MQTT_DRAIN_TIMEOUT: 'a client did not read what the broker sent within mqtt.limits.drainTimeout; disconnected',
+  LB_ERR_APPCONNECT_JSON: 'an app-connect message that should be JSON is not',
+  LB_ERR_APPCONNECT_PAYLOAD: 'an app-connect message with a missing field or a field of the wrong type (the log names it)',
+  LB_ERR_APPCONNECT_EUI: 'an app-connect message with a malformed EUI, or none where one is needed',
+  LB_ERR_APPCONNECT_TOPIC: 'a lorawan/… topic or app-connect HTTP path that is not part of the protocol',
+  LB_ERR_APPCONNECT_TOO_LARGE: 'an app-connect message larger than multitech.maxPayloadBytes',
+  LB_ERR_HTTP_AUTH: 'an app-connect HTTP request without an acceptable client certificate (401/403)',
+  LB_ERR_DOWNLINK_INVALID: 'a DownlinkRequest that is not valid JSON or has bad fields; answered with down/failed reason invalid',
   LB_ERR_REDIS: 'Redis is unreachable or answered with an error',
   LB_ERR_COMPONENT_START: 'a component failed to start; the daemon stops what it started and exits 1',
 } as const

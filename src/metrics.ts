@@ -16,6 +16,11 @@ export function createMetrics () {
     mqttClients: new Gauge({ name: 'lorabridge_mqtt_clients', help: 'Connected MQTT clients', registers: [registry] }),
     authFailures: new Counter({ name: 'lorabridge_auth_failures_total', help: 'Failed authentications, by error code', labelNames: ['code'] as const, registers: [registry] }),
     tlsFailures: new Counter({ name: 'lorabridge_tls_failures_total', help: 'TLS handshakes or client certificates refused, by error code', labelNames: ['code', 'protocol'] as const, registers: [registry] }),
+    eventsPublished: new Counter({ name: 'lorabridge_events_published_total', help: 'Normalized events published, by network and kind', labelNames: ['network', 'kind'] as const, registers: [registry] }),
+    duplicates: new Counter({ name: 'lorabridge_duplicates_total', help: 'Duplicates of an already published frame (retained replays, redeliveries, other gateways)', labelNames: ['network', 'kind'] as const, registers: [registry] }),
+    ingestErrors: new Counter({ name: 'lorabridge_ingest_errors_total', help: 'Network-server messages refused as malformed, by error code', labelNames: ['network', 'code'] as const, registers: [registry] }),
+    ingestIgnored: new Counter({ name: 'lorabridge_ingest_ignored_total', help: 'Network-server messages with nothing to normalize (responses, commands, moved, empty), by reason', labelNames: ['network', 'reason'] as const, registers: [registry] }),
+    downlinks: new Counter({ name: 'lorabridge_downlinks_total', help: 'Downlink and clear requests by outcome (queued, sent, failed) and failure reason', labelNames: ['network', 'result', 'reason'] as const, registers: [registry] }),
   }
   return m
 }

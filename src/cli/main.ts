@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError } from 'commander'
 import { checkConfig, loadConfig } from '../config/load.js'
 import { ConfigError } from '../config/issues.js'
 import type { Config } from '../config/schema.js'
+import type { ConduitCliOptions } from '../simulate/conduit-cli.js'
 // Commands load their modules on demand, so `config check` or `users list` does not pay for
 // loading the broker, Fastify and the certificate library.
 const startCommand = async (c: Config): Promise<void> => (await import('./start.js')).startCommand(c)
@@ -92,6 +93,29 @@ users.command('remove')
   .description('remove a user')
   .argument('<name>')
   .action(async (name: string) => { await (await users$()).usersRemove(configFrom(program), name) })
+
+const simulate = program.command('simulate').description('simulators for tests and benchmarks')
+simulate.command('conduit')
+  .description('simulate a MultiTech Conduit running app-connect (MQTT or HTTP): send uplinks, print received downlinks as JSON lines')
+  .requiredOption('--url <url>', 'mqtt://, mqtts://, wss://host:port/path, http:// or https://host:port[/prefix]')
+  .option('--version <v>', 'app-connect API version: 1.0 | 1.1 | 1.1.1', '1.1')
+  .option('--hex', 'encodeHex: hex payloads instead of base64')
+  .option('--devices <n>', 'number of simulated devices', Number, 1)
+  .option('--rate <r>', 'uplinks per second', Number, 1)
+  .option('--count <c>', 'uplinks to send (default: until SIGINT)', Number)
+  .option('--port <p>', 'uplink FPort', Number, 1)
+  .option('--gw-uuid <uuid>', 'GW-UUID (default random)')
+  .option('--app-eui <eui>', 'app EUI of the connection (v1.0; v1.1 always uses ff-ff-ff-ff-ff-ff-ff-ff)')
+  .option('--username <user>', 'MQTT user name')
+  .option('--password <password>', 'MQTT password (prefer --password-stdin)')
+  .option('--password-stdin', 'read the password from standard input')
+  .option('--ca <file>', 'server CA certificate (PEM)')
+  .option('--cert <file>', 'client certificate (PEM)')
+  .option('--key <file>', 'client private key (PEM)')
+  .option('--clean', 'clean session (app-connect default: persistent)')
+  .option('--join', 'publish a joined event for each device first')
+  .option('--linger <ms>', 'wait this long for downlinks after the last --count uplink', Number, 1000)
+  .action(async (opts: ConduitCliOptions) => { await (await import('../simulate/conduit-cli.js')).simulateConduitCommand(opts) })
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`lorabridge: ${err instanceof Error ? err.message : String(err)}\n`)

@@ -107,10 +107,20 @@ export const ConfigSchema = Type.Object({
     name: AppName,
     match: Type.Object(ApplicationMatch.properties, { ...Strict, default: {}, description: 'A device belongs to the first application that matches it.' }),
   }, Strict), { default: [], description: 'Applications, in topics as {app}; unmatched devices go to `default`.' }),
+  events: Type.Object({
+    dedupWindowSeconds: Type.Integer({ minimum: 1, default: 300, description: 'How long a frame is remembered: its duplicates (retained replays, QoS 1 redeliveries, other gateways) within this window are not published again.' }),
+    includeRaw: Type.Boolean({ default: false, description: 'Add the network server\'s original message under `raw` in normalized events.' }),
+  }, { ...Strict, default: {}, description: 'Normalized events (PRODUCT.md §2).' }),
   multitech: Type.Object({
+    maxPayloadBytes: Type.Integer({ minimum: 1024, default: 65536, description: 'Largest app-connect message accepted (an uplink is under 2 KB); larger ones are refused and counted.' }),
     http: Type.Object({
-      enabled: Type.Boolean({ default: true }),
-      pathPrefix: Type.String({ default: '', pattern: '^(/[^/]+)*$', description: 'Prefix before the app-connect HTTP paths.' }),
+      enabled: Type.Boolean({ default: true, description: 'Serve app-connect\'s HTTP(S) mode on the HTTP listeners.' }),
+      pathPrefix: Type.String({ default: '', pattern: '^(/[^/]+)*$', description: 'Prefix before /api/v1/lorawan/… (the path part of the Conduit\'s URL).' }),
+      pollIntervalSeconds: Type.Integer({ minimum: 1, default: 30, description: '`downlink_query_interval` answered to init: seconds between the Conduit\'s downlink polls.' }),
+      queueSize: Type.Integer({ minimum: 1, default: 10, description: '`queue_size` answered to init: the Conduit\'s uplink retention queue.' }),
+      downlinkTtlSeconds: Type.Integer({ minimum: 1, default: 600, description: 'A downlink not fetched by the Conduit within this time ends in down/failed `expired`.' }),
+      maxPendingPerDevice: Type.Integer({ minimum: 1, default: 16, description: 'Downlinks held per device for HTTP Conduits; more end in down/failed `queue-full`.' }),
+      anonymous: Type.Boolean({ default: false, description: 'Accept app-connect HTTP requests without a client certificate on non-loopback listeners.' }),
     }, { ...Strict, default: {}, description: 'app-connect over HTTP(S).' }),
   }, { ...Strict, default: {}, description: 'MultiTech Conduits running app-connect.' }),
   thingpark: Type.Object({

@@ -1,0 +1,49 @@
+/**
+ * Publishing normalized events into the embedded broker, and listening to command topics, without
+ * a network client: straight through Aedes, so subscribers, persistence and (with Redis) the
+ * other instances see them like any publication.
+ */
+import type { Aedes, AedesPublishPacket } from 'aedes'
+import type { EventKind } from '../model/events.js'
+
+export interface PublishOptions { qos?: 0 | 1, retain?: boolean }
+
+export class EventBus {
+  constructor (private readonly broker: () => Aedes, readonly root: string) {}
+
+  deviceTopic (app: string, devEui: string, kind: EventKind | 'down' | 'clear'): string {
+    return `${this.root}/${app}/devices/${devEui}/${kind}`
+  }
+
+  gatewayTopic (gatewayId: string): string {
+    return `${this.root}/gateways/${gatewayId}/status`
+  }
+
+  /** Resolves once Aedes has stored (QoS 1) and dispatched the message. */
+  publish (topic: string, body: unknown, opts: PublishOptions = {}): Promise<void> {
+    const payload = Buffer.from(JSON.stringify(body))
+    return new Promise((resolve, reject) => {
+      this.broker().publish({ cmd: 'publish', topic, payload, qos: opts.qos ?? 1, retain: opts.retain ?? false, dup: false }, err => {
+        err === undefined || err === null ? resolve() : reject(err)
+      })
+    })
+  }
+
+  publishEvent (kind: EventKind, event: { app: string, devEui: string }): Promise<void> {
+    return this.publish(this.deviceTopic(event.app, event.devEui, kind), event)
+  }
+
+  /** Subscribes inside the broker; returns the unsubscribe function. */
+  async subscribe (filter: string, handler: (topic: string, payload: Buffer) => void): Promise<() => Promise<void>> {
+    const broker = this.broker()
+    const deliver = (packet: AedesPublishPacket, cb: () => void): void => {
+      try {
+        handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload))
+      } finally {
+        cb()
+      }
+    }
+    await new Promise<void>(resolve => broker.subscribe(filter, deliver, resolve))
+    return () => new Promise<void>(resolve => broker.unsubscribe(filter, deliver, resolve))
+  }
+}

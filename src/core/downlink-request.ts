@@ -1,0 +1,47 @@
+/**
+ * DownlinkRequest (PRODUCT.md §2) as published on `…/down`: one object or an array of them.
+ * Validated here once; each bad element becomes its own `down/failed` with reason `invalid`.
+ */
+import { Type } from '@sinclair/typebox'
+import { Ajv } from 'ajv'
+import { formatPointer } from '../config/issues.js'
+import { newId } from '../model/ids.js'
+import type { DownlinkRequest } from '../model/events.js'
+
+const RequestSchema = Type.Object({
+  id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  fPort: Type.Integer({ minimum: 0, maximum: 255 }),
+  hex: Type.Optional(Type.String({ pattern: '^([0-9a-fA-F]{2})*$', maxLength: 1024 })),
+  data: Type.Optional(Type.String({ pattern: '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$', maxLength: 1024 })),
+  confirmed: Type.Optional(Type.Boolean()),
+  flush: Type.Optional(Type.Boolean()),
+  devEui: Type.Optional(Type.String()),
+})
+
+const validate = new Ajv({ allErrors: true, strict: false }).compile(RequestSchema)
+
+export type ParsedRequest = { ok: true, request: DownlinkRequest } | { ok: false, id: string, detail: string }
+
+/** `devEui` in a request must name the topic's device (rules address other devices by topic). */
+export function parseDownlinkRequests (payload: Buffer, topicDevEui: string): ParsedRequest[] {
+  let body: unknown
+  try {
+    body = JSON.parse(payload.toString('utf8'))
+  } catch (err) {
+    return [{ ok: false, id: newId(), detail: `not JSON: ${(err as Error).message}` }]
+  }
+  const items = Array.isArray(body) ? body : [body]
+  if (items.length === 0) return [{ ok: false, id: newId(), detail: 'empty array' }]
+  return items.map((item): ParsedRequest => {
+    const id = typeof (item as { id?: unknown })?.id === 'string' && (item as { id: string }).id !== '' ? (item as { id: string }).id : newId()
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) return { ok: false, id, detail: 'expected an object' }
+    if (!validate(item)) {
+      return { ok: false, id, detail: (validate.errors ?? []).slice(0, 3).map(e => `${formatPointer(e.instancePath)} ${e.message ?? ''}`.trim()).join('; ') }
+    }
+    const r = item as { fPort: number, hex?: string, data?: string, confirmed?: boolean, flush?: boolean, devEui?: string }
+    if ((r.hex === undefined) === (r.data === undefined)) return { ok: false, id, detail: 'needs exactly one of hex or data' }
+    if (r.devEui !== undefined && r.devEui.replace(/[-:]/g, '').toLowerCase() !== topicDevEui) return { ok: false, id, detail: 'devEui differs from the topic\'s device' }
+    const bytes = r.hex !== undefined ? Buffer.from(r.hex, 'hex') : Buffer.from(r.data!, 'base64')
+    return { ok: true, request: { id, fPort: r.fPort, bytes, confirmed: r.confirmed === true, flush: r.flush === true } }
+  })
+}

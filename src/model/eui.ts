@@ -1,0 +1,39 @@
+/**
+ * EUI-64 spellings. Normalized topics and JSON use 16 lower-case hex digits with no separators
+ * (PRODUCT.md §1); app-connect speaks dashed lower case (multitech-app-connect.md §0); some
+ * firmware and the accessory cards use colons or upper case.
+ */
+const EUI = /^(?:[0-9a-f]{2}[-:]?){7}[0-9a-f]{2}$/i
+
+/** `00-80-00-FF-FF-00-00-03` → `008000ffff000003`; undefined when it is not an EUI-64. */
+export function normalizeEui (value: unknown): string | undefined {
+  if (typeof value !== 'string' || !EUI.test(value)) return undefined
+  const hex = value.replace(/[-:]/g, '').toLowerCase()
+  return hex.length === 16 ? hex : undefined
+}
+
+/** `008000ffff000003` → `00-80-00-ff-ff-00-00-03`, app-connect's spelling. */
+export function dashedEui (normalized: string): string {
+  return normalized.match(/../g)!.join('-')
+}
+
+export function isEui (value: string): boolean {
+  return normalizeEui(value) !== undefined
+}
+
+const UUID_32 = /^[0-9a-f]{32}$/i
+const UUID_DASHED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * A Conduit GW-UUID in either app-connect spelling (v1.0: 32 upper-case hex digits; v1.1: dashed
+ * lower case), as the dashed lower-case form used for gateway ids in normalized topics.
+ */
+export function normalizeGatewayId (value: string): string | undefined {
+  if (!UUID_32.test(value) && !UUID_DASHED.test(value)) return undefined
+  const hex = value.replace(/-/g, '').toLowerCase()
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+export function isGatewayUuid (value: string): boolean {
+  return UUID_32.test(value) || UUID_DASHED.test(value)
+}

@@ -1,0 +1,100 @@
+/**
+ * The normalized events (PRODUCT.md §2): what subscribers receive, whichever network server a
+ * device is on. camelCase; absent data is omitted, never null.
+ */
+
+export interface MultitechNetwork {
+  type: 'multitech'
+  transport: 'mqtt' | 'http'
+  protocol: '1.0' | '1.1' | '1.1.1'
+  /** GW-UUID, dashed lower case. */
+  gateway?: string
+  /** The device's AppEUI, dashed as app-connect spells it. */
+  appEui?: string
+}
+
+export interface ThingParkNetwork {
+  type: 'thingpark'
+  connection: string
+  asId?: string
+  customerId?: string
+  lrcId?: string
+}
+
+export type Network = MultitechNetwork | ThingParkNetwork
+
+export interface Radio {
+  frequency?: number
+  dataRate?: string
+  spreadingFactor?: number
+  bandwidthKHz?: number
+  codingRate?: string
+}
+
+export interface GatewayReception {
+  id: string
+  rssi?: number
+  snr?: number
+}
+
+interface EventBase {
+  /** Stable across duplicates of the same frame. */
+  id: string
+  app: string
+  /** 16 lower-case hex digits. */
+  devEui: string
+  /** ISO-8601, bridge clock. */
+  receivedAt: string
+  network: Network
+}
+
+export interface Uplink extends EventBase {
+  devAddr?: string
+  fPort?: number
+  fCnt?: number
+  confirmed?: boolean
+  adr?: boolean
+  /** base64 of the application payload. */
+  data: string
+  hex: string
+  decoded?: unknown
+  time?: string
+  radio?: Radio
+  gateways?: GatewayReception[]
+  raw?: unknown
+}
+
+export interface Join extends EventBase {
+  joinEui?: string
+  appEui?: string
+  devAddr?: string
+  time?: string
+  gateways?: GatewayReception[]
+  raw?: unknown
+}
+
+/** Published by applications and rules on `…/down`. */
+export interface DownlinkRequest {
+  id: string
+  fPort: number
+  /** The payload. */
+  bytes: Buffer
+  confirmed: boolean
+  flush: boolean
+}
+
+/** `down/queued`, `down/sent`, `down/failed`. */
+export interface DownlinkOutcome {
+  id: string
+  app: string
+  devEui: string
+  receivedAt: string
+  network?: Network
+  command?: 'down' | 'clear'
+  reason?: DownlinkFailure
+  detail?: string
+}
+
+export type DownlinkFailure = 'no-route' | 'gateway-offline' | 'unsupported' | 'invalid' | 'expired' | 'queue-full' | 'flushed' | 'network-error'
+
+export type EventKind = 'up' | 'join' | 'status' | 'location' | 'down/queued' | 'down/sent' | 'down/failed'

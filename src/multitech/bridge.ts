@@ -1,0 +1,75 @@
+/**
+ * The MultiTech Conduit adapter (STYLE §2: one network server behind one small interface): the
+ * app-connect ingest shared by MQTT and HTTP, the MQTT hook-up, the HTTP routes and the downlink
+ * transport.
+ */
+import type { Aedes } from 'aedes'
+import type { Component } from '../component.js'
+import type { Config } from '../config/schema.js'
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import type { UsersStore } from '../auth/users-file.js'
+import type { ApplicationResolver } from '../model/applications.js'
+import type { EventBus } from '../core/bus.js'
+import type { Deduplicator } from '../core/dedup.js'
+import type { GatewayPresence } from '../core/presence.js'
+import type { RouteTable } from '../core/routes.js'
+import type { RouteRegistrar } from '../http/http-listeners.js'
+import { ConduitRegistry } from './conduits.js'
+import { AppConnectIngest } from './ingest.js'
+import { AppConnectMqtt } from './mqtt-adapter.js'
+import { appConnectRoutes } from './http-adapter.js'
+import { HttpDownlinkQueue } from './http-queue.js'
+import { ConduitDownlinks } from './downlink.js'
+
+export interface MultitechDeps {
+  config: Config
+  broker: () => Aedes
+  bus: EventBus
+  dedup: Deduplicator
+  routes: RouteTable
+  presence: GatewayPresence
+  apps: ApplicationResolver
+  users: UsersStore
+  log: Logger
+  metrics: Metrics
+}
+
+export class MultitechBridge implements Component {
+  readonly name = 'multitech'
+  readonly conduits = new ConduitRegistry()
+  readonly ingest: AppConnectIngest
+  readonly queue: HttpDownlinkQueue
+  readonly downlinks: ConduitDownlinks
+  readonly httpRoutes: RouteRegistrar
+  private readonly mqtt: AppConnectMqtt
+
+  constructor (deps: MultitechDeps) {
+    const { config } = deps
+    this.ingest = new AppConnectIngest({
+      bus: deps.bus,
+      dedup: deps.dedup,
+      routes: deps.routes,
+      presence: deps.presence,
+      apps: deps.apps,
+      conduits: this.conduits,
+      log: deps.log,
+      metrics: deps.metrics,
+      includeRaw: config.events.includeRaw,
+      maxPayloadBytes: config.multitech.maxPayloadBytes,
+    })
+    this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000)
+    this.downlinks = new ConduitDownlinks(deps.broker, deps.bus, this.queue)
+    this.mqtt = new AppConnectMqtt({ broker: deps.broker, ingest: this.ingest, conduits: this.conduits, presence: deps.presence, log: deps.log })
+    this.httpRoutes = appConnectRoutes({ config, ingest: this.ingest, queue: this.queue, users: deps.users, log: deps.log, metrics: deps.metrics })
+  }
+
+  async start (): Promise<void> {
+    this.mqtt.start()
+  }
+
+  async stop (): Promise<void> {
+    this.mqtt.stop()
+    this.queue.close()
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * app-connect's HTTP(S) mode (multitech-app-connect.md §3) on the HTTP listeners:
+ * `[prefix]/api/v1/lorawan/…`. The Conduit ignores status codes and treats any answer as
+ * delivered (§3 "Delivery semantics"), so when lorabridge cannot keep a message (the store is
+ * down) it closes the connection instead of answering: that makes the Conduit retry.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { TLSSocket } from 'node:tls'
+import type { Config } from '../config/schema.js'
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import type { UsersStore } from '../auth/users-file.js'
+import { isEui, isGatewayUuid, normalizeEui, normalizeGatewayId } from '../model/eui.js'
+import { isLoopbackHost } from '../util/net.js'
+import { certificateIdentity } from '../tls/server-options.js'
+import type { AppConnectIngest, IngestOutcome } from './ingest.js'
+import type { HttpDownlinkQueue } from './http-queue.js'
+import type { TopicShape } from './topics.js'
+import { parseJson } from './payloads.js'
+
+export interface AppConnectHttpDeps {
+  config: Config
+  ingest: AppConnectIngest
+  queue: HttpDownlinkQueue
+  users: UsersStore
+  log: Logger
+  metrics: Metrics
+}
+
+const BASE = '/api/v1/lorawan'
+
+function initResponse (config: Config): Record<string, number> {
+  const h = config.multitech.http
+  // `timeout` is stored but never applied by app-connect (§3); sent because it is expected.
+  return { timeout: 20, queue_size: h.queueSize, downlink_query_interval: h.pollIntervalSeconds }
+}
+
+function gatewayShape (app: string, gw: string, event: 'init' | 'close'): TopicShape {
+  if (!isGatewayUuid(gw) || (app !== '' && !isEui(app))) return { kind: 'unknown', reason: `/${app}/${gw}/${event}: not an AppEUI and a GW-UUID` }
+  const appEui = normalizeEui(app)
+  return { kind: 'gateway', event, family: gw.includes('-') ? '1.1' : '1.0', gatewayWire: gw, gatewayId: normalizeGatewayId(gw)!, ...(appEui !== undefined ? { appEui } : {}) }
+}
+
+function deviceShape (app: string, dev: string, event: 'up' | 'joined'): TopicShape {
+  if (!isEui(dev) || (app !== '' && !isEui(app))) return { kind: 'unknown', reason: `/${app}/${dev}/${event}: not an AppEUI and a DevEUI` }
+  const appEui = normalizeEui(app)
+  return { kind: 'device', event, family: '1.0', devEui: normalizeEui(dev)!, ...(appEui !== undefined ? { appEui } : {}) }
+}
+
+export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstance) => void {
+  const { config, ingest, queue, users, log, metrics } = deps
+  const prefix = `${config.multitech.http.pathPrefix}${BASE}`
+
+  const refuse = (reply: FastifyReply, status: 401 | 403, reason: string, req: FastifyRequest): FastifyReply => {
+    metrics.ingestErrors.inc({ network: 'multitech', code: 'LB_ERR_HTTP_AUTH' })
+    log.warn({ code: 'LB_ERR_HTTP_AUTH', url: req.url, address: req.ip, reason }, 'app-connect HTTP request refused')
+    return reply.code(status).send({ error: 'LB_ERR_HTTP_AUTH', message: reason })
+  }
+
+  /** A verified client certificate naming a gateway (or admin) user; without one, loopback listeners or `multitech.http.anonymous`. */
+  const authorize = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const socket = req.raw.socket as TLSSocket
+    const cn = socket.encrypted === true ? certificateIdentity(socket, config.auth.certificateIdentity) : undefined
+    if (cn !== undefined) {
+      const user = await users.get(cn)
+      if (user === undefined || (user.role !== 'gateway' && user.role !== 'admin')) { await refuse(reply, 403, `certificate "${cn}" names no gateway user`, req); return }
+      const gw = (req.params as { gw?: string }).gw
+      if (user.gateway !== undefined && gw !== undefined && normalizeGatewayId(gw)?.replace(/-/g, '') !== user.gateway.replace(/-/g, '')) {
+        await refuse(reply, 403, 'certificate is bound to another gateway', req)
+      }
+      return
+    }
+    if (config.multitech.http.anonymous || isLoopbackHost(socket.localAddress ?? '')) return
+    await refuse(reply, 401, 'a client certificate is required on this listener (or set multitech.http.anonymous)', req)
+  }
+
+  /** Runs the ingest; a failure to keep the message closes the connection so that the Conduit retries. */
+  const run = async (req: FastifyRequest, reply: FastifyReply, shape: TopicShape, json: unknown): Promise<IngestOutcome | undefined> => {
+    try {
+      return await ingest.handle({ shape, payload: { json }, transport: 'http' })
+    } catch {
+      reply.hijack()
+      req.raw.socket.destroy()
+      return undefined
+    }
+  }
+
+  const body = (req: FastifyRequest): { ok: true, value: unknown } | { ok: false, message: string } =>
+    parseJson(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0))
+
+  const bad = (reply: FastifyReply, o: Extract<IngestOutcome, { result: 'error' }>): FastifyReply => reply.code(400).send({ error: o.code, message: o.message })
+
+  const jsonError = (reply: FastifyReply, message: string): FastifyReply => {
+    metrics.ingestErrors.inc({ network: 'multitech', code: 'LB_ERR_APPCONNECT_JSON' })
+    log.warn({ code: 'LB_ERR_APPCONNECT_JSON', reason: message }, 'app-connect message refused')
+    return reply.code(400).send({ error: 'LB_ERR_APPCONNECT_JSON', message })
+  }
+
+  return app => {
+    app.register(async scope => {
+      // app-connect sends `Content-type: application/json` even with an empty body (close), and
+      // `Accept: text/plain` while expecting JSON (§3): take every body as bytes, parse ourselves.
+      scope.removeAllContentTypeParsers()
+      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.multitech.maxPayloadBytes * 10 }, (_req, b, done) => { done(null, b) })
+      scope.addHook('onRequest', authorize)
+      scope.setErrorHandler((err: Error & { statusCode?: number, code?: string }, req, reply) => {
+        const tooLarge = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        const code = tooLarge ? 'LB_ERR_APPCONNECT_TOO_LARGE' : 'LB_ERR_APPCONNECT_PAYLOAD'
+        metrics.ingestErrors.inc({ network: 'multitech', code })
+        log.warn({ code, url: req.url, reason: err.message }, 'app-connect message refused')
+        void reply.code(err.statusCode ?? 400).send({ error: code, message: err.message })
+      })
+
+      scope.post<{ Params: { app: string, gw: string } }>('/:app/:gw/init', async (req, reply) => {
+        const parsed = body(req)
+        if (!parsed.ok) return jsonError(reply, parsed.message)
+        const o = await run(req, reply, gatewayShape(req.params.app, req.params.gw, 'init'), parsed.value ?? {})
+        if (o === undefined) return reply
+        if (o.result === 'error') return bad(reply, o)
+        // Polling starts only after an init answer that parses as JSON (§3).
+        return initResponse(config)
+      })
+
+      scope.post<{ Params: { app: string, gw: string } }>('/:app/:gw/close', async (req, reply) => {
+        const o = await run(req, reply, gatewayShape(req.params.app, req.params.gw, 'close'), undefined)
+        if (o === undefined) return reply
+        if (o.result === 'error') return bad(reply, o)
+        return {}
+      })
+
+      scope.post<{ Params: { app: string, dev: string } }>('/:app/:dev/up', async (req, reply) => {
+        const parsed = body(req)
+        if (!parsed.ok) return jsonError(reply, parsed.message)
+        const shape = deviceShape(req.params.app, req.params.dev, 'up')
+        const o = await run(req, reply, shape, parsed.value)
+        if (o === undefined) return reply
+        if (o.result === 'error') return bad(reply, o)
+        const devEui = o.result === 'published' ? o.event.devEui : shape.kind === 'device' ? shape.devEui : undefined
+        // Class A: the device's pending downlinks ride on the answer (§4).
+        return queue.take(devEui !== undefined ? [devEui] : [])
+      })
+
+      scope.post<{ Params: { app: string, dev: string } }>('/:app/:dev/joined', async (req, reply) => {
+        const parsed = body(req)
+        if (!parsed.ok) return jsonError(reply, parsed.message)
+        const o = await run(req, reply, deviceShape(req.params.app, req.params.dev, 'joined'), parsed.value)
+        if (o === undefined) return reply
+        if (o.result === 'error') return bad(reply, o)
+        return {}
+      })
+
+      // Batched uplinks (§3 "Batching"): up to 10 queued messages, possibly with an init body or a
+      // nested re-queued batch inside. Each uplink is handled on its own; the rest is counted.
+      scope.post<{ Params: { app: string } }>('/:app/up', async (req, reply) => {
+        const parsed = body(req)
+        if (!parsed.ok) return jsonError(reply, parsed.message)
+        if (!Array.isArray(parsed.value)) return jsonError(reply, 'a batch must be a JSON array')
+        const items = (parsed.value as unknown[]).flat(2)
+        const devEuis: string[] = []
+        let refused: Extract<IngestOutcome, { result: 'error' }> | undefined
+        for (const item of items) {
+          const fields = (item ?? {}) as { deveui?: unknown, appeui?: unknown, gateways_euis?: unknown }
+          if (fields.gateways_euis !== undefined) { metrics.ingestIgnored.inc({ network: 'multitech', reason: 'init-in-batch' }); continue }
+          const dev = typeof fields.deveui === 'string' ? fields.deveui : ''
+          const shape = deviceShape(typeof fields.appeui === 'string' ? fields.appeui : '', dev, 'up')
+          const o = await run(req, reply, shape, item)
+          if (o === undefined) return reply
+          if (o.result === 'error') refused ??= o
+          else if (shape.kind === 'device') devEuis.push(shape.devEui)
+        }
+        if (refused !== undefined && devEuis.length === 0) return bad(reply, refused)
+        return queue.take(devEuis)
+      })
+
+      // GET with a JSON body listing the DevEUIs the Conduit knows (§3); Fastify does not parse GET bodies.
+      scope.get<{ Params: { app: string } }>('/:app/down', async (req, reply) => {
+        const chunks: Buffer[] = []
+        let size = 0
+        for await (const chunk of req.raw) {
+          size += (chunk as Buffer).length
+          if (size > config.multitech.maxPayloadBytes) return reply.code(413).send({ error: 'LB_ERR_APPCONNECT_TOO_LARGE', message: 'body too large' })
+          chunks.push(chunk as Buffer)
+        }
+        const parsed = parseJson(Buffer.concat(chunks))
+        if (!parsed.ok) return jsonError(reply, parsed.message)
+        const list = parsed.value === undefined ? [] : parsed.value
+        if (!Array.isArray(list)) return jsonError(reply, 'expected a JSON array of DevEUIs')
+        const devEuis = list.map(normalizeEui).filter((d): d is string => d !== undefined)
+        return queue.take(devEuis)
+      })
+    }, { prefix })
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Downlinks for Conduits in app-connect's HTTP mode wait here until the Conduit asks: in the reply
+ * to that device's `up` (Class A, §4) or to the periodic `GET …/down` poll (§3). A request is
+ * `down/queued` once handed over in a reply, `down/failed` `expired` if not fetched within the TTL.
+ */
+import type { DownlinkOutcome, DownlinkRequest } from '../model/events.js'
+import type { DownlinkTarget, SendResult } from '../core/downlinks.js'
+import type { MultitechRoute } from '../core/routes.js'
+import { downlinkBody, networkOf } from './downlink.js'
+
+interface Pending { target: DownlinkTarget, req: DownlinkRequest, queuedAt: number }
+
+export type OutcomeReporter = (kind: 'down/queued' | 'down/failed', o: Omit<DownlinkOutcome, 'receivedAt'>, networkType: string) => Promise<void>
+
+export class HttpDownlinkQueue {
+  private readonly pending = new Map<string, Pending[]>()
+  private readonly sweeper: NodeJS.Timeout
+  /** Set once the router exists (the router needs this queue's transport first). */
+  report: OutcomeReporter = async () => {}
+
+  constructor (private readonly maxPerDevice: number, private readonly ttlMs: number, private readonly now: () => number = Date.now) {
+    this.sweeper = setInterval(() => { void this.expire() }, Math.min(ttlMs, 10_000))
+    this.sweeper.unref()
+  }
+
+  enqueue (target: DownlinkTarget, req: DownlinkRequest): SendResult {
+    const list = this.pending.get(target.devEui) ?? []
+    if (list.length >= this.maxPerDevice) {
+      return { status: 'failed', reason: 'queue-full', detail: `${this.maxPerDevice} downlinks already wait for this device's Conduit to fetch them`, network: networkOf(target.entry.route as MultitechRoute) }
+    }
+    list.push({ target, req, queuedAt: this.now() })
+    this.pending.set(target.devEui, list)
+    return { status: 'deferred' }
+  }
+
+  size (devEui: string): number { return this.pending.get(devEui)?.length ?? 0 }
+
+  /** Hands over every pending downlink of these devices, as the Conduit's downlink JSON. */
+  async take (devEuis: Iterable<string>): Promise<Array<Record<string, unknown>>> {
+    const out: Array<Record<string, unknown>> = []
+    for (const devEui of new Set(devEuis)) {
+      const list = this.pending.get(devEui)
+      if (list === undefined) continue
+      this.pending.delete(devEui)
+      for (const p of list) {
+        const route = p.target.entry.route as MultitechRoute
+        out.push(downlinkBody(route, devEui, p.req))
+        await this.report('down/queued', { id: p.req.id, app: p.target.app, devEui, command: 'down', network: networkOf(route) }, 'multitech')
+      }
+    }
+    return out
+  }
+
+  flush (devEui: string): void {
+    const list = this.pending.get(devEui) ?? []
+    this.pending.delete(devEui)
+    for (const p of list) void this.fail(p, 'flushed', 'dropped by a clear or a flush before the Conduit fetched it')
+  }
+
+  private async expire (): Promise<void> {
+    const cutoff = this.now() - this.ttlMs
+    for (const [devEui, list] of this.pending) {
+      const keep = list.filter(p => p.queuedAt > cutoff)
+      for (const p of list.filter(p => p.queuedAt <= cutoff)) await this.fail(p, 'expired', `not fetched by the Conduit within ${Math.round(this.ttlMs / 1000)} s`)
+      if (keep.length === 0) this.pending.delete(devEui)
+      else this.pending.set(devEui, keep)
+    }
+  }
+
+  private async fail (p: Pending, reason: 'expired' | 'flushed', detail: string): Promise<void> {
+    await this.report('down/failed', { id: p.req.id, app: p.target.app, devEui: p.target.devEui, command: 'down', reason, detail, network: networkOf(p.target.entry.route as MultitechRoute) }, 'multitech')
+  }
+
+  close (): void {
+    clearInterval(this.sweeper)
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * Everything a Conduit sends, over MQTT or HTTP, turned into presence, routes and normalized
+ * events. Transport-agnostic: the MQTT adapter hands it classified topics, the HTTP adapter
+ * classified paths, and both get the same output for the same message.
+ */
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import type { ErrorCode } from '../errors.js'
+import type { Join, MultitechNetwork, Uplink } from '../model/events.js'
+import type { ApplicationResolver } from '../model/applications.js'
+import { dashedEui, normalizeEui } from '../model/eui.js'
+import type { EventBus } from '../core/bus.js'
+import type { Deduplicator } from '../core/dedup.js'
+import type { GatewayPresence } from '../core/presence.js'
+import type { RouteTable } from '../core/routes.js'
+import { ConduitRegistry, versionFromInit, type AppConnectVersion, type Conduit } from './conduits.js'
+import { check, InitPayload, JoinedPayload, parseJson, UplinkPayload } from './payloads.js'
+import { normalizeJoin, normalizeUplink, type NormalizeContext } from './normalize.js'
+import type { TopicShape } from './topics.js'
+
+export interface IngestMessage {
+  shape: TopicShape
+  /** Raw bytes (MQTT) or an already parsed body (HTTP). */
+  payload: Buffer | { json: unknown }
+  transport: 'mqtt' | 'http'
+  clientId?: string | undefined
+  receivedAt?: Date
+}
+
+export type IngestOutcome =
+  | { result: 'published', kind: 'up' | 'join', event: Uplink | Join }
+  | { result: 'duplicate', kind: 'up' | 'join', id: string }
+  | { result: 'presence', gatewayId: string }
+  | { result: 'ignored', reason: string }
+  | { result: 'error', code: ErrorCode, message: string }
+
+export interface IngestDeps {
+  bus: EventBus
+  dedup: Deduplicator
+  routes: RouteTable
+  presence: GatewayPresence
+  apps: ApplicationResolver
+  conduits: ConduitRegistry
+  log: Logger
+  metrics: Metrics
+  includeRaw: boolean
+  maxPayloadBytes: number
+}
+
+const NETWORK = 'multitech'
+
+export class AppConnectIngest {
+  constructor (private readonly deps: IngestDeps) {}
+
+  /** Never throws: every message ends in one counted outcome. */
+  async handle (msg: IngestMessage): Promise<IngestOutcome> {
+    let outcome: IngestOutcome
+    try {
+      outcome = await this.dispatch(msg)
+    } catch (err) {
+      // A failure to publish (store down) is ours, not the gateway's: logged, and reported to the caller.
+      this.deps.log.error({ code: 'LB_ERR_REDIS', err }, 'could not publish a normalized event')
+      throw err
+    }
+    this.account(msg, outcome)
+    return outcome
+  }
+
+  private account (msg: IngestMessage, o: IngestOutcome): void {
+    const m = this.deps.metrics
+    switch (o.result) {
+      case 'published': m.eventsPublished.inc({ network: NETWORK, kind: o.kind }); break
+      case 'duplicate': m.duplicates.inc({ network: NETWORK, kind: o.kind }); break
+      case 'ignored': m.ingestIgnored.inc({ network: NETWORK, reason: o.reason }); break
+      case 'error':
+        m.ingestErrors.inc({ network: NETWORK, code: o.code })
+        this.deps.log.warn({ code: o.code, transport: msg.transport, clientId: msg.clientId, shape: msg.shape.kind, reason: o.message }, 'app-connect message refused')
+        break
+      case 'presence': break
+    }
+  }
+
+  private json (msg: IngestMessage): { ok: true, value: unknown } | { ok: false, outcome: IngestOutcome } {
+    if (!Buffer.isBuffer(msg.payload)) return { ok: true, value: msg.payload.json }
+    if (msg.payload.length > this.deps.maxPayloadBytes) {
+      return { ok: false, outcome: { result: 'error', code: 'LB_ERR_APPCONNECT_TOO_LARGE', message: `${msg.payload.length} bytes` } }
+    }
+    const parsed = parseJson(msg.payload)
+    return parsed.ok ? parsed : { ok: false, outcome: { result: 'error', code: 'LB_ERR_APPCONNECT_JSON', message: parsed.message } }
+  }
+
+  private async dispatch (msg: IngestMessage): Promise<IngestOutcome> {
+    const shape = msg.shape
+    switch (shape.kind) {
+      case 'unknown': return { result: 'error', code: 'LB_ERR_APPCONNECT_TOPIC', message: shape.reason }
+      case 'command': return { result: 'ignored', reason: 'command' }
+      case 'gateway': return this.gatewayEvent(shape, msg)
+      case 'device': return this.deviceEvent(shape, msg)
+    }
+  }
+
+  private async gatewayEvent (shape: Extract<TopicShape, { kind: 'gateway' }>, msg: IngestMessage): Promise<IngestOutcome> {
+    const { conduits, presence } = this.deps
+    const seen = async (c: Conduit): Promise<IngestOutcome> => {
+      await presence.seen(c.gatewayId, { network: NETWORK, protocol: c.version, transport: c.transport, gatewayEuis: c.gatewayEuis })
+      return { result: 'presence', gatewayId: c.gatewayId }
+    }
+    switch (shape.event) {
+      case 'init': {
+        const body = this.json(msg)
+        if (!body.ok) return body.outcome
+        // A zero-length retained publish clears the retained init; it says nothing new.
+        if (body.value === undefined) return { result: 'ignored', reason: 'empty' }
+        const init = check(InitPayload, body.value)
+        if (!init.ok) return { result: 'error', code: init.code === 'LB_ERR_APPCONNECT_JSON' ? 'LB_ERR_APPCONNECT_PAYLOAD' : init.code, message: init.message }
+        const c = conduits.learn(shape.gatewayWire, {
+          version: versionFromInit(init.value.api_version, shape.family),
+          gatewayEuis: (init.value.gateways_euis ?? []).map(e => dashedEui(normalizeEui(e)!)),
+          transport: msg.transport,
+          clientId: msg.clientId,
+          appEui: shape.appEui,
+        })
+        return seen(c)
+      }
+      case 'connected':
+        // Only 1.1.1 sends it (F13).
+        return seen(conduits.learn(shape.gatewayWire, { version: '1.1.1', transport: msg.transport, clientId: msg.clientId }))
+      case 'close':
+      case 'disconnected':
+        conduits.learn(shape.gatewayWire, { transport: msg.transport })
+        await presence.offline(shape.gatewayId, shape.event === 'close' ? 'close' : 'will')
+        return { result: 'presence', gatewayId: shape.gatewayId }
+      default:
+        // lora_res, api_res, log_res: answers to requests lorabridge does not make.
+        return { result: 'ignored', reason: 'response' }
+    }
+  }
+
+  /** The Conduit a device message came from: the topic's GW-UUID, the client id, or the radio card's EUI. */
+  private conduitFor (shape: Extract<TopicShape, { kind: 'device' }>, msg: IngestMessage, gweui: string | undefined): Conduit | undefined {
+    const { conduits } = this.deps
+    if (shape.gatewayWire !== undefined) return conduits.get(shape.gatewayId!) ?? conduits.learn(shape.gatewayWire, { transport: msg.transport, clientId: msg.clientId })
+    return (msg.clientId !== undefined ? conduits.byClientId(msg.clientId) : undefined) ?? conduits.byGatewayEui(gweui)
+  }
+
+  private version (shape: Extract<TopicShape, { kind: 'device' }>, conduit: Conduit | undefined): AppConnectVersion {
+    if (shape.family === '1.1') return conduit?.version === '1.1.1' ? '1.1.1' : '1.1'
+    // A v1.1 Conduit whose uplinkTopic is still the v1.0 template (§2.5, F7) keeps its own version.
+    return conduit?.version ?? '1.0'
+  }
+
+  private async deviceEvent (shape: Extract<TopicShape, { kind: 'device' }>, msg: IngestMessage): Promise<IngestOutcome> {
+    if (shape.event === 'moved') return { result: 'ignored', reason: 'moved' }
+    const body = this.json(msg)
+    if (!body.ok) return body.outcome
+    if (body.value === undefined) return { result: 'ignored', reason: 'empty' }
+    const receivedAt = msg.receivedAt ?? new Date()
+    const gweui = typeof (body.value as { gweui?: unknown })?.gweui === 'string' ? (body.value as { gweui: string }).gweui : undefined
+    let conduit = this.conduitFor(shape, msg, gweui)
+    const network: MultitechNetwork = {
+      type: 'multitech',
+      transport: msg.transport,
+      protocol: this.version(shape, conduit),
+      ...(conduit !== undefined ? { gateway: conduit.gatewayId } : {}),
+      ...(shape.appEui !== undefined ? { appEui: dashedEui(shape.appEui) } : {}),
+    }
+    const ctx: NormalizeContext = {
+      app: facts => this.deps.apps.resolve(facts),
+      network,
+      receivedAt,
+      includeRaw: this.deps.includeRaw,
+    }
+    if (shape.event === 'up') {
+      const p = check(UplinkPayload, body.value)
+      if (!p.ok) return { result: 'error', code: p.code, message: p.message }
+      const n = normalizeUplink(p.value, shape.devEui, ctx)
+      if (!n.ok) return { result: 'error', code: n.code, message: n.message }
+      if (conduit !== undefined) conduit = this.deps.conduits.learn(conduit.gatewayWire, { encoding: p.value['data-format'] === 'hexadecimal' ? 'hex' : 'base64' })
+      await this.offerRoute(n.event, conduit, msg, p.value.lsnr, p.value.rssi)
+      return this.publishOnce('up', n.event, conduit)
+    }
+    const j = check(JoinedPayload, body.value)
+    if (!j.ok) return { result: 'error', code: j.code, message: j.message }
+    const n = normalizeJoin(j.value, shape.devEui, ctx)
+    if (!n.ok) return { result: 'error', code: n.code, message: n.message }
+    await this.offerRoute(n.event, conduit, msg, undefined, undefined)
+    return this.publishOnce('join', n.event, conduit)
+  }
+
+  private async offerRoute (event: Uplink | Join, conduit: Conduit | undefined, msg: IngestMessage, snr: number | undefined, rssi: number | undefined): Promise<void> {
+    const network = event.network as MultitechNetwork
+    await this.deps.routes.offer(event.devEui, {
+      route: {
+        network: 'multitech',
+        transport: msg.transport,
+        protocol: network.protocol,
+        gatewayWire: conduit?.gatewayWire ?? '',
+        gatewayId: conduit?.gatewayId ?? '',
+        appEui: network.appEui ?? (conduit?.appEui !== undefined ? dashedEui(conduit.appEui) : undefined),
+        encoding: conduit?.encoding ?? 'base64',
+        clientId: msg.clientId ?? conduit?.clientId,
+      },
+      app: event.app,
+      frame: event.id,
+      snr,
+      rssi,
+      at: Date.now(),
+    })
+  }
+
+  private async publishOnce (kind: 'up' | 'join', event: Uplink | Join, conduit: Conduit | undefined): Promise<IngestOutcome> {
+    if (conduit !== undefined) {
+      await this.deps.presence.seen(conduit.gatewayId, { network: NETWORK, protocol: conduit.version, transport: conduit.transport })
+    }
+    const key = `${kind}:${event.id}`
+    if (!await this.deps.dedup.firstSighting(key)) return { result: 'duplicate', kind, id: event.id }
+    try {
+      await this.deps.bus.publishEvent(kind, event)
+    } catch (err) {
+      await this.deps.dedup.forget(key)
+      throw err
+    }
+    return { result: 'published', kind, event }
+  }
+}
