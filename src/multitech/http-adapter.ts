@@ -50,6 +50,8 @@ function deviceShape (app: string, dev: string, event: 'up' | 'joined'): TopicSh
 export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstance) => void {
   const { config, ingest, queue, users, log, metrics } = deps
   const prefix = `${config.multitech.http.pathPrefix}${BASE}`
+  // One message; a batch holds up to 10 (§3 "Batching").
+  const single = config.multitech.maxPayloadBytes
 
   const refuse = (reply: FastifyReply, status: 401 | 403, reason: string, req: FastifyRequest): FastifyReply => {
     metrics.ingestErrors.inc({ network: 'multitech', code: 'LB_ERR_HTTP_AUTH' })
@@ -101,7 +103,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
       // app-connect sends `Content-type: application/json` even with an empty body (close), and
       // `Accept: text/plain` while expecting JSON (§3): take every body as bytes, parse ourselves.
       scope.removeAllContentTypeParsers()
-      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.multitech.maxPayloadBytes * 10 }, (_req, b, done) => { done(null, b) })
+      scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, b, done) => { done(null, b) })
       scope.addHook('onRequest', authorize)
       scope.setErrorHandler((err: Error & { statusCode?: number, code?: string }, req, reply) => {
         const tooLarge = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
@@ -111,7 +113,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         void reply.code(err.statusCode ?? 400).send({ error: code, message: err.message })
       })
 
-      scope.post<{ Params: { app: string, gw: string } }>('/:app/:gw/init', async (req, reply) => {
+      scope.post<{ Params: { app: string, gw: string } }>('/:app/:gw/init', { bodyLimit: single }, async (req, reply) => {
         const parsed = body(req)
         if (!parsed.ok) return jsonError(reply, parsed.message)
         const o = await run(req, reply, gatewayShape(req.params.app, req.params.gw, 'init'), parsed.value ?? {})
@@ -121,14 +123,14 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         return initResponse(config)
       })
 
-      scope.post<{ Params: { app: string, gw: string } }>('/:app/:gw/close', async (req, reply) => {
+      scope.post<{ Params: { app: string, gw: string } }>('/:app/:gw/close', { bodyLimit: single }, async (req, reply) => {
         const o = await run(req, reply, gatewayShape(req.params.app, req.params.gw, 'close'), undefined)
         if (o === undefined) return reply
         if (o.result === 'error') return bad(reply, o)
         return {}
       })
 
-      scope.post<{ Params: { app: string, dev: string } }>('/:app/:dev/up', async (req, reply) => {
+      scope.post<{ Params: { app: string, dev: string } }>('/:app/:dev/up', { bodyLimit: single }, async (req, reply) => {
         const parsed = body(req)
         if (!parsed.ok) return jsonError(reply, parsed.message)
         const shape = deviceShape(req.params.app, req.params.dev, 'up')
@@ -140,7 +142,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         return queue.take(devEui !== undefined ? [devEui] : [])
       })
 
-      scope.post<{ Params: { app: string, dev: string } }>('/:app/:dev/joined', async (req, reply) => {
+      scope.post<{ Params: { app: string, dev: string } }>('/:app/:dev/joined', { bodyLimit: single }, async (req, reply) => {
         const parsed = body(req)
         if (!parsed.ok) return jsonError(reply, parsed.message)
         const o = await run(req, reply, deviceShape(req.params.app, req.params.dev, 'joined'), parsed.value)
@@ -151,7 +153,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
 
       // Batched uplinks (§3 "Batching"): up to 10 queued messages, possibly with an init body or a
       // nested re-queued batch inside. Each uplink is handled on its own; the rest is counted.
-      scope.post<{ Params: { app: string } }>('/:app/up', async (req, reply) => {
+      scope.post<{ Params: { app: string } }>('/:app/up', { bodyLimit: single * 10 }, async (req, reply) => {
         const parsed = body(req)
         if (!parsed.ok) return jsonError(reply, parsed.message)
         if (!Array.isArray(parsed.value)) return jsonError(reply, 'a batch must be a JSON array')
