@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
-import { connect, collect, sleep, type MqttClient } from './helpers/mqtt.js'
+import { connect, collect, sleep, type MqttClient, observe } from './helpers/mqtt.js'
 import * as F from './fixtures/app-connect.js'
 
 type Outcome =
@@ -145,9 +145,7 @@ describe('app-connect over MQTT: samples F1–F18', () => {
 
   beforeAll(async () => {
     t = await startTestDaemon(CONFIG)
-    observer = await connect(`mqtt://127.0.0.1:${t.port('mqtt')}`, { clientId: 'contract-observer' })
-    seen = collect(observer)
-    await observer.subscribeAsync('lorabridge/#', { qos: 1 })
+    ;({ client: observer, seen } = await observe(`mqtt://127.0.0.1:${t.port('mqtt')}`))
   })
   afterAll(async () => {
     await Promise.all([...clients.values(), observer].map(c => c?.endAsync(true)))
@@ -211,9 +209,7 @@ describe('app-connect over HTTP: F19 and the device samples through the HTTP pat
   beforeAll(async () => {
     t = await startTestDaemon(CONFIG)
     base = `http://127.0.0.1:${t.port('http')}/api/v1/lorawan`
-    observer = await connect(`mqtt://127.0.0.1:${t.port('mqtt')}`, { clientId: 'contract-observer' })
-    seen = collect(observer)
-    await observer.subscribeAsync('lorabridge/#', { qos: 1 })
+    ;({ client: observer, seen } = await observe(`mqtt://127.0.0.1:${t.port('mqtt')}`))
   })
   afterAll(async () => {
     await observer?.endAsync(true)

@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
-import { connect, collect, closedByBroker, sleep, type MqttClient } from './helpers/mqtt.js'
+import { connect, collect, closedByBroker, sleep, type MqttClient, observe } from './helpers/mqtt.js'
 import * as F from './fixtures/app-connect.js'
 
 const GW = F.GW_V11
@@ -34,9 +34,7 @@ describe('bad app-connect input', () => {
       mqtt: { listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }], limits: { maxPacketSize: 1048576 } },
     })
     base = `http://127.0.0.1:${t.port('http')}/api/v1/lorawan`
-    observer = await connect(`mqtt://127.0.0.1:${t.port('mqtt')}`, { clientId: 'observer' })
-    seen = collect(observer)
-    await observer.subscribeAsync('lorabridge/#', { qos: 1 })
+    ;({ client: observer, seen } = await observe(`mqtt://127.0.0.1:${t.port('mqtt')}`))
     conduit = await connect(`mqtt://127.0.0.1:${t.port('mqtt')}`, { clientId: `lorawan/${F.CATCH_ALL}/${GW}`, clean: false })
   })
   afterAll(async () => {

@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
-import { connect, collect, sleep, type MqttClient } from './helpers/mqtt.js'
+import { connect, collect, sleep, type MqttClient, observe } from './helpers/mqtt.js'
 import { ConduitSimulator, generatedDevice, type AppConnectVersion, type ReceivedDownlink } from '../src/simulate/conduit.js'
 
 async function until<T> (probe: () => T | undefined, what: string, timeoutMs = 5000): Promise<T> {
@@ -56,9 +56,7 @@ describe('Conduit simulator against lorabridge', () => {
 
   beforeAll(async () => {
     t = await startTestDaemon()
-    operator = await connect(`mqtt://127.0.0.1:${t.port('mqtt')}`, { clientId: 'operator' })
-    seen = collect(operator)
-    await operator.subscribeAsync('lorabridge/#', { qos: 1 })
+    ;({ client: operator, seen } = await observe(`mqtt://127.0.0.1:${t.port('mqtt')}`))
   })
   afterAll(async () => {
     await Promise.all(sims.map(s => s.stop()))

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
 import { runCli } from './helpers/cli.js'
-import { connect, collect, sleep, type MqttClient } from './helpers/mqtt.js'
+import { connect, collect, sleep, type MqttClient, observe } from './helpers/mqtt.js'
 
 const SCRIPT = fileURLToPath(new URL('./interop/paho_conduit.py', import.meta.url))
 // Debian's python3-paho-mqtt imports only under the system interpreter.
@@ -29,9 +29,7 @@ describe('python3-paho-mqtt as an app-connect v1.1 Conduit', () => {
     const added = await runCli(['-c', t.configFile, 'users', 'add', 'conduit-paho', '--role', 'gateway', '--gateway', GW])
     expect(added.code, added.stderr).toBe(0)
     await sleep(1100) // users file re-read
-    operator = await connect(`mqtt://127.0.0.1:${t.port('mqtt')}`, { clientId: 'operator' })
-    seen = collect(operator)
-    await operator.subscribeAsync('lorabridge/#', { qos: 1 })
+    ;({ client: operator, seen } = await observe(`mqtt://127.0.0.1:${t.port('mqtt')}`))
   })
   afterAll(async () => {
     await operator?.endAsync(true)

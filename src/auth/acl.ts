@@ -13,6 +13,7 @@
  * - `$SYS/…` is for admins only, and nobody publishes there.
  */
 import type { Role } from './users-file.js'
+import { normalizeGatewayId } from '../model/eui.js'
 
 export interface Identity {
   /** The user name; undefined for anonymous clients. */
@@ -30,16 +31,12 @@ export type Decision = { allowed: true } | { allowed: false, reason: string }
 const ALLOW: Decision = { allowed: true }
 const deny = (reason: string): Decision => ({ allowed: false, reason })
 
-const UUID_32 = /^[0-9a-f]{32}$/i
-const UUID_DASHED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
 /**
  * app-connect v1.0 spells the GW-UUID as 32 upper-case hex digits, v1.1 as a dashed lower-case
- * UUID (multitech-app-connect.md §0); both name the same Conduit.
+ * UUID (multitech-app-connect.md §0); both name the same Conduit. Bindings are stored as 32 digits.
  */
 export function normalizeGatewayUuid (value: string): string | undefined {
-  if (UUID_32.test(value) || UUID_DASHED.test(value)) return value.replace(/-/g, '').toLowerCase()
-  return undefined
+  return normalizeGatewayId(value)?.replace(/-/g, '')
 }
 
 function gatewayTopic (identity: Identity, topic: string, isFilter: boolean): Decision {

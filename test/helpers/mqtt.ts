@@ -71,3 +71,22 @@ export function closedByBroker (client: MqttClient, timeoutMs = 5000): Promise<b
 export async function sleep (ms: number): Promise<void> {
   await new Promise(resolve => setTimeout(resolve, ms))
 }
+
+/** Polls until `probe` gives a value (not undefined/false), or throws after timeoutMs. */
+export async function until<T> (probe: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 5000): Promise<T> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const v = await probe()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+/** A client subscribed to everything under `root`, collecting what it receives (an admin's view). */
+export async function observe (url: string, root = 'lorabridge', clientId = 'observer'): Promise<{ client: MqttClient, seen: Array<{ topic: string, payload: string }> }> {
+  const client = await connect(url, { clientId })
+  const seen = collect(client)
+  await client.subscribeAsync(`${root}/#`, { qos: 1 })
+  return { client, seen }
+}
