@@ -205,6 +205,35 @@ describe('Conduit simulator against lorabridge', () => {
     expect(await nextEvent(status, mark, e => e.online === false)).toMatchObject({ online: false, reason: 'close' })
   })
 
+  it('queues a downlink for an offline Conduit with a persistent session, and fails it with gateway-offline without one', async () => {
+    const persistent = await simulator({ version: '1.1' })
+    const dev = bare(persistent.devices[0]!.devEui)
+    await persistent.uplink(0)
+    persistent.drop() // gone; its session stays (clean session off, as app-connect)
+    await sleep(100)
+    let from = seen.length
+    await operator.publishAsync(`lorabridge/default/devices/${dev}/down`, '{"id":"while-away","fPort":1,"hex":"aa"}', { qos: 1 })
+    expect(await nextEvent(`lorabridge/default/devices/${dev}/down/queued`, from)).toMatchObject({ id: 'while-away' })
+    const got = new Promise<ReceivedDownlink>(resolve => persistent.once('downlink', resolve))
+    await persistent.reconnect()
+    expect((await got).data).toEqual(Buffer.from([0xaa]))
+
+    gwIndex++
+    const clean = new ConduitSimulator({
+      url: `mqtt://127.0.0.1:${t.port('mqtt')}`, version: '1.1', cleanSession: true,
+      gwUuid: `${String(gwIndex).padStart(6, '0')}e06156cdd44523264b523115c1`, devices: [generatedDevice(950)],
+    })
+    sims.push(clean)
+    await clean.start()
+    await clean.uplink(0)
+    clean.drop()
+    await sleep(100)
+    from = seen.length
+    const cleanDev = bare(clean.devices[0]!.devEui)
+    await operator.publishAsync(`lorabridge/default/devices/${cleanDev}/down`, '{"id":"nobody-home","fPort":1,"hex":"bb"}', { qos: 1 })
+    expect(await nextEvent(`lorabridge/default/devices/${cleanDev}/down/failed`, from)).toMatchObject({ id: 'nobody-home', reason: 'gateway-offline' })
+  })
+
   it('ends a downlink to an unknown device in down/failed no-route, and a malformed one in invalid', async () => {
     const from = seen.length
     await operator.publishAsync('lorabridge/default/devices/0123456789abcdef/down', '{"id":"nowhere","fPort":1,"hex":"00"}', { qos: 1 })
