@@ -20,7 +20,8 @@ export type TopicShape =
   | { kind: 'gateway', event: GatewayEvent, family: '1.0' | '1.1', gatewayWire: string, gatewayId: string, appEui?: string }
   /** `lorawan/{DAPP}/{DEVEUI}/{evt}` (v1.0, or v1.1 on a leftover v1.0 template), `lorawan/{GW}/{DEVEUI}/joined` (v1.0's second joined), `lorawan/{GW}/{DAPP}/{DEVEUI}/{evt}` (v1.1). */
   | { kind: 'device', event: DeviceEvent, family: '1.0' | '1.1', devEui: string, appEui?: string, gatewayWire?: string, gatewayId?: string }
-  | { kind: 'command', event: string }
+  /** Commands to a Conduit (or, with a DevEUI in the 3-level shape, to a lora-mqtt-bridge device). */
+  | { kind: 'command', event: string, target: 'gateway' | 'device' | 'other' }
   | { kind: 'unknown', reason: string }
 
 function member<T extends string> (list: readonly T[], value: string): value is T {
@@ -33,7 +34,11 @@ export function classifyTopic (topic: string): TopicShape {
   const event = levels[levels.length - 1] as string
   const mid = levels.slice(1, -1)
 
-  if (member(COMMAND_EVENTS, event)) return { kind: 'command', event }
+  if (member(COMMAND_EVENTS, event)) {
+    // `lorawan/<GWUUID>/down` (v1.1, 36 characters) vs lora-mqtt-bridge's `lorawan/<DEVEUI>/down` (23).
+    const target = mid.length === 1 ? (isGatewayUuid(mid[0]!) ? 'gateway' : isEui(mid[0]!) ? 'device' : 'other') : 'other'
+    return { kind: 'command', event, target }
+  }
 
   if (member(GATEWAY_EVENTS, event)) {
     if (mid.length === 1 && isGatewayUuid(mid[0]!)) {
@@ -50,6 +55,10 @@ export function classifyTopic (topic: string): TopicShape {
     if (mid.length === 3 && isGatewayUuid(mid[0]!) && (mid[1] === '' || isEui(mid[1]!)) && isEui(mid[2]!)) {
       const appEui = normalizeEui(mid[1])
       return { kind: 'device', event, family: '1.1', devEui: normalizeEui(mid[2])!, gatewayWire: mid[0]!, gatewayId: normalizeGatewayId(mid[0]!)!, ...(appEui !== undefined ? { appEui } : {}) }
+    }
+    // lora-mqtt-bridge with an `uplink_pattern` of `lorawan/%(deveui)s/up` (§5).
+    if (mid.length === 1 && isEui(mid[0]!) && event !== 'moved') {
+      return { kind: 'device', event, family: '1.0', devEui: normalizeEui(mid[0])! }
     }
     if (mid.length === 2 && isEui(mid[1]!)) {
       // v1.0's second joined topic names the gateway instead of the AppEUI (F8).
