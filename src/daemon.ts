@@ -23,11 +23,17 @@ import { GatewayPresence } from './core/presence.js'
 import { DownlinkRouter } from './core/downlinks.js'
 import { ApplicationResolver } from './model/applications.js'
 import { MultitechBridge } from './multitech/bridge.js'
+import { ThingParkBridge } from './thingpark/bridge.js'
+import { MemoryKeyValueStore, RedisKeyValueStore, type KeyValueStore } from './store/kv.js'
+import { createRedisConnection, closeRedis } from './store/redis.js'
 
 export interface DaemonOptions {
   config: Config
   /** Where log lines go; stdout by default. */
   logDestination?: DestinationStream
+  /** The bridge clock for `receivedAt` and time windows (tests pin it). */
+  now?: () => Date
+  env?: NodeJS.ProcessEnv
 }
 
 /** Adapts a plain start/stop pair to a Component. */
@@ -45,6 +51,8 @@ export class Daemon {
   readonly bus: EventBus
   readonly multitech: MultitechBridge
   readonly downlinks: DownlinkRouter
+  readonly thingpark: ThingParkBridge
+  readonly kv: KeyValueStore
   private readonly components: Component[]
   private readonly started: Component[] = []
   private stopping: Promise<void> | undefined
@@ -70,29 +78,41 @@ export class Daemon {
     this.mqtt = new MqttListeners({ config, log: child('mqtt'), metrics: this.metrics, broker: this.broker, tls })
 
     const aedes = () => this.broker.instance
+    const now = opts.now ?? (() => new Date())
+    // lorabridge's own keys sit beside the broker's persistence, under their own prefix.
+    const stateRedis = config.redis !== undefined ? createRedisConnection(config.redis, 'state', child('redis')) : undefined
+    this.kv = stateRedis !== undefined ? new RedisKeyValueStore(stateRedis, `${config.redis!.keyPrefix}lorabridge:`) : new MemoryKeyValueStore()
     this.bus = new EventBus(aedes, config.topics.root)
     const dedup = new MemoryDeduplicator(config.events.dedupWindowSeconds * 1000)
     const routes = new MemoryRouteTable()
     const presence = new GatewayPresence(this.bus, child('presence'))
     const apps = new ApplicationResolver(config.applications)
-    this.multitech = new MultitechBridge({ config, broker: aedes, bus: this.bus, dedup, routes, presence, apps, users, log: child('multitech'), metrics: this.metrics })
-    this.downlinks = new DownlinkRouter({ bus: this.bus, routes, log: child('downlinks'), metrics: this.metrics, transports: { multitech: this.multitech.downlinks } })
-    this.multitech.queue.report = (kind, o, network) => this.downlinks.outcome(kind, o, network)
+    this.multitech = new MultitechBridge({ config, broker: aedes, bus: this.bus, dedup, routes, presence, apps, users, log: child('multitech'), metrics: this.metrics, now })
+    this.thingpark = new ThingParkBridge({ config, bus: this.bus, dedup, routes, apps, kv: this.kv, log: child('thingpark'), metrics: this.metrics, now, ...(opts.env !== undefined ? { env: opts.env } : {}) })
+    this.downlinks = new DownlinkRouter({ bus: this.bus, routes, log: child('downlinks'), metrics: this.metrics, transports: { multitech: this.multitech.downlinks, thingpark: this.thingpark.downlinks } })
+    const report = (kind: 'down/queued' | 'down/failed' | 'down/sent', o: Parameters<DownlinkRouter['outcome']>[1], network: string): Promise<void> => this.downlinks.outcome(kind, o, network)
+    this.multitech.queue.report = report
+    this.thingpark.report = report
 
     this.http = new HttpListeners({
       config, log: child('http'), metrics: this.metrics, readiness: () => this.readiness(), tls,
-      routes: config.multitech.http.enabled ? [this.multitech.httpRoutes] : [],
+      routes: [...(config.multitech.http.enabled ? [this.multitech.httpRoutes] : []), this.thingpark.httpRoutes],
     })
 
     this.components = [
       devCerts,
       component('users', () => users.load(), async () => {}),
-      component('store', async () => {}, () => this.store.close(), () => this.store.ready()),
+      component('store', async () => {}, async () => {
+        await this.store.close()
+        if (stateRedis !== undefined) await closeRedis(stateRedis)
+      }, () => this.store.ready()),
       // Health and readiness answer while the broker waits for Redis.
       this.http,
       this.broker,
       this.multitech,
       component('downlinks', () => this.downlinks.start(), () => this.downlinks.stop()),
+      // After the router: pending ThingPark retries resume and report outcomes through it.
+      this.thingpark,
       component('dedup', async () => {}, async () => { dedup.close() }),
       // Last: clients connect only once everything that handles their messages is in place.
       this.mqtt,
@@ -103,7 +123,7 @@ export class Daemon {
     const checks: Record<string, boolean> = {
       started: this.started.length === this.components.length && this.stopping === undefined,
     }
-    if (this.store.kind === 'redis') checks.redis = this.store.ready()
+    if (this.store.kind === 'redis') checks.redis = this.store.ready() && this.kv.ready()
     return { ready: Object.values(checks).every(Boolean), checks }
   }
 

@@ -21,6 +21,7 @@ export function createMetrics () {
     ingestErrors: new Counter({ name: 'lorabridge_ingest_errors_total', help: 'Network-server messages refused as malformed, by error code', labelNames: ['network', 'code'] as const, registers: [registry] }),
     ingestIgnored: new Counter({ name: 'lorabridge_ingest_ignored_total', help: 'Network-server messages with nothing to normalize (responses, commands, moved, empty), by reason', labelNames: ['network', 'reason'] as const, registers: [registry] }),
     downlinks: new Counter({ name: 'lorabridge_downlinks_total', help: 'Downlink and clear requests by outcome (queued, sent, failed) and failure reason', labelNames: ['network', 'result', 'reason'] as const, registers: [registry] }),
+    downlinkRetries: new Counter({ name: 'lorabridge_thingpark_downlink_retries_total', help: 'ThingPark downlink POSTs retried after a 5xx or a network error', labelNames: ['connection'] as const, registers: [registry] }),
   }
   return m
 }

@@ -7,6 +7,7 @@ import { checkConfig, loadConfig } from '../config/load.js'
 import { ConfigError } from '../config/issues.js'
 import type { Config } from '../config/schema.js'
 import type { ConduitCliOptions } from '../simulate/conduit-cli.js'
+import type { ThingParkCliOptions } from '../simulate/thingpark-cli.js'
 // Commands load their modules on demand, so `config check` or `users list` does not pay for
 // loading the broker, Fastify and the certificate library.
 const startCommand = async (c: Config): Promise<void> => (await import('./start.js')).startCommand(c)
@@ -116,6 +117,26 @@ simulate.command('conduit')
   .option('--join', 'publish a joined event for each device first')
   .option('--linger <ms>', 'wait this long for downlinks after the last --count uplink', Number, 1000)
   .action(async (opts: ConduitCliOptions) => { await (await import('../simulate/conduit-cli.js')).simulateConduitCommand(opts) })
+simulate.command('thingpark')
+  .description('simulate the ThingPark LRC: post signed tunnel reports to an AS URL; with --lrc-port also serve the downlink endpoint (JSON lines)')
+  .requiredOption('--url <url>', 'AS URL configured in ThingPark (http:// or https://)')
+  .requiredOption('--as-id <id>', 'AS_ID, e.g. TWA_100000001.1.AS')
+  .option('--as-key <key>', 'AS key (32 hex; prefer --as-key-env)')
+  .option('--as-key-env <var>', 'environment variable holding the AS key')
+  .option('--dev-eui <eui>', 'first DevEUI; device i is this + i', '0018B20000000001')
+  .option('--devices <n>', 'number of simulated devices', Number, 1)
+  .option('--count <c>', 'reports to post', Number, 1)
+  .option('--rate <r>', 'reports per second', Number, 1)
+  .option('--concurrency <n>', 'posts in flight at most', Number, 64)
+  .option('--content-type <t>', 'json | json-untyped | xml', 'json')
+  .option('--report <kind>', 'uplink | join | notification | location', 'uplink')
+  .option('--fport <p>', 'uplink FPort', Number, 1)
+  .option('--customer-id <id>', 'CustomerID', '100000001')
+  .option('--lrc-port <p>', 'also serve the LRC downlink endpoint on this port (0 = any) until SIGINT/SIGTERM', Number)
+  .option('--lrc-host <h>', 'address for the LRC endpoint', '127.0.0.1')
+  .option('--ca <file>', 'CA certificate of an https AS (PEM)')
+  .option('--no-keep-alive', 'a new connection per post with Connection: close, as the real LRC does')
+  .action(async (opts: ThingParkCliOptions) => { await (await import('../simulate/thingpark-cli.js')).simulateThingParkCommand(opts) })
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`lorabridge: ${err instanceof Error ? err.message : String(err)}\n`)

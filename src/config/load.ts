@@ -98,7 +98,7 @@ function unionIssues (): ConfigIssue[] {
 }
 
 /** Rules the schema cannot state: cross-field and uniqueness checks. */
-function semanticIssues (c: Config): ConfigIssue[] {
+function semanticIssues (c: Config, env: NodeJS.ProcessEnv): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   const add = (path: string, message: string): void => { issues.push({ path, message, code: 'LB_ERR_CONFIG_INVALID' }) }
   c.mqtt.listeners.forEach((l, i) => {
@@ -118,6 +118,7 @@ function semanticIssues (c: Config): ConfigIssue[] {
     if (tpPaths.has(t.path)) add(`thingpark.connections[${i}].path`, `duplicate path "${t.path}"`)
     tpNames.add(t.name); tpPaths.add(t.path)
     if ((t.asKey === undefined) === (t.asKeyEnv === undefined)) add(`thingpark.connections[${i}]`, 'needs exactly one of asKey or asKeyEnv')
+    else if (t.asKeyEnv !== undefined && !/^[0-9a-fA-F]{32}$/.test(env[t.asKeyEnv] ?? '')) add(`thingpark.connections[${i}].asKeyEnv`, `environment variable ${t.asKeyEnv} must hold the AS key (32 hex digits)`)
   })
   return issues
 }
@@ -152,7 +153,7 @@ export function checkConfig (opts: LoadOptions = {}): { config?: Config, file: s
   if (!validate(raw)) issues.push(...schemaIssues())
   if (issues.length > 0) return { file, issues }
   const config = raw as unknown as Config
-  issues.push(...semanticIssues(config))
+  issues.push(...semanticIssues(config, env))
   if (issues.length > 0) return { file, issues }
   resolvePaths(config, file !== undefined ? dirname(file) : cwd)
   return { config: deepFreeze(config), file, issues }

@@ -54,7 +54,8 @@ const ThingParkConnection = Type.Object({
   asKey: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{32}$', description: 'AS key (32 hex digits). Prefer asKeyEnv.' })),
   asKeyEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the environment variable holding the AS key.' })),
   downlinkUrl: Type.String({ default: 'https://api.thingpark.com/thingpark/lrc/rest/downlink' }),
-  maxTimeDeviation: Type.Integer({ minimum: 0, default: 60, description: 'Seconds allowed between the query Time and our clock; 0 turns the check off.' }),
+  maxTimeDeviation: Type.Integer({ minimum: 0, default: 60, description: 'Seconds allowed between the query Time and our clock; 0 turns the check off. Tokens seen within this window are refused as replays.' }),
+  downlinkValiditySeconds: Type.Optional(Type.Integer({ minimum: 1, description: 'ValidityTime sent with each downlink: the LRC drops it if not transmitted by then.' })),
 }, Strict)
 
 const LogLevel = Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')])
@@ -125,6 +126,13 @@ export const ConfigSchema = Type.Object({
   }, { ...Strict, default: {}, description: 'MultiTech Conduits running app-connect.' }),
   thingpark: Type.Object({
     connections: Type.Array(ThingParkConnection, { default: [], description: 'One uplink endpoint per connection.' }),
+    maxBodyBytes: Type.Integer({ minimum: 1024, default: 65536, description: 'Largest report body accepted (reports are a few kB); larger ones get 413.' }),
+    downlink: Type.Object({
+      maxAttempts: Type.Integer({ minimum: 1, default: 6, description: 'POSTs per downlink before it ends in down/failed; 5xx answers and network errors are retried, 4xx are not.' }),
+      initialBackoffMs: Type.Integer({ minimum: 1, default: 1000, description: 'First retry delay; doubles each time, with ±50 % jitter.' }),
+      maxBackoffMs: Type.Integer({ minimum: 1, default: 60000, description: 'Longest retry delay.' }),
+      timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'Per-request timeout.' }),
+    }, { ...Strict, default: {}, description: 'Token-signed downlink POSTs to the LRC.' }),
   }, { ...Strict, default: {}, description: 'Actility ThingPark HTTPS Generic Application tunnels.' }),
   rules: Type.Object({
     dir: Type.String({ default: './rules', description: 'Directory of rule files.' }),

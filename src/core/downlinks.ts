@@ -19,6 +19,9 @@ export type SendResult =
   | { status: 'deferred' }
   | { status: 'failed', reason: DownlinkFailure, detail: string, network?: Network }
 
+/** How transports that finish later (HTTP Conduits, ThingPark) publish a request's outcome. */
+export type OutcomeReporter = (kind: 'down/queued' | 'down/failed' | 'down/sent', o: Omit<DownlinkOutcome, 'receivedAt'>, networkType: string) => Promise<void>
+
 export interface DownlinkTransport {
   send (target: DownlinkTarget, request: DownlinkRequest): Promise<SendResult>
   clear (target: DownlinkTarget): Promise<SendResult>

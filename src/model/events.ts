@@ -93,8 +93,48 @@ export interface DownlinkOutcome {
   command?: 'down' | 'clear'
   reason?: DownlinkFailure
   detail?: string
+  /** ThingPark `DevEUI_downlink_Sent`: the frame counter and slot used. */
+  fCntDn?: number
+  transmissionSlot?: number
 }
 
-export type DownlinkFailure = 'no-route' | 'gateway-offline' | 'unsupported' | 'invalid' | 'expired' | 'queue-full' | 'flushed' | 'network-error'
+export type DownlinkFailure = 'no-route' | 'gateway-offline' | 'unsupported' | 'invalid' | 'expired' | 'queue-full' | 'flushed'
+  /** ThingPark: the LRC refused the request (4xx), was unreachable past the retries, rejected it later, or did not transmit it. */
+  | 'lrc-refused' | 'network-error' | 'rejected' | 'not-transmitted'
+
+/** `status`: ThingPark device notifications (reset, join, device status answer). */
+export interface DeviceStatus {
+  id: string
+  app: string
+  devEui: string
+  receivedAt: string
+  network: Network
+  type: string
+  time?: string
+  devAddr?: string
+  battery?: number
+  margin?: number
+  resetCause?: string
+  fCntDn?: number
+  raw?: unknown
+}
+
+/** `location`: network geolocation. */
+export interface DeviceLocation {
+  id: string
+  app: string
+  devEui: string
+  receivedAt: string
+  network: Network
+  latitude: number
+  longitude: number
+  altitude?: number
+  radius?: number
+  altitudeRadius?: number
+  algorithm?: number
+  fCnt?: number
+  time?: string
+  raw?: unknown
+}
 
 export type EventKind = 'up' | 'join' | 'status' | 'location' | 'down/queued' | 'down/sent' | 'down/failed'

@@ -33,6 +33,7 @@ export interface MultitechDeps {
   users: UsersStore
   log: Logger
   metrics: Metrics
+  now: () => Date
 }
 
 export class MultitechBridge implements Component {
@@ -57,6 +58,7 @@ export class MultitechBridge implements Component {
       metrics: deps.metrics,
       includeRaw: config.events.includeRaw,
       maxPayloadBytes: config.multitech.maxPayloadBytes,
+      now: deps.now,
     })
     this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000)
     this.downlinks = new ConduitDownlinks(deps.broker, deps.bus, this.queue)

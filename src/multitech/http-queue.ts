@@ -3,14 +3,12 @@
  * to that device's `up` (Class A, §4) or to the periodic `GET …/down` poll (§3). A request is
  * `down/queued` once handed over in a reply, `down/failed` `expired` if not fetched within the TTL.
  */
-import type { DownlinkOutcome, DownlinkRequest } from '../model/events.js'
-import type { DownlinkTarget, SendResult } from '../core/downlinks.js'
+import type { DownlinkRequest } from '../model/events.js'
+import type { DownlinkTarget, OutcomeReporter, SendResult } from '../core/downlinks.js'
 import type { MultitechRoute } from '../core/routes.js'
 import { downlinkBody, networkOf } from './downlink.js'
 
 interface Pending { target: DownlinkTarget, req: DownlinkRequest, queuedAt: number }
-
-export type OutcomeReporter = (kind: 'down/queued' | 'down/failed', o: Omit<DownlinkOutcome, 'receivedAt'>, networkType: string) => Promise<void>
 
 export class HttpDownlinkQueue {
   private readonly pending = new Map<string, Pending[]>()

@@ -45,6 +45,7 @@ export interface IngestDeps {
   metrics: Metrics
   includeRaw: boolean
   maxPayloadBytes: number
+  now: () => Date
 }
 
 const NETWORK = 'multitech'
@@ -154,7 +155,7 @@ export class AppConnectIngest {
     const body = this.json(msg)
     if (!body.ok) return body.outcome
     if (body.value === undefined) return { result: 'ignored', reason: 'empty' }
-    const receivedAt = msg.receivedAt ?? new Date()
+    const receivedAt = msg.receivedAt ?? this.deps.now()
     const gweui = typeof (body.value as { gweui?: unknown })?.gweui === 'string' ? (body.value as { gweui: string }).gweui : undefined
     let conduit = this.conduitFor(shape, msg, gweui)
     const network: MultitechNetwork = {

@@ -39,7 +39,7 @@ export const DEFAULT_TEST_LISTENERS = [
 ]
 
 /** `config` is merged over a test baseline (ports 0, temp dataDir, quiet-but-captured logs). */
-export async function startTestDaemon (config: Record<string, unknown> = {}, opts: { dir?: string } = {}): Promise<TestDaemon> {
+export async function startTestDaemon (config: Record<string, unknown> = {}, opts: { dir?: string, now?: () => Date, env?: NodeJS.ProcessEnv } = {}): Promise<TestDaemon> {
   const dir = opts.dir ?? await mkdtemp(join(tmpdir(), 'lorabridge-test-'))
   const configFile = join(dir, 'lorabridge.yaml')
   const base: Record<string, unknown> = {
@@ -51,7 +51,7 @@ export async function startTestDaemon (config: Record<string, unknown> = {}, opt
   await writeFile(configFile, stringify({ ...base, ...config }))
   const { config: loaded } = loadConfig({ file: configFile, env: {} })
   const logs = new LogCapture()
-  const daemon = new Daemon({ config: loaded, logDestination: logs })
+  const daemon = new Daemon({ config: loaded, logDestination: logs, ...(opts.now !== undefined ? { now: opts.now } : {}), ...(opts.env !== undefined ? { env: opts.env } : {}) })
   await daemon.start()
   return {
     daemon,

@@ -1,0 +1,184 @@
+/**
+ * `lorabridge simulate thingpark`: a ThingParkSimulator posting --count reports spread over --devices
+ * devices at --rate per second (open loop, at most --concurrency in flight), one JSON line per post.
+ * With --lrc-port it also serves the LRC downlink endpoint, prints one line per downlink request and
+ * runs until SIGINT/SIGTERM. A summary line ends the output.
+ */
+import { readFileSync } from 'node:fs'
+import { ThingParkSimulator, TP_CONTENT_TYPES, type LrcRequest, type PostResult, type ThingParkSimulatorOptions, type TpContentType } from './thingpark.js'
+
+export type TpReportKind = 'uplink' | 'join' | 'notification' | 'location'
+const REPORTS: readonly TpReportKind[] = ['uplink', 'join', 'notification', 'location']
+
+export interface ThingParkCliOptions {
+  url: string
+  asId: string
+  asKey?: string
+  /** name of an environment variable holding the AS key */
+  asKeyEnv?: string
+  /** first DevEUI (default 0018B20000000001); device i is this + i */
+  devEui?: string
+  devices?: number
+  count?: number
+  rate?: number
+  contentType?: string
+  report?: string
+  /** uplink FPort (default 1) */
+  fport?: number
+  customerId?: string
+  lrcPort?: number
+  lrcHost?: string
+  ca?: string
+  /** default true; false = `Connection: close` on every post, like the real LRC */
+  keepAlive?: boolean
+  /** posts in flight at most (default 64) */
+  concurrency?: number
+}
+
+export interface ThingParkCliIo {
+  stdout: NodeJS.WritableStream
+  stderr: NodeJS.WritableStream
+  /** install SIGINT/SIGTERM handlers (default true) */
+  signals?: boolean
+  /** stop early (tests) */
+  abort?: AbortSignal
+  /** receives the LRC downlink URL once listening (tests) */
+  onLrc?: (url: string) => void
+}
+
+export interface ThingParkCliSummary { posts: number, failed: number, downlinks: number }
+
+function intOption (name: string, v: number | undefined, dflt: number, min: number): number {
+  if (v === undefined) return dflt
+  if (!Number.isInteger(v) || v < min) throw new Error(`--${name} must be an integer ≥ ${min}`)
+  return v
+}
+
+function deviceEui (base: string, i: number): string {
+  const h = base.replace(/[-:\s]/g, '')
+  if (!/^[0-9a-fA-F]{16}$/.test(h)) throw new Error(`--dev-eui: not an EUI-64: ${base}`)
+  return ((BigInt(`0x${h}`) + BigInt(i)) & 0xffffffffffffffffn).toString(16).toUpperCase().padStart(16, '0')
+}
+
+export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingParkCliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<ThingParkCliSummary> {
+  let asKey = opts.asKey
+  if (opts.asKeyEnv !== undefined) {
+    asKey = process.env[opts.asKeyEnv]
+    if (asKey === undefined || asKey === '') throw new Error(`--as-key-env: environment variable ${opts.asKeyEnv} is not set`)
+  }
+  if (asKey === undefined || asKey === '') throw new Error('an AS key is required (--as-key or --as-key-env)')
+  const contentType = (opts.contentType ?? 'json') as TpContentType
+  if (!TP_CONTENT_TYPES.includes(contentType)) throw new Error(`--content-type must be one of ${TP_CONTENT_TYPES.join(', ')}`)
+  const report = (opts.report ?? 'uplink') as TpReportKind
+  if (!REPORTS.includes(report)) throw new Error(`--report must be one of ${REPORTS.join(', ')}`)
+  const deviceCount = intOption('devices', opts.devices, 1, 1)
+  const count = intOption('count', opts.count, 1, 0)
+  const concurrency = intOption('concurrency', opts.concurrency, 64, 1)
+  const fPort = intOption('fport', opts.fport, 1, 1)
+  if (fPort > 223) throw new Error('--fport must be 1-223')
+  const rate = opts.rate ?? 1
+  if (!(rate > 0) || !Number.isFinite(rate)) throw new Error('--rate must be a positive number')
+  const lrcPort = opts.lrcPort === undefined ? undefined : intOption('lrc-port', opts.lrcPort, 0, 0)
+  const devEuis = Array.from({ length: deviceCount }, (_, i) => deviceEui(opts.devEui ?? '0018B20000000001', i))
+
+  const simOpts: ThingParkSimulatorOptions = { asUrl: opts.url, asId: opts.asId, asKey, contentType, keepAlive: opts.keepAlive !== false }
+  if (opts.customerId !== undefined) simOpts.customerId = opts.customerId
+  if (opts.ca !== undefined) simOpts.ca = readFileSync(opts.ca)
+  const sim = new ThingParkSimulator(simOpts)
+
+  let posts = 0
+  let failed = 0
+  let downlinks = 0
+  const line = (o: Record<string, unknown>): void => { io.stdout.write(`${JSON.stringify(o)}\n`) }
+  const postLine = (root: string, devEui: string, r: PostResult | undefined, err?: unknown): void => {
+    posts++
+    const ok = r !== undefined && r.status >= 200 && r.status < 300
+    if (!ok) failed++
+    if (r !== undefined) line({ event: 'post', root, devEui, status: r.status })
+    else line({ event: 'post', root, devEui, status: null, error: err instanceof Error ? err.message : String(err) })
+  }
+
+  sim.on('downlink', (r: LrcRequest) => {
+    downlinks++
+    line({ event: 'downlink', devEui: r.params.DevEUI ?? null, fPort: r.params.FPort === undefined ? null : Number(r.params.FPort), payload: r.params.Payload ?? null, tokenValid: r.tokenValid, status: r.status })
+  })
+  sim.on('sent-report', (r: PostResult) => { postLine(r.root, String(r.report.DevEUI ?? ''), r) })
+  sim.on('error', (err: Error) => {
+    postLine('DevEUI_downlink_Sent', '', undefined, err)
+    io.stderr.write(`simulate thingpark: DevEUI_downlink_Sent failed: ${err.message}\n`)
+  })
+
+  let stopping = false
+  const sleepers = new Set<() => void>()
+  const sleep = async (ms: number): Promise<void> => {
+    if (stopping || ms <= 0) return
+    await new Promise<void>(resolve => {
+      const wake = (): void => { clearTimeout(timer); sleepers.delete(wake); resolve() }
+      const timer = setTimeout(wake, ms)
+      sleepers.add(wake)
+    })
+  }
+  let release: (() => void) | undefined
+  const stopped = new Promise<void>(resolve => { release = resolve })
+  const stop = (): void => { stopping = true; for (const w of [...sleepers]) w(); release?.() }
+  const signals = io.signals !== false
+  if (signals) { process.once('SIGINT', stop); process.once('SIGTERM', stop) }
+  io.abort?.addEventListener('abort', stop, { once: true })
+
+  const fCntUp = new Map<string, number>()
+  const sendOne = async (i: number): Promise<void> => {
+    const devEui = devEuis[i % deviceCount] as string
+    let root = 'DevEUI_uplink'
+    let res: PostResult | undefined
+    try {
+      if (report === 'uplink') {
+        const n = fCntUp.get(devEui) ?? 0
+        fCntUp.set(devEui, n + 1)
+        res = await sim.uplink({ devEui, fPort, fCntUp: n, payloadHex: `01${(n & 0xffff).toString(16).padStart(4, '0')}` })
+      } else if (report === 'join') {
+        res = await sim.joinRequest({ devEui })
+      } else if (report === 'notification') {
+        root = 'DevEUI_notification'
+        res = await sim.notification({ devEui, type: 'reset' })
+      } else {
+        root = 'DevEUI_location'
+        res = await sim.location({ devEui, lat: 48.8566 + (i % 100) / 10_000, lon: 2.3522 + (i % 100) / 10_000, radius: 100 })
+      }
+      postLine(root, devEui, res)
+    } catch (err) {
+      postLine(root, devEui, undefined, err)
+    }
+  }
+
+  try {
+    if (lrcPort !== undefined) {
+      const url = await sim.startLrc({ port: lrcPort, ...(opts.lrcHost !== undefined ? { host: opts.lrcHost } : {}) })
+      line({ event: 'lrc', url })
+      io.onLrc?.(url)
+    }
+    const inFlight = new Set<Promise<void>>()
+    const t0 = Date.now()
+    for (let i = 0; i < count && !stopping; i++) {
+      if (i > 0) await sleep(t0 + (i * 1000) / rate - Date.now())
+      if (stopping) break
+      while (inFlight.size >= concurrency) await Promise.race(inFlight)
+      const job = sendOne(i)
+      inFlight.add(job)
+      void job.finally(() => { inFlight.delete(job) })
+    }
+    await Promise.allSettled([...inFlight])
+    if (lrcPort !== undefined) await stopped
+  } finally {
+    stop()
+    if (signals) { process.off('SIGINT', stop); process.off('SIGTERM', stop) }
+    await sim.stop()
+  }
+  line({ event: 'summary', posts, failed, downlinks })
+  return { posts, failed, downlinks }
+}
+
+/** The commander action: exit 0, or 1 when a post got a non-2xx (or failed) without --lrc-port. */
+export async function simulateThingParkCommand (opts: ThingParkCliOptions): Promise<void> {
+  const s = await simulateThingPark(opts)
+  process.exitCode = opts.lrcPort === undefined && s.failed > 0 ? 1 : 0
+}

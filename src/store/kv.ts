@@ -1,0 +1,80 @@
+/**
+ * lorabridge's own small state (pending ThingPark downlinks, downlink correlations): in memory, or
+ * in Redis under `redis.keyPrefix` so that it survives a restart and is shared by a cluster.
+ */
+import type { Redis } from 'ioredis'
+
+export interface KeyValueStore {
+  get (key: string): Promise<string | undefined>
+  /** ttlMs: forget the key after this long (undefined: keep). */
+  set (key: string, value: string, ttlMs?: number): Promise<void>
+  del (key: string): Promise<void>
+  /** Every key with this prefix, and its value. For start-up recovery, not hot paths. */
+  entries (prefix: string): Promise<Array<[string, string]>>
+  ready (): boolean
+}
+
+export class MemoryKeyValueStore implements KeyValueStore {
+  private readonly data = new Map<string, { value: string, until: number }>()
+
+  constructor (private readonly now: () => number = Date.now) {}
+
+  private live (key: string): string | undefined {
+    const e = this.data.get(key)
+    if (e === undefined) return undefined
+    if (e.until <= this.now()) { this.data.delete(key); return undefined }
+    return e.value
+  }
+
+  async get (key: string): Promise<string | undefined> { return this.live(key) }
+  async set (key: string, value: string, ttlMs?: number): Promise<void> {
+    this.data.set(key, { value, until: ttlMs === undefined ? Infinity : this.now() + ttlMs })
+  }
+
+  async del (key: string): Promise<void> { this.data.delete(key) }
+  async entries (prefix: string): Promise<Array<[string, string]>> {
+    const out: Array<[string, string]> = []
+    for (const key of [...this.data.keys()]) {
+      const v = key.startsWith(prefix) ? this.live(key) : undefined
+      if (v !== undefined) out.push([key, v])
+    }
+    return out
+  }
+
+  ready (): boolean { return true }
+}
+
+export class RedisKeyValueStore implements KeyValueStore {
+  constructor (private readonly redis: Redis, private readonly prefix: string) {}
+
+  async get (key: string): Promise<string | undefined> {
+    return (await this.redis.get(this.prefix + key)) ?? undefined
+  }
+
+  async set (key: string, value: string, ttlMs?: number): Promise<void> {
+    if (ttlMs === undefined) await this.redis.set(this.prefix + key, value)
+    else await this.redis.set(this.prefix + key, value, 'PX', Math.max(1, Math.round(ttlMs)))
+  }
+
+  async del (key: string): Promise<void> {
+    await this.redis.del(this.prefix + key)
+  }
+
+  async entries (prefix: string): Promise<Array<[string, string]>> {
+    const out: Array<[string, string]> = []
+    // SCAN's pattern is a glob: escape its special characters in our literal prefix.
+    const pattern = (this.prefix + prefix).replace(/[*?[\]\\]/g, m => `\\${m}`) + '*'
+    let cursor = '0'
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500)
+      cursor = next
+      if (keys.length > 0) {
+        const values = await this.redis.mget(...keys)
+        keys.forEach((k, i) => { const v = values[i]; if (v !== null && v !== undefined) out.push([k.slice(this.prefix.length), v]) })
+      }
+    } while (cursor !== '0')
+    return out
+  }
+
+  ready (): boolean { return this.redis.status === 'ready' }
+}

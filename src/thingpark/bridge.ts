@@ -1,0 +1,111 @@
+/**
+ * The ThingPark adapter (STYLE §2): one uplink endpoint per configured connection on the HTTP
+ * listeners, and the token-signed downlink transport.
+ */
+import type { FastifyInstance } from 'fastify'
+import type { Component } from '../component.js'
+import type { Config } from '../config/schema.js'
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import { LorabridgeError } from '../errors.js'
+import type { ApplicationResolver } from '../model/applications.js'
+import type { EventBus } from '../core/bus.js'
+import { MemoryDeduplicator, type Deduplicator } from '../core/dedup.js'
+import type { OutcomeReporter } from '../core/downlinks.js'
+import type { RouteTable } from '../core/routes.js'
+import type { RouteRegistrar } from '../http/http-listeners.js'
+import type { KeyValueStore } from '../store/kv.js'
+import { ThingParkDownlinks, type TpConnection } from './downlink.js'
+import { ThingParkIngest } from './ingest.js'
+
+export interface ThingParkDeps {
+  config: Config
+  bus: EventBus
+  dedup: Deduplicator
+  routes: RouteTable
+  apps: ApplicationResolver
+  kv: KeyValueStore
+  log: Logger
+  metrics: Metrics
+  now: () => Date
+  env?: NodeJS.ProcessEnv
+}
+
+/** The AS key from `asKey` or the variable `asKeyEnv` names; read at start, never logged. */
+export function resolveConnections (config: Config, env: NodeJS.ProcessEnv): Map<string, TpConnection> {
+  const out = new Map<string, TpConnection>()
+  for (const c of config.thingpark.connections) {
+    const key = c.asKey ?? (c.asKeyEnv !== undefined ? env[c.asKeyEnv] : undefined)
+    if (key === undefined || !/^[0-9a-fA-F]{32}$/.test(key)) {
+      throw new LorabridgeError('LB_ERR_THINGPARK_KEY', `ThingPark connection "${c.name}": ${c.asKeyEnv !== undefined ? `environment variable ${c.asKeyEnv}` : 'asKey'} must hold 32 hex digits`)
+    }
+    out.set(c.name, { name: c.name, asId: c.asId, asKey: key, downlinkUrl: c.downlinkUrl, validitySeconds: c.downlinkValiditySeconds })
+  }
+  return out
+}
+
+export class ThingParkBridge implements Component {
+  readonly name = 'thingpark'
+  readonly downlinks: ThingParkDownlinks
+  readonly ingest: ThingParkIngest
+  readonly httpRoutes: RouteRegistrar
+  private connections = new Map<string, TpConnection>()
+  private readonly replays: MemoryDeduplicator
+  /** Set once the downlink router exists. */
+  report: OutcomeReporter = async () => {}
+
+  constructor (private readonly deps: ThingParkDeps) {
+    const { config } = deps
+    const window = Math.max(120, 2 * Math.max(0, ...config.thingpark.connections.map(c => c.maxTimeDeviation)))
+    this.replays = new MemoryDeduplicator(window * 1000)
+    this.downlinks = new ThingParkDownlinks({ config, kv: deps.kv, connections: this.connections, log: deps.log, metrics: deps.metrics })
+    this.downlinks.report = (kind, o, network) => this.report(kind, o, network)
+    this.ingest = new ThingParkIngest({
+      bus: deps.bus, dedup: deps.dedup, replays: this.replays, routes: deps.routes, apps: deps.apps, downlinks: this.downlinks,
+      report: () => this.report, log: deps.log, metrics: deps.metrics, includeRaw: config.events.includeRaw, now: deps.now,
+    })
+    this.httpRoutes = app => { this.register(app) }
+  }
+
+  private register (app: FastifyInstance): void {
+    const { config, metrics, log } = this.deps
+    app.register(async scope => {
+      // The body is hashed from its fields, so it is taken as bytes and parsed here, whatever the type.
+      scope.removeAllContentTypeParsers()
+      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.thingpark.maxBodyBytes }, (_req, b, done) => { done(null, b) })
+      scope.setErrorHandler((err: Error & { statusCode?: number, code?: string }, req, reply) => {
+        const tooLarge = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        const code = tooLarge ? 'LB_ERR_THINGPARK_TOO_LARGE' : 'LB_ERR_THINGPARK_BODY'
+        metrics.ingestErrors.inc({ network: 'thingpark', code })
+        log.warn({ code, url: req.url.split('?')[0], reason: err.message }, 'ThingPark report refused')
+        void reply.code(err.statusCode ?? 400).send({ error: code, message: err.message })
+      })
+      for (const c of config.thingpark.connections) {
+        scope.post(c.path, async (req, reply) => {
+          const connection = this.connections.get(c.name)
+          if (connection === undefined) return reply.code(503).send({ error: 'LB_ERR_COMPONENT_START', message: 'not started' })
+          const url = req.raw.url ?? ''
+          const i = url.indexOf('?')
+          const answer = await this.ingest.handle({
+            connection,
+            maxTimeDeviation: c.maxTimeDeviation,
+            rawQuery: i < 0 ? '' : url.slice(i + 1),
+            contentType: req.headers['content-type'],
+            body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+          })
+          return answer.body === undefined ? reply.code(answer.status).send() : reply.code(answer.status).send(answer.body)
+        })
+      }
+    })
+  }
+
+  async start (): Promise<void> {
+    for (const [name, c] of resolveConnections(this.deps.config, this.deps.env ?? process.env)) this.connections.set(name, c)
+    await this.downlinks.start()
+  }
+
+  async stop (): Promise<void> {
+    await this.downlinks.stop()
+    this.replays.close()
+  }
+}
