@@ -49,7 +49,7 @@ export async function startTestDaemon (config: Record<string, unknown> = {}, opt
     log: { level: 'info' },
   }
   await writeFile(configFile, stringify({ ...base, ...config }))
-  const { config: loaded } = loadConfig({ file: configFile, env: {} })
+  const { config: loaded } = loadConfig({ file: configFile, env: opts.env ?? {} })
   const logs = new LogCapture()
   const daemon = new Daemon({ config: loaded, logDestination: logs, ...(opts.now !== undefined ? { now: opts.now } : {}), ...(opts.env !== undefined ? { env: opts.env } : {}) })
   await daemon.start()
