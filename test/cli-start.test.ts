@@ -82,6 +82,7 @@ describe('lorabridge start with no configuration', () => {
       '--cert', join(dir, 'data', 'field-app.crt'), '--key', join(dir, 'data', 'field-app.key'), '--tls-version', 'tlsv1.2']
     const topic = 'lorabridge/farm/devices/0011223344556677/down'
     const got = await exchange([...tlsArgs, '-i', 'sub-field-app'], [...tlsArgs, '-i', 'pub-field-app'], topic, '{"fPort":2,"hex":"01"}')
+      .catch((err: Error) => { throw new Error(`${err.message}; daemon: ${JSON.stringify(daemon.lines.filter(l => typeof l.code === 'string').slice(-5))}`) })
     expect(got).toBe('{"fPort":2,"hex":"01"}')
     expect(daemon.lines.some(l => l.msg === 'client authenticated' && l.user === 'field-app' && l.via === 'certificate' && l.protocol === 'mqtts')).toBe(true)
   })

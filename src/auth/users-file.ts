@@ -84,10 +84,12 @@ export class UsersStore {
   }
 
   async get (name: string): Promise<User | undefined> {
-    if (Date.now() - this.checkedAt >= this.checkIntervalMs) {
-      this.pending ??= this.refresh().finally(() => { this.pending = undefined })
-      await this.pending
+    if (this.pending === undefined && Date.now() - this.checkedAt >= this.checkIntervalMs) {
+      this.pending = this.refresh().finally(() => { this.pending = undefined })
     }
+    // A lookup that arrives while a reload is in flight waits for it: the reload has already
+    // moved `checkedAt`, and reading the old map now would refuse a user just added.
+    if (this.pending !== undefined) await this.pending
     return this.users.get(name)
   }
 

@@ -26,10 +26,17 @@ export function createBrokerStore (config: Config, log: Logger): BrokerStore {
   const conns: Redis[] = [
     createRedisConnection(config.redis, 'persistence', log),
     createRedisConnection(config.redis, 'pub', log),
-    createRedisConnection(config.redis, 'sub', log),
+    // mqemitter-redis subscribes at once; ioredis's ready check (INFO) would then run on a
+    // connection already in subscriber mode, fail, and be treated as fatal.
+    createRedisConnection(config.redis, 'sub', log, { enableReadyCheck: false }),
   ]
   const [conn, pubConn, subConn] = conns as [Redis, Redis, Redis]
   const mq = mqemitterRedis({ pubConn, subConn })
+  // mqemitter-redis re-emits connection errors on `state`; unheard, an 'error' event ends the
+  // process. The connections report (and retry) themselves, so here they are only logged.
+  ;(mq as unknown as { state: import('node:events').EventEmitter }).state.on('error', (err: Error) => {
+    log.debug({ code: 'LB_ERR_REDIS', err }, 'message emitter error')
+  })
   const persistence = persistenceRedis({ conn })
   return {
     kind: 'redis',

@@ -9,12 +9,13 @@ import type { Logger } from '../log.js'
 
 export type RedisConfig = NonNullable<Config['redis']>
 
-export function createRedisConnection (cfg: RedisConfig, name: string, log: Logger): Redis {
+export function createRedisConnection (cfg: RedisConfig, name: string, log: Logger, extra: RedisOptions = {}): Redis {
   const options: RedisOptions = {
     connectionName: `lorabridge-${name}`,
     retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 2000),
     maxRetriesPerRequest: null,
     ...(cfg.options as RedisOptions | undefined),
+    ...extra,
   }
   const conn = new Redis(cfg.url, options)
   // One line per outage, not one per retry.
