@@ -24,6 +24,7 @@ import { DownlinkRouter } from './core/downlinks.js'
 import { ApplicationResolver } from './model/applications.js'
 import { MultitechBridge } from './multitech/bridge.js'
 import { ThingParkBridge } from './thingpark/bridge.js'
+import { RulesComponent } from './rules/component.js'
 import { MemoryKeyValueStore, RedisKeyValueStore, type KeyValueStore } from './store/kv.js'
 import { createRedisConnection, closeRedis } from './store/redis.js'
 
@@ -52,6 +53,7 @@ export class Daemon {
   readonly multitech: MultitechBridge
   readonly downlinks: DownlinkRouter
   readonly thingpark: ThingParkBridge
+  readonly rules: RulesComponent
   readonly kv: KeyValueStore
   private readonly components: Component[]
   private readonly started: Component[] = []
@@ -93,6 +95,7 @@ export class Daemon {
     const report = (kind: 'down/queued' | 'down/failed' | 'down/sent', o: Parameters<DownlinkRouter['outcome']>[1], network: string): Promise<void> => this.downlinks.outcome(kind, o, network)
     this.multitech.queue.report = report
     this.thingpark.report = report
+    this.rules = new RulesComponent({ config, bus: this.bus, log: child('rules'), metrics: this.metrics })
 
     this.http = new HttpListeners({
       config, log: child('http'), metrics: this.metrics, readiness: () => this.readiness(), tls,
@@ -109,6 +112,8 @@ export class Daemon {
       // Health and readiness answer while the broker waits for Redis.
       this.http,
       this.broker,
+      // Before the adapters: decoders must be in place for the first uplink.
+      this.rules,
       this.multitech,
       component('downlinks', () => this.downlinks.start(), () => this.downlinks.stop()),
       // After the router: pending ThingPark retries resume and report outcomes through it.

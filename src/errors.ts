@@ -38,6 +38,12 @@ export const ErrorCodes = {
   LB_ERR_THINGPARK_KEY: 'a ThingPark connection whose AS key (asKey or the variable named by asKeyEnv) is missing or not 32 hex digits',
   LB_ERR_THINGPARK_DOWNLINK: 'the LRC refused a downlink or could not be reached; the request ends in down/failed after the retries',
   LB_ERR_DOWNLINK_INVALID: 'a DownlinkRequest that is not valid JSON or has bad fields; answered with down/failed reason invalid',
+  LB_ERR_RULE_FILE: 'a rule file that is not valid YAML or does not match the rule format; its last good version keeps running',
+  LB_ERR_RULE_COMPILE: 'a JSONata expression in a rule file that does not compile (file, line, column and token are given)',
+  LB_ERR_RULE_TIMEOUT: 'an expression that ran longer than rules.timeoutMs (an infinite loop, a huge range); dead-lettered',
+  LB_ERR_RULE_DEPTH: 'an expression that went deeper than rules.maxDepth (runaway recursion); dead-lettered',
+  LB_ERR_RULE_EVAL: 'an expression that failed while evaluating (JSONata\'s own code follows, e.g. LB_ERR_RULE_EVAL:T2002); dead-lettered',
+  LB_ERR_RULE_ACTION: 'a rule produced an invalid DownlinkRequest, a forbidden topic, or its action could not be carried out; dead-lettered',
   LB_ERR_REDIS: 'Redis is unreachable or answered with an error',
   LB_ERR_COMPONENT_START: 'a component failed to start; the daemon stops what it started and exits 1',
 } as const

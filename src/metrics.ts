@@ -22,6 +22,8 @@ export function createMetrics () {
     ingestIgnored: new Counter({ name: 'lorabridge_ingest_ignored_total', help: 'Network-server messages with nothing to normalize (responses, commands, moved, empty), by reason', labelNames: ['network', 'reason'] as const, registers: [registry] }),
     downlinks: new Counter({ name: 'lorabridge_downlinks_total', help: 'Downlink and clear requests by outcome (queued, sent, failed) and failure reason', labelNames: ['network', 'result', 'reason'] as const, registers: [registry] }),
     downlinkRetries: new Counter({ name: 'lorabridge_thingpark_downlink_retries_total', help: 'ThingPark downlink POSTs retried after a 5xx or a network error', labelNames: ['connection'] as const, registers: [registry] }),
+    ruleEvents: new Counter({ name: 'lorabridge_rule_events_total', help: 'Rule evaluations by rule and counter (matched, passed, failed, noResult, suppressed, actionsOk, actionsFailed)', labelNames: ['rule', 'counter'] as const, registers: [registry] }),
+    ruleDeadLetters: new Counter({ name: 'lorabridge_rule_dead_letters_total', help: 'Rule and decoder evaluation errors sent to the dead-letter topic', labelNames: ['stage'] as const, registers: [registry] }),
   }
   return m
 }

@@ -13,6 +13,7 @@ import type { ThingParkCliOptions } from '../simulate/thingpark-cli.js'
 const startCommand = async (c: Config): Promise<void> => (await import('./start.js')).startCommand(c)
 const users$ = async () => import('./users.js')
 const certs$ = async () => import('./certs.js')
+const rules$ = async () => import('./rules.js')
 
 function configFrom (program: Command): Config {
   try {
@@ -72,6 +73,18 @@ certs.command('client')
   .option('--days <n>', 'validity in days', (v: string) => Number(v), 825)
   .option('--force', 'overwrite existing files')
   .action(async (name: string, opts: { dir?: string, days: number, force?: boolean }) => { await (await certs$()).certsClient(configFrom(program), name, opts) })
+
+const rules = program.command('rules').description('rule files: compile and dry-run')
+rules.command('check')
+  .description('compile every rule file; print errors with file, line and column; exit 1 on error')
+  .argument('[dir]', 'rules directory (default: rules.dir)')
+  .action(async (dir: string | undefined) => { await (await rules$()).rulesCheck(configFrom(program), dir) })
+rules.command('test')
+  .description('dry-run the rules on one normalized event; print decoded output, matched rules, downlinks and publications as JSON')
+  .argument('<path>', 'a rule file or a directory of them')
+  .requiredOption('--event <file>', 'a normalized event (JSON)')
+  .option('--on <kind>', 'the event kind: up, join, status, location, down/queued, down/sent, down/failed', 'up')
+  .action(async (path: string, opts: { event: string, on: string }) => { await (await rules$()).rulesTest(configFrom(program), path, opts) })
 
 const users = program.command('users').description('manage the users file')
 users.command('add')

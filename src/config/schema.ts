@@ -135,8 +135,11 @@ export const ConfigSchema = Type.Object({
     }, { ...Strict, default: {}, description: 'Token-signed downlink POSTs to the LRC.' }),
   }, { ...Strict, default: {}, description: 'Actility ThingPark HTTPS Generic Application tunnels.' }),
   rules: Type.Object({
-    dir: Type.String({ default: './rules', description: 'Directory of rule files.' }),
+    dir: Type.String({ default: './rules', description: 'Directory of rule files (*.yaml, *.yml).' }),
     watch: Type.Boolean({ default: true, description: 'Reload rule files when they change.' }),
+    timeoutMs: Type.Integer({ minimum: 1, default: 100, description: 'Time budget of one expression evaluation; past it the evaluation fails (counted, dead-lettered).' }),
+    maxDepth: Type.Integer({ minimum: 10, default: 500, description: 'Evaluation depth budget of one expression (runaway recursion).' }),
+    maxChainDepth: Type.Integer({ minimum: 0, default: 2, description: 'How many times an event produced by a rule (a downlink\'s outcome) may trigger rules again.' }),
   }, { ...Strict, default: {}, description: 'The rules engine (PRODUCT.md §4).' }),
   log: Type.Object({
     level: Type.Union(LogLevel.anyOf, { default: 'info', description: 'pino log level; logs are JSON lines on stdout.' }),

@@ -8,7 +8,15 @@ import type { EventKind } from '../model/events.js'
 
 export interface PublishOptions { qos?: 0 | 1, retain?: boolean }
 
+/** Where the rules engine plugs in: decoders before an event is published, rules after. */
+export interface PublishHooks {
+  before?: (kind: EventKind, event: Record<string, unknown>) => Promise<void>
+  after?: (kind: EventKind, event: Record<string, unknown>) => void
+}
+
 export class EventBus {
+  hooks: PublishHooks = {}
+
   constructor (private readonly broker: () => Aedes, readonly root: string) {}
 
   deviceTopic (app: string, devEui: string, kind: EventKind | 'down' | 'clear'): string {
@@ -29,8 +37,12 @@ export class EventBus {
     })
   }
 
-  publishEvent (kind: EventKind, event: { app: string, devEui: string }): Promise<void> {
-    return this.publish(this.deviceTopic(event.app, event.devEui, kind), event)
+  /** A normalized event: decoded first (uplinks), then published, then handed to the rules. */
+  async publishEvent (kind: EventKind, event: { app: string, devEui: string }): Promise<void> {
+    const e = event as unknown as Record<string, unknown>
+    if (this.hooks.before !== undefined) await this.hooks.before(kind, e)
+    await this.publish(this.deviceTopic(event.app, event.devEui, kind), event)
+    this.hooks.after?.(kind, e)
   }
 
   /** Subscribes inside the broker; returns the unsubscribe function. */

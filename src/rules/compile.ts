@@ -1,0 +1,224 @@
+/**
+ * Rule files (PRODUCT.md §4): YAML validated against a schema, every JSONata expression compiled
+ * on load, and every problem reported with file, line and column — for a JSONata error, the line
+ * and column of the offending token inside the expression (STYLE §5).
+ */
+import { readFile } from 'node:fs/promises'
+import { basename } from 'node:path'
+import { Type, type Static } from '@sinclair/typebox'
+import { Ajv } from 'ajv'
+import { LineCounter, parseDocument, isScalar, type Document } from 'yaml'
+import { formatPointer } from '../config/issues.js'
+import type { EventKind } from '../model/events.js'
+import { Expression } from './expression.js'
+import { parseDuration } from './duration.js'
+
+export const EVENT_KINDS: EventKind[] = ['up', 'join', 'status', 'location', 'down/queued', 'down/sent', 'down/failed']
+
+const OneOrMany = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Array(t, { minItems: 1 })])
+const Kind = Type.Union(EVENT_KINDS.map(k => Type.Literal(k)))
+
+const Filter = Type.Object({
+  app: Type.Optional(OneOrMany(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$' }))),
+  devEui: Type.Optional(OneOrMany(Type.String({ pattern: '^[0-9a-fA-F*?:-]+$', description: 'glob: * and ?' }))),
+  fPort: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 255 }), Type.Array(Type.Integer({ minimum: 0, maximum: 255 }), { minItems: 1 })])),
+  network: Type.Optional(Type.Union([Type.Literal('multitech'), Type.Literal('thingpark'), Type.Array(Type.Union([Type.Literal('multitech'), Type.Literal('thingpark')]), { minItems: 1 })])),
+}, { additionalProperties: false })
+
+const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9 ._-]*$', maxLength: 100 })
+
+const DecoderDef = Type.Object({
+  name: Name,
+  when: Type.Optional(Filter),
+  decode: Type.String({ minLength: 1 }),
+}, { additionalProperties: false })
+
+const RuleDef = Type.Object({
+  name: Name,
+  on: Type.Optional(Type.Union([Kind, Type.Array(Kind, { minItems: 1 })])),
+  when: Type.Optional(Filter),
+  if: Type.Optional(Type.String({ minLength: 1 })),
+  cooldown: Type.Optional(Type.String()),
+  enabled: Type.Optional(Type.Boolean()),
+  downlink: Type.Optional(Type.String({ minLength: 1 })),
+  publish: Type.Optional(Type.Object({
+    topic: Type.String({ minLength: 1 }),
+    payload: Type.String({ minLength: 1 }),
+    qos: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1)])),
+    retain: Type.Optional(Type.Boolean()),
+  }, { additionalProperties: false })),
+}, { additionalProperties: false })
+
+const RuleFileDef = Type.Object({
+  decoders: Type.Optional(Type.Array(DecoderDef)),
+  rules: Type.Optional(Type.Array(RuleDef)),
+}, { additionalProperties: false })
+
+type FilterDef = Static<typeof Filter>
+const validate = new Ajv({ allErrors: true, strict: false }).compile(RuleFileDef)
+
+export interface RuleError {
+  file: string
+  /** e.g. `rules[1].if` */
+  path: string
+  line: number
+  column: number
+  message: string
+  code: 'LB_ERR_RULE_FILE' | 'LB_ERR_RULE_COMPILE'
+  /** JSONata's own error code, position (in the expression) and token. */
+  jsonata?: { code?: string | undefined, position?: number | undefined, token?: string | undefined }
+}
+
+export interface CompiledFilter {
+  apps: Set<string> | undefined
+  devEuis: RegExp[] | undefined
+  fPorts: Set<number> | undefined
+  networks: Set<string> | undefined
+}
+
+export interface CompiledDecoder { id: string, file: string, name: string, when: CompiledFilter, decode: Expression }
+
+export interface CompiledRule {
+  id: string
+  file: string
+  name: string
+  on: Set<EventKind>
+  when: CompiledFilter
+  condition: Expression | undefined
+  cooldownMs: number | undefined
+  downlink: Expression | undefined
+  publish: { topic: Expression, payload: Expression, qos: 0 | 1, retain: boolean } | undefined
+}
+
+export interface CompiledFile { file: string, decoders: CompiledDecoder[], rules: CompiledRule[] }
+
+export type CompileResult = { ok: true, compiled: CompiledFile } | { ok: false, errors: RuleError[] }
+
+const list = <T>(v: T | T[] | undefined): T[] | undefined => v === undefined ? undefined : Array.isArray(v) ? v : [v]
+
+function glob (pattern: string): RegExp {
+  const bare = pattern.replace(/[-:]/g, '').toLowerCase()
+  return new RegExp('^' + bare.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
+}
+
+function compileFilter (f: FilterDef | undefined): CompiledFilter {
+  return {
+    apps: list(f?.app) !== undefined ? new Set(list(f?.app)) : undefined,
+    devEuis: list(f?.devEui)?.map(glob),
+    fPorts: list(f?.fPort) !== undefined ? new Set(list(f?.fPort)) : undefined,
+    networks: list(f?.network) !== undefined ? new Set(list(f?.network)) : undefined,
+  }
+}
+
+/** Where a path's value starts in the file, and how an offset inside a block scalar maps to a line. */
+function locate (doc: Document, lc: LineCounter, text: string, path: Array<string | number>, position?: number): { line: number, column: number } {
+  let node = doc.getIn(path, true) as unknown
+  // For a key that is missing or wrong, point at the nearest parent that exists.
+  for (let p = path.slice(0, -1); node === undefined && p.length >= 0; p = p.slice(0, -1)) {
+    node = p.length === 0 ? doc.contents : doc.getIn(p, true)
+    if (p.length === 0) break
+  }
+  const range = (node as { range?: [number, number, number] } | undefined)?.range
+  if (range === undefined) return { line: 1, column: 1 }
+  const start = lc.linePos(range[0])
+  if (position === undefined || !isScalar(node)) return { line: start.line, column: start.col }
+  const source = String(node.value)
+  const before = source.slice(0, Math.max(0, position - 1))
+  const exprLine = before.split('\n').length - 1
+  const exprCol = before.length - (before.lastIndexOf('\n') + 1) + 1
+  if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
+    // The content starts on the line after the `|` indicator, at the block's indentation (that of
+    // its first line); deeper indentation of later lines is part of the expression itself.
+    const firstLine = text.split('\n')[start.line] ?? ''
+    const indent = firstLine.length - firstLine.trimStart().length
+    return { line: start.line + 1 + exprLine, column: indent + exprCol }
+  }
+  const quote = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE' ? 1 : 0
+  return { line: start.line + exprLine, column: start.col + quote + exprCol - 1 }
+}
+
+export function compileRuleText (file: string, text: string): CompileResult {
+  const lc = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false })
+  const name = basename(file)
+  const errors: RuleError[] = []
+  const err = (path: Array<string | number>, message: string, code: RuleError['code'], position?: number, jsonata?: RuleError['jsonata']): void => {
+    const at = locate(doc, lc, text, path, position)
+    errors.push({ file: name, path: formatPointer(path.length === 0 ? '' : '/' + path.join('/')), ...at, message, code, ...(jsonata !== undefined ? { jsonata } : {}) })
+  }
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) {
+      const pos = e.linePos?.[0]
+      errors.push({ file: name, path: '(file)', line: pos?.line ?? 1, column: pos?.col ?? 1, message: e.message.split('\n')[0] ?? e.message, code: 'LB_ERR_RULE_FILE' })
+    }
+    return { ok: false, errors }
+  }
+  const value: unknown = doc.toJS() ?? {}
+  if (!validate(value)) {
+    for (const e of validate.errors ?? []) {
+      const path = e.instancePath.split('/').slice(1).map(s => /^\d+$/.test(s) ? Number(s) : s)
+      const extra = e.keyword === 'additionalProperties' ? ` "${String((e.params as { additionalProperty: string }).additionalProperty)}"` : ''
+      if (e.keyword === 'anyOf' || e.keyword === 'const') continue
+      err(path, `${e.message ?? 'is invalid'}${extra}`, 'LB_ERR_RULE_FILE')
+    }
+    if (errors.length === 0) err([], 'does not match the rule file format', 'LB_ERR_RULE_FILE')
+    return { ok: false, errors }
+  }
+  const def = value as Static<typeof RuleFileDef>
+  const expr = (path: Array<string | number>, source: string): Expression | undefined => {
+    const c = Expression.compile(source)
+    if (c.ok) return c.expression
+    err(path, `JSONata: ${c.error.message}`, 'LB_ERR_RULE_COMPILE', c.error.position, { code: c.error.code, position: c.error.position, token: c.error.token })
+    return undefined
+  }
+  const seen = new Set<string>()
+  const unique = (path: Array<string | number>, kind: string, n: string): void => {
+    if (seen.has(`${kind}:${n}`)) err(path, `duplicate ${kind} name "${n}"`, 'LB_ERR_RULE_FILE')
+    seen.add(`${kind}:${n}`)
+  }
+  const decoders: CompiledDecoder[] = []
+  def.decoders?.forEach((d, i) => {
+    unique(['decoders', i, 'name'], 'decoder', d.name)
+    const decode = expr(['decoders', i, 'decode'], d.decode)
+    if (decode !== undefined) decoders.push({ id: `${name}#${d.name}`, file: name, name: d.name, when: compileFilter(d.when), decode })
+  })
+  const rules: CompiledRule[] = []
+  def.rules?.forEach((r, i) => {
+    unique(['rules', i, 'name'], 'rule', r.name)
+    if (r.downlink === undefined && r.publish === undefined) err(['rules', i], 'a rule needs a downlink or a publish action', 'LB_ERR_RULE_FILE')
+    const cooldownMs = r.cooldown !== undefined ? parseDuration(r.cooldown) : undefined
+    if (r.cooldown !== undefined && cooldownMs === undefined) err(['rules', i, 'cooldown'], `"${r.cooldown}" is not a duration (e.g. 500ms, 30s, 10m, 2h)`, 'LB_ERR_RULE_FILE')
+    const condition = r.if !== undefined ? expr(['rules', i, 'if'], r.if) : undefined
+    const downlink = r.downlink !== undefined ? expr(['rules', i, 'downlink'], r.downlink) : undefined
+    const topic = r.publish !== undefined ? expr(['rules', i, 'publish', 'topic'], r.publish.topic) : undefined
+    const payload = r.publish !== undefined ? expr(['rules', i, 'publish', 'payload'], r.publish.payload) : undefined
+    if (r.enabled === false) return
+    rules.push({
+      id: `${name}#${r.name}`,
+      file: name,
+      name: r.name,
+      on: new Set(list(r.on) ?? ['up']),
+      when: compileFilter(r.when),
+      condition,
+      cooldownMs,
+      downlink,
+      publish: topic !== undefined && payload !== undefined ? { topic, payload, qos: r.publish?.qos ?? 1, retain: r.publish?.retain ?? false } : undefined,
+    })
+  })
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, compiled: { file: name, decoders, rules } }
+}
+
+export async function compileRuleFile (path: string): Promise<CompileResult> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (e) {
+    return { ok: false, errors: [{ file: basename(path), path: '(file)', line: 1, column: 1, message: (e as Error).message, code: 'LB_ERR_RULE_FILE' }] }
+  }
+  return compileRuleText(path, text)
+}
+
+export function formatRuleError (e: RuleError): string {
+  const where = e.jsonata?.token !== undefined ? ` (at "${e.jsonata.token}")` : ''
+  return `${e.file}:${e.line}:${e.column}: ${e.path}: ${e.message}${where}`
+}

@@ -1,0 +1,154 @@
+/**
+ * Rule files in `rules.dir`, loaded on start and reloaded when they change (debounced). A file
+ * that fails keeps its last good version running; the loaded set, its errors and every rule's
+ * counters are published retained on `{root}/_bridge/rules`, and each evaluation error on
+ * `{root}/_bridge/rules/errors`.
+ */
+import { readdir } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { watch, type FSWatcher } from 'chokidar'
+import type { Component } from '../component.js'
+import type { Config } from '../config/schema.js'
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import type { EventBus } from '../core/bus.js'
+import type { EventKind } from '../model/events.js'
+import { compileRuleFile, formatRuleError, type CompiledFile, type RuleError } from './compile.js'
+import { RulesEngine, type DeadLetter, type RuleSink } from './engine.js'
+
+const RULE_FILE = /\.ya?ml$/i
+const DEBOUNCE_MS = 100
+const STATUS_INTERVAL_MS = 5000
+
+interface FileState { good: CompiledFile | undefined, errors: RuleError[], loadedAt: string }
+
+export class RulesComponent implements Component {
+  readonly name = 'rules'
+  readonly engine: RulesEngine
+  private readonly files = new Map<string, FileState>()
+  private watcher: FSWatcher | undefined
+  private readonly debounce = new Map<string, NodeJS.Timeout>()
+  private statusTimer: NodeJS.Timeout | undefined
+  private dirty = false
+  private started = false
+
+  constructor (private readonly deps: { config: Config, bus: EventBus, log: Logger, metrics: Metrics }) {
+    const { config, bus, metrics } = deps
+    const root = config.topics.root
+    const sink: RuleSink = {
+      downlink: (app, devEui, request) => bus.publish(bus.deviceTopic(app, devEui, 'down'), request, { qos: 1 }),
+      publish: p => bus.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain }),
+      deadLetter: async (d: DeadLetter) => {
+        metrics.ruleDeadLetters.inc({ stage: d.stage })
+        deps.log.warn({ code: d.code, rule: d.rule, file: d.file, stage: d.stage, eventId: d.eventId, devEui: d.devEui, reason: d.message }, 'rule evaluation failed')
+        await bus.publish(`${root}/_bridge/rules/errors`, d, { qos: 1 })
+      },
+    }
+    this.engine = new RulesEngine({
+      topicRoot: root,
+      budget: { timeoutMs: config.rules.timeoutMs, maxDepth: config.rules.maxDepth },
+      maxChainDepth: config.rules.maxChainDepth,
+      sink,
+      onCount: (rule, counter) => {
+        this.dirty = true
+        metrics.ruleEvents.inc({ rule, counter })
+      },
+    })
+  }
+
+  async start (): Promise<void> {
+    const dir = this.deps.config.rules.dir
+    let names: string[] = []
+    let exists = true
+    try {
+      names = (await readdir(dir)).filter(n => RULE_FILE.test(n)).sort()
+    } catch (err) {
+      exists = false
+      this.deps.log.warn({ dir, reason: (err as Error).message }, 'no rules directory; running without rules')
+    }
+    for (const n of names) await this.load(join(dir, n), false)
+    this.deps.bus.hooks = {
+      before: async (kind, event) => { if (kind === 'up') await this.engine.decode(event) },
+      after: (kind, event) => { this.fire(kind, event) },
+    }
+    this.started = true
+    await this.publishStatus()
+    this.statusTimer = setInterval(() => { if (this.dirty) void this.publishStatus() }, STATUS_INTERVAL_MS)
+    this.statusTimer.unref()
+    if (this.deps.config.rules.watch && exists) {
+      this.watcher = watch(dir, { ignoreInitial: true, depth: 0, persistent: false })
+      this.watcher.on('all', (event, path) => {
+        if (!RULE_FILE.test(path) || !['add', 'change', 'unlink'].includes(event)) return
+        clearTimeout(this.debounce.get(path))
+        // Editors write in several steps (truncate, write, rename): act on the last one.
+        this.debounce.set(path, setTimeout(() => {
+          this.debounce.delete(path)
+          void (event === 'unlink' ? this.unload(path) : this.load(path, true)).catch((err: unknown) => { this.deps.log.error({ err, path }, 'rule reload failed') })
+        }, DEBOUNCE_MS))
+      })
+    }
+    const { rules, decoders } = this.engine.loaded()
+    this.deps.log.info({ dir, files: names.length, rules: rules.length, decoders: decoders.length }, 'rules loaded')
+  }
+
+  private fire (kind: EventKind, event: Record<string, unknown>): void {
+    // After the publication, off its path: rules never delay the event they react to.
+    this.engine.evaluate(kind, event).catch((err: unknown) => { this.deps.log.error({ err, kind }, 'rules evaluation crashed') })
+  }
+
+  private async load (path: string, publish: boolean): Promise<void> {
+    const file = basename(path)
+    const result = await compileRuleFile(path)
+    const prev = this.files.get(file)
+    if (result.ok) {
+      this.engine.setFile(result.compiled)
+      this.files.set(file, { good: result.compiled, errors: [], loadedAt: new Date().toISOString() })
+      this.deps.log.info({ file, rules: result.compiled.rules.length, decoders: result.compiled.decoders.length }, 'rule file loaded')
+    } else {
+      // Keep the last good version running; report where the problem is.
+      this.files.set(file, { good: prev?.good, errors: result.errors, loadedAt: prev?.loadedAt ?? new Date().toISOString() })
+      for (const e of result.errors) this.deps.log.error({ code: e.code, file: e.file, line: e.line, column: e.column, path: e.path, reason: e.message }, formatRuleError(e))
+    }
+    if (publish) await this.publishStatus()
+  }
+
+  private async unload (path: string): Promise<void> {
+    const file = basename(path)
+    this.engine.removeFile(file)
+    this.files.delete(file)
+    this.deps.log.info({ file }, 'rule file removed')
+    await this.publishStatus()
+  }
+
+  status (): Record<string, unknown> {
+    const { rules, decoders } = this.engine.loaded()
+    return {
+      files: [...this.files].sort(([a], [b]) => a.localeCompare(b)).map(([file, s]) => ({
+        file,
+        ok: s.errors.length === 0,
+        loadedAt: s.loadedAt,
+        rules: s.good?.rules.map(r => r.name) ?? [],
+        decoders: s.good?.decoders.map(d => d.name) ?? [],
+        ...(s.errors.length > 0 ? { errors: s.errors } : {}),
+      })),
+      rules: rules.map(r => ({ name: r.name, file: r.file, on: [...r.on], counters: this.engine.counters(r.id) })),
+      decoders: decoders.map(d => ({ name: d.name, file: d.file })),
+    }
+  }
+
+  async publishStatus (): Promise<void> {
+    if (!this.started) return
+    this.dirty = false
+    await this.deps.bus.publish(`${this.deps.config.topics.root}/_bridge/rules`, this.status(), { qos: 1, retain: true }).catch((err: unknown) => {
+      this.deps.log.warn({ err }, 'could not publish the rules status')
+    })
+  }
+
+  async stop (): Promise<void> {
+    this.started = false
+    this.deps.bus.hooks = {}
+    clearInterval(this.statusTimer)
+    for (const t of this.debounce.values()) clearTimeout(t)
+    await this.watcher?.close()
+  }
+}

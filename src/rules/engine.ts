@@ -1,0 +1,294 @@
+/**
+ * The rules engine (PRODUCT.md §4): decoders fill `decoded` before an uplink is published; rules
+ * run on published events and act through a sink (downlink requests, publications). Evaluation is
+ * bounded in time and depth; every failure is counted and sent to the dead-letter stream; a rule's
+ * own effects can trigger rules again only up to `maxChainDepth`.
+ */
+import type { EventKind } from '../model/events.js'
+import { frameId } from '../model/ids.js'
+import { parseDownlinkRequests } from '../core/downlink-request.js'
+import { EvaluationLimit, type Budget, type Expression } from './expression.js'
+import type { CompiledDecoder, CompiledFile, CompiledFilter, CompiledRule } from './compile.js'
+
+export interface RuleCounters { matched: number, passed: number, failed: number, noResult: number, suppressed: number, actionsOk: number, actionsFailed: number }
+
+export interface Publication { topic: string, payload: unknown, qos: 0 | 1, retain: boolean }
+
+export interface DeadLetter {
+  rule: string
+  file: string
+  stage: 'decode' | 'if' | 'downlink' | 'publish'
+  eventId: string | undefined
+  event: EventKind
+  app: string | undefined
+  devEui: string | undefined
+  code: string
+  message: string
+  position?: number
+  at: string
+}
+
+export interface RuleSink {
+  /** Publishes a validated request on the device's `…/down` topic. */
+  downlink (app: string, devEui: string, request: Record<string, unknown>): Promise<void>
+  publish (p: Publication): Promise<void>
+  deadLetter (d: DeadLetter): Promise<void>
+}
+
+export interface RuleResult {
+  rule: string
+  file: string
+  passed: boolean
+  suppressed?: boolean
+  downlinks: Array<Record<string, unknown>>
+  publications: Publication[]
+  errors: Array<{ stage: DeadLetter['stage'], code: string, message: string }>
+}
+
+export interface Evaluation { matched: string[], results: RuleResult[] }
+
+type AnyEvent = Record<string, unknown> & { id?: string, app?: string, devEui?: string, fPort?: number, hex?: string, network?: { type?: string } }
+
+export interface EngineOptions {
+  topicRoot: string
+  budget: Budget
+  /** How many times a rule's effect may trigger rules again. */
+  maxChainDepth: number
+  sink: RuleSink
+  now?: () => number
+  /** Called for every counter change, for metrics. */
+  onCount?: (rule: string, counter: keyof RuleCounters) => void
+}
+
+function matches (f: CompiledFilter, e: AnyEvent): boolean {
+  if (f.apps !== undefined && !f.apps.has(String(e.app))) return false
+  if (f.devEuis !== undefined && !f.devEuis.some(r => r.test(String(e.devEui)))) return false
+  if (f.fPorts !== undefined && (typeof e.fPort !== 'number' || !f.fPorts.has(e.fPort))) return false
+  if (f.networks !== undefined && !f.networks.has(String(e.network?.type))) return false
+  return true
+}
+
+function errorInfo (err: unknown): { code: string, message: string, position?: number } {
+  if (err instanceof EvaluationLimit) return { code: err.code, message: err.message }
+  const e = err as { code?: string, message?: string, position?: number }
+  return { code: `LB_ERR_RULE_EVAL${e.code !== undefined ? `:${e.code}` : ''}`, message: e.message ?? String(err), ...(e.position !== undefined ? { position: e.position } : {}) }
+}
+
+/** The input every expression sees: the event plus `bytes`, its payload as numbers (PRODUCT.md §4). */
+export function expressionInput (event: AnyEvent): AnyEvent {
+  return typeof event.hex === 'string' ? { ...event, bytes: [...Buffer.from(event.hex, 'hex')] } : { ...event }
+}
+
+const EVENT_SUFFIXES = new Set(['up', 'join', 'status', 'location', 'down', 'clear'])
+
+export class RulesEngine {
+  private readonly files = new Map<string, CompiledFile>()
+  private rules: CompiledRule[] = []
+  private decoders: CompiledDecoder[] = []
+  private readonly counts = new Map<string, RuleCounters>()
+  private readonly cooldowns = new Map<string, number>()
+  /** Downlink ids a rule produced, and the chain depth their outcomes carry. */
+  private readonly produced = new Map<string, { depth: number, until: number }>()
+
+  constructor (private readonly opts: EngineOptions) {}
+
+  private now (): number { return this.opts.now?.() ?? Date.now() }
+
+  /** Replaces one file's decoders and rules at once: a reload is never seen half done. */
+  setFile (compiled: CompiledFile): void {
+    this.files.set(compiled.file, compiled)
+    this.rebuild()
+  }
+
+  removeFile (file: string): void {
+    this.files.delete(file)
+    this.rebuild()
+  }
+
+  private rebuild (): void {
+    const files = [...this.files.keys()].sort()
+    this.rules = files.flatMap(f => this.files.get(f)!.rules)
+    this.decoders = files.flatMap(f => this.files.get(f)!.decoders)
+    const ids = new Set(this.rules.map(r => r.id))
+    for (const id of this.counts.keys()) if (!ids.has(id)) this.counts.delete(id)
+  }
+
+  loaded (): { rules: CompiledRule[], decoders: CompiledDecoder[] } { return { rules: this.rules, decoders: this.decoders } }
+
+  counters (id: string): RuleCounters {
+    let c = this.counts.get(id)
+    if (c === undefined) { c = { matched: 0, passed: 0, failed: 0, noResult: 0, suppressed: 0, actionsOk: 0, actionsFailed: 0 }; this.counts.set(id, c) }
+    return c
+  }
+
+  private count (id: string, counter: keyof RuleCounters): void {
+    this.counters(id)[counter]++
+    this.opts.onCount?.(id, counter)
+  }
+
+  private async letter (d: Omit<DeadLetter, 'at'>): Promise<void> {
+    try {
+      await this.opts.sink.deadLetter({ ...d, at: new Date(this.now()).toISOString() })
+    } catch { /* the dead-letter stream itself failing must not fail the event */ }
+  }
+
+  /** Runs the first matching decoder; sets `decoded` on the event. Never throws. */
+  async decode (event: AnyEvent): Promise<{ decoder?: string, error?: string }> {
+    const decoder = this.decoders.find(d => matches(d.when, event))
+    if (decoder === undefined) return {}
+    try {
+      const decoded = await decoder.decode.evaluate(expressionInput(event), this.opts.budget)
+      if (decoded !== undefined) event.decoded = decoded
+      return { decoder: decoder.name }
+    } catch (err) {
+      const info = errorInfo(err)
+      await this.letter({ rule: decoder.name, file: decoder.file, stage: 'decode', eventId: event.id, event: 'up', app: event.app, devEui: event.devEui, ...info })
+      return { decoder: decoder.name, error: info.message }
+    }
+  }
+
+  /** The chain depth of an event: 0 for network events, 1 + the producing rule's for outcomes of its downlinks. */
+  depthOf (kind: EventKind, event: AnyEvent): number {
+    if (!kind.startsWith('down/') || typeof event.id !== 'string') return 0
+    const p = this.produced.get(event.id)
+    return p === undefined || p.until < this.now() ? 0 : p.depth
+  }
+
+  async evaluate (kind: EventKind, event: AnyEvent, depth = this.depthOf(kind, event)): Promise<Evaluation> {
+    const candidates = this.rules.filter(r => r.on.has(kind) && matches(r.when, event))
+    const evaluation: Evaluation = { matched: candidates.map(r => r.name), results: [] }
+    if (candidates.length === 0) return evaluation
+    if (depth > this.opts.maxChainDepth) return evaluation
+    const input = expressionInput(event)
+    // Rules of one event run side by side: a slow one does not hold the others.
+    evaluation.results = await Promise.all(candidates.map(r => this.run(r, kind, event, input, depth)))
+    return evaluation
+  }
+
+  private async run (rule: CompiledRule, kind: EventKind, event: AnyEvent, input: AnyEvent, depth: number): Promise<RuleResult> {
+    const result: RuleResult = { rule: rule.name, file: rule.file, passed: false, downlinks: [], publications: [], errors: [] }
+    const fail = async (stage: DeadLetter['stage'], err: unknown): Promise<void> => {
+      const info = errorInfo(err)
+      result.errors.push({ stage, code: info.code, message: info.message })
+      this.count(rule.id, 'failed')
+      await this.letter({ rule: rule.name, file: rule.file, stage, eventId: event.id, event: kind, app: event.app, devEui: event.devEui, ...info })
+    }
+    this.count(rule.id, 'matched')
+    if (rule.condition !== undefined) {
+      try {
+        if (!await rule.condition.evaluate(input, this.opts.budget)) return result
+      } catch (err) {
+        await fail('if', err)
+        return result
+      }
+    }
+    const key = `${rule.id}|${String(event.devEui)}`
+    if (rule.cooldownMs !== undefined && (this.cooldowns.get(key) ?? 0) > this.now()) {
+      this.count(rule.id, 'suppressed')
+      return { ...result, suppressed: true }
+    }
+    result.passed = true
+    this.count(rule.id, 'passed')
+    if (rule.cooldownMs !== undefined) this.cooldowns.set(key, this.now() + rule.cooldownMs)
+
+    let produced = false
+    if (rule.downlink !== undefined) produced = await this.downlinks(rule, kind, rule.downlink, event, input, depth, result, fail) || produced
+    if (rule.publish !== undefined) produced = await this.publication(rule, kind, event, input, result, fail) || produced
+    if (!produced && result.errors.length === 0) this.count(rule.id, 'noResult')
+    return result
+  }
+
+  private async downlinks (rule: CompiledRule, kind: EventKind, expr: Expression, event: AnyEvent, input: AnyEvent, depth: number, result: RuleResult,
+    fail: (stage: DeadLetter['stage'], err: unknown) => Promise<void>): Promise<boolean> {
+    let out: unknown
+    try {
+      out = await expr.evaluate(input, this.opts.budget)
+    } catch (err) {
+      await fail('downlink', err)
+      return false
+    }
+    if (out === undefined || out === null) return false
+    const items = Array.isArray(out) ? out : [out]
+    let any = false
+    for (const [i, item] of items.entries()) {
+      if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+        await this.actionFailed(rule, 'downlink', event, 'a DownlinkRequest must be an object', result, kind)
+        continue
+      }
+      const req = { ...(item as Record<string, unknown>) }
+      const devEui = typeof req.devEui === 'string' ? req.devEui.replace(/[-:]/g, '').toLowerCase() : String(event.devEui)
+      // Deterministic, so that the same event gives the same request id wherever it is evaluated.
+      if (typeof req.id !== 'string' || req.id === '') req.id = frameId('rule', rule.id, event.id, i)
+      const [check] = parseDownlinkRequests(Buffer.from(JSON.stringify(req)), devEui)
+      if (check === undefined || !check.ok || !/^[0-9a-f]{16}$/.test(devEui)) {
+        await this.actionFailed(rule, 'downlink', event, check !== undefined && !check.ok ? `invalid DownlinkRequest: ${check.detail}` : 'invalid devEui', result, kind)
+        continue
+      }
+      any = true
+      result.downlinks.push(req)
+      this.produced.set(req.id as string, { depth: depth + 1, until: this.now() + 3_600_000 })
+      try {
+        await this.opts.sink.downlink(String(event.app), devEui, req)
+        this.count(rule.id, 'actionsOk')
+      } catch (err) {
+        await this.actionFailed(rule, 'downlink', event, (err as Error).message, result, kind)
+      }
+    }
+    this.sweepProduced()
+    return any
+  }
+
+  private async publication (rule: CompiledRule, kind: EventKind, event: AnyEvent, input: AnyEvent, result: RuleResult,
+    fail: (stage: DeadLetter['stage'], err: unknown) => Promise<void>): Promise<boolean> {
+    const p = rule.publish!
+    let topic: unknown
+    let payload: unknown
+    try {
+      topic = await p.topic.evaluate(input, this.opts.budget)
+      payload = await p.payload.evaluate(input, this.opts.budget)
+    } catch (err) {
+      await fail('publish', err)
+      return false
+    }
+    if (payload === undefined) return false
+    const refusal = this.topicRefusal(topic, String(event.app))
+    if (refusal !== undefined) {
+      await this.actionFailed(rule, 'publish', event, refusal, result, kind)
+      return true
+    }
+    const publication: Publication = { topic: topic as string, payload, qos: p.qos, retain: p.retain }
+    result.publications.push(publication)
+    try {
+      await this.opts.sink.publish(publication)
+      this.count(rule.id, 'actionsOk')
+    } catch (err) {
+      await this.actionFailed(rule, 'publish', event, (err as Error).message, result, kind)
+    }
+    return true
+  }
+
+  /** Publications go outside `lorawan/`, and under the root only into the event's own application, never onto event or command topics. */
+  topicRefusal (topic: unknown, app: string): string | undefined {
+    if (typeof topic !== 'string' || topic === '') return 'the topic expression must give a non-empty string'
+    if (/[+#\0]/.test(topic) || topic.startsWith('$')) return `"${topic}" is not a topic one may publish on`
+    const levels = topic.split('/')
+    if (levels[0] === 'lorawan') return 'rules may not publish on lorawan/… (the Conduits\' own topics)'
+    if (levels[0] === this.opts.topicRoot) {
+      if (levels[1] !== app) return `rules may publish under ${this.opts.topicRoot}/ only into their event's application "${app}"`
+      if (levels[2] === 'devices' && levels.length >= 5 && EVENT_SUFFIXES.has(levels[4]!)) return 'rules may not publish device events or commands; use the downlink action for downlinks'
+    }
+    return undefined
+  }
+
+  private async actionFailed (rule: CompiledRule, stage: 'downlink' | 'publish', event: AnyEvent, message: string, result: RuleResult, kind: EventKind): Promise<void> {
+    result.errors.push({ stage, code: 'LB_ERR_RULE_ACTION', message })
+    this.count(rule.id, 'actionsFailed')
+    await this.letter({ rule: rule.name, file: rule.file, stage, eventId: event.id, event: kind, app: event.app, devEui: event.devEui, code: 'LB_ERR_RULE_ACTION', message })
+  }
+
+  private sweepProduced (): void {
+    if (this.produced.size < 10_000) return
+    const t = this.now()
+    for (const [id, p] of this.produced) if (p.until < t) this.produced.delete(id)
+  }
+}
