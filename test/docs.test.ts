@@ -3,6 +3,7 @@ import { describe, it, expect } from 'vitest'
 import { readFile } from 'node:fs/promises'
 import { configurationReference } from '../src/config/reference.js'
 import { errorsReference, ErrorCodes } from '../src/errors.js'
+import { helpersReference } from '../src/rules/helpers.js'
 
 describe('generated documentation', () => {
   it('docs/configuration.md lists every option of the schema', async () => {
@@ -15,6 +16,11 @@ describe('generated documentation', () => {
     const doc = await readFile(new URL('../docs/errors.md', import.meta.url), 'utf8')
     expect(doc).toBe(errorsReference())
     for (const code of Object.keys(ErrorCodes)) expect(doc).toContain(`\`${code}\``)
+  })
+
+  it('docs/rules.md lists every rule helper', async () => {
+    const doc = await readFile(new URL('../docs/rules.md', import.meta.url), 'utf8')
+    expect(doc).toContain(`<!-- helpers:start -->\n${helpersReference()}\n<!-- helpers:end -->`)
   })
 
   it('every error code used in the source is in the table', async () => {

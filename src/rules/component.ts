@@ -131,7 +131,7 @@ export class RulesComponent implements Component {
         decoders: s.good?.decoders.map(d => d.name) ?? [],
         ...(s.errors.length > 0 ? { errors: s.errors } : {}),
       })),
-      rules: rules.map(r => ({ name: r.name, file: r.file, on: [...r.on], counters: this.engine.counters(r.id) })),
+      rules: rules.map(r => ({ name: r.name, file: r.file, on: [...r.on], counters: { ...this.engine.counters(r.id) } })),
       decoders: decoders.map(d => ({ name: d.name, file: d.file })),
     }
   }

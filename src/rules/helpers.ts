@@ -90,3 +90,11 @@ export const HELPERS: Helper[] = [
     doc: '`$fromBase64(string)`: the byte array of a base64 string',
   },
 ]
+
+/** The helper table of docs/rules.md, generated so that it lists exactly what is registered. */
+export function helpersReference (): string {
+  return ['| helper | gives |', '|---|---|', ...HELPERS.map(h => {
+    const [, call, text] = /^(`[^`]+`): (.*)$/.exec(h.doc) ?? ['', `\`$${h.name}\``, h.doc]
+    return `| ${call} | ${text} |`
+  })].join('\n')
+}
