@@ -14,6 +14,7 @@ import { ConduitSimulator, generatedDevice, type ReceivedDownlink } from '../src
 import { ThingParkSimulator } from '../src/simulate/thingpark.js'
 import { compileRuleFile } from '../src/rules/compile.js'
 import { dryRun } from '../src/cli/rules.js'
+import type { RuleCounters } from '../src/rules/engine.js'
 
 const KEY = '0123456789abcdef0123456789abcdef'
 const AS_ID = 'TWA_100000001.1.AS'
@@ -48,8 +49,8 @@ describe('rules in a running daemon', () => {
     const m = seen.filter(x => x.topic === 'lorabridge/_bridge/rules').at(-1)
     return m === undefined ? undefined : JSON.parse(m.payload) as Record<string, unknown>
   }
-  const counters = (rule: string): Record<string, number> | undefined =>
-    (t.daemon.rules.status().rules as Array<{ name: string, counters: Record<string, number> }>).find(r => r.name === rule)?.counters
+  const counters = (rule: string): RuleCounters | undefined =>
+    (t.daemon.rules.status().rules as Array<{ name: string, counters: RuleCounters }>).find(r => r.name === rule)?.counters
   const conduit = async (devices = 1): Promise<ConduitSimulator> => {
     gw++
     const sim = new ConduitSimulator({

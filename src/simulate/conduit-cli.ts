@@ -5,6 +5,7 @@
  * on its own after a lost connection (1 s, doubling up to 120 s).
  */
 import { readFileSync } from 'node:fs'
+import { Sleeper } from './sleeper.js'
 import { ConduitSimulator, type AppConnectVersion, type ConduitOptions, type ReceivedDownlink } from './conduit.js'
 
 export interface ConduitCliOptions {
@@ -99,17 +100,9 @@ export async function simulateConduit (opts: ConduitCliOptions, io: ConduitCliIo
   const sim = new ConduitSimulator(simOpts)
   let uplinks = 0
   let downlinks = 0
-  let stopping = false
-  const sleepers = new Set<() => void>()
-  const sleep = async (ms: number): Promise<void> => {
-    if (stopping || ms <= 0) return
-    await new Promise<void>(resolve => {
-      const wake = (): void => { clearTimeout(timer); sleepers.delete(wake); resolve() }
-      const timer = setTimeout(wake, ms)
-      sleepers.add(wake)
-    })
-  }
-  const stop = (): void => { stopping = true; for (const w of [...sleepers]) w() }
+  const sleeper = new Sleeper()
+  const sleep = (ms: number): Promise<void> => sleeper.sleep(ms)
+  const stop = (): void => { sleeper.stop() }
 
   sim.on('downlink', (d: ReceivedDownlink) => { downlinks++; io.stdout.write(`${downlinkLine(d)}\n`) })
   sim.on('error', (err: Error) => { io.stderr.write(`simulate conduit: ${err.message}\n`) })
@@ -119,11 +112,11 @@ export async function simulateConduit (opts: ConduitCliOptions, io: ConduitCliIo
   let reconnecting: Promise<void> | undefined
   sim.on('connect', () => { backoff = 1000 })
   sim.on('disconnect', () => {
-    if (stopping || reconnecting !== undefined) return
+    if (sleeper.stopped || reconnecting !== undefined) return
     reconnecting = (async () => {
-      while (!stopping && !sim.isConnected) {
+      while (!sleeper.stopped && !sim.isConnected) {
         await sleep(backoff)
-        if (stopping) break
+        if (sleeper.stopped) break
         backoff = Math.min(backoff * 2, 120_000)
         try { await sim.reconnect() } catch (err) { io.stderr.write(`simulate conduit: reconnect failed: ${(err as Error).message}\n`) }
       }
@@ -136,10 +129,10 @@ export async function simulateConduit (opts: ConduitCliOptions, io: ConduitCliIo
   try {
     await sim.start()
     if (opts.join === true) {
-      for (let i = 0; i < sim.devices.length && !stopping; i++) await sim.join(i)
+      for (let i = 0; i < sim.devices.length && !sleeper.stopped; i++) await sim.join(i)
     }
     const t0 = Date.now()
-    for (let i = 0; !stopping && (count === undefined || i < count); i++) {
+    for (let i = 0; !sleeper.stopped && (count === undefined || i < count); i++) {
       try {
         await sim.uplink(i % deviceCount, { port })
         uplinks++
@@ -149,7 +142,7 @@ export async function simulateConduit (opts: ConduitCliOptions, io: ConduitCliIo
       if (count !== undefined && i + 1 >= count) break
       await sleep(t0 + ((i + 1) * 1000) / rate - Date.now())
     }
-    if (!stopping) await sleep(linger)
+    if (!sleeper.stopped) await sleep(linger)
     stop()
     await reconnecting
     await sim.close().catch(async (err: unknown) => {
@@ -157,7 +150,7 @@ export async function simulateConduit (opts: ConduitCliOptions, io: ConduitCliIo
       await sim.stop()
     })
   } catch (err) {
-    stopping = true
+    sleeper.stop()
     await sim.stop()
     throw err
   } finally {

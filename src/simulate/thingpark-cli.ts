@@ -5,6 +5,7 @@
  * runs until SIGINT/SIGTERM. A summary line ends the output.
  */
 import { readFileSync } from 'node:fs'
+import { Sleeper } from './sleeper.js'
 import { ThingParkSimulator, TP_CONTENT_TYPES, type LrcRequest, type PostResult, type ThingParkSimulatorOptions, type TpContentType } from './thingpark.js'
 
 export type TpReportKind = 'uplink' | 'join' | 'notification' | 'location'
@@ -108,19 +109,11 @@ export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingPar
     io.stderr.write(`simulate thingpark: DevEUI_downlink_Sent failed: ${err.message}\n`)
   })
 
-  let stopping = false
-  const sleepers = new Set<() => void>()
-  const sleep = async (ms: number): Promise<void> => {
-    if (stopping || ms <= 0) return
-    await new Promise<void>(resolve => {
-      const wake = (): void => { clearTimeout(timer); sleepers.delete(wake); resolve() }
-      const timer = setTimeout(wake, ms)
-      sleepers.add(wake)
-    })
-  }
+  const sleeper = new Sleeper()
+  const sleep = (ms: number): Promise<void> => sleeper.sleep(ms)
   let release: (() => void) | undefined
   const stopped = new Promise<void>(resolve => { release = resolve })
-  const stop = (): void => { stopping = true; for (const w of [...sleepers]) w(); release?.() }
+  const stop = (): void => { sleeper.stop(); release?.() }
   const signals = io.signals !== false
   if (signals) { process.once('SIGINT', stop); process.once('SIGTERM', stop) }
   io.abort?.addEventListener('abort', stop, { once: true })
@@ -158,9 +151,9 @@ export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingPar
     }
     const inFlight = new Set<Promise<void>>()
     const t0 = Date.now()
-    for (let i = 0; i < count && !stopping; i++) {
+    for (let i = 0; i < count && !sleeper.stopped; i++) {
       if (i > 0) await sleep(t0 + (i * 1000) / rate - Date.now())
-      if (stopping) break
+      if (sleeper.stopped) break
       while (inFlight.size >= concurrency) await Promise.race(inFlight)
       const job = sendOne(i)
       inFlight.add(job)
