@@ -27,6 +27,10 @@ import { ThingParkBridge } from './thingpark/bridge.js'
 import { RulesComponent } from './rules/component.js'
 import { MemoryKeyValueStore, RedisKeyValueStore, type KeyValueStore } from './store/kv.js'
 import { createRedisConnection, closeRedis } from './store/redis.js'
+import { MemoryClientLocator, MemoryCooldowns, RedisClientLocator, RedisCooldowns, RedisDeduplicator, RedisRouteTable, type ClientLocator } from './store/cluster-state.js'
+import { randomUUID } from 'node:crypto'
+import type { Deduplicator } from './core/dedup.js'
+import type { RouteTable } from './core/routes.js'
 
 export interface DaemonOptions {
   config: Config
@@ -83,19 +87,26 @@ export class Daemon {
     const now = opts.now ?? (() => new Date())
     // lorabridge's own keys sit beside the broker's persistence, under their own prefix.
     const stateRedis = config.redis !== undefined ? createRedisConnection(config.redis, 'state', child('redis')) : undefined
-    this.kv = stateRedis !== undefined ? new RedisKeyValueStore(stateRedis, `${config.redis!.keyPrefix}lorabridge:`) : new MemoryKeyValueStore()
+    const prefix = `${config.redis?.keyPrefix ?? ''}lorabridge:`
+    this.kv = stateRedis !== undefined ? new RedisKeyValueStore(stateRedis, prefix) : new MemoryKeyValueStore()
     this.bus = new EventBus(aedes, config.topics.root)
-    const dedup = new MemoryDeduplicator(config.events.dedupWindowSeconds * 1000)
-    const routes = new MemoryRouteTable()
+    // With Redis, instances form one cluster: what they must agree on lives there.
+    const instance = randomUUID()
+    const dedupMs = config.events.dedupWindowSeconds * 1000
+    const dedup: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, prefix, dedupMs) : new MemoryDeduplicator(dedupMs)
+    const routes: RouteTable = stateRedis !== undefined ? new RedisRouteTable(stateRedis, prefix) : new MemoryRouteTable()
+    const locator: ClientLocator = stateRedis !== undefined ? new RedisClientLocator(stateRedis, prefix, instance) : new MemoryClientLocator(instance)
+    const replayWindowMs = 1000 * Math.max(120, 2 * Math.max(0, ...config.thingpark.connections.map(c => c.maxTimeDeviation)))
+    const replays: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, `${prefix}tp-token:`, replayWindowMs) : new MemoryDeduplicator(replayWindowMs)
     const presence = new GatewayPresence(this.bus, child('presence'))
     const apps = new ApplicationResolver(config.applications)
-    this.multitech = new MultitechBridge({ config, broker: aedes, bus: this.bus, dedup, routes, presence, apps, users, log: child('multitech'), metrics: this.metrics, now })
-    this.thingpark = new ThingParkBridge({ config, bus: this.bus, dedup, routes, apps, kv: this.kv, log: child('thingpark'), metrics: this.metrics, now, ...(opts.env !== undefined ? { env: opts.env } : {}) })
+    this.multitech = new MultitechBridge({ config, broker: aedes, bus: this.bus, dedup, routes, presence, apps, users, locator, beforeAck: this.broker.beforeAck, log: child('multitech'), metrics: this.metrics, now })
+    this.thingpark = new ThingParkBridge({ config, bus: this.bus, dedup, replays, routes, apps, kv: this.kv, log: child('thingpark'), metrics: this.metrics, now, ...(opts.env !== undefined ? { env: opts.env } : {}) })
     this.downlinks = new DownlinkRouter({ bus: this.bus, routes, log: child('downlinks'), metrics: this.metrics, transports: { multitech: this.multitech.downlinks, thingpark: this.thingpark.downlinks } })
     const report = (kind: 'down/queued' | 'down/failed' | 'down/sent', o: Parameters<DownlinkRouter['outcome']>[1], network: string): Promise<void> => this.downlinks.outcome(kind, o, network)
     this.multitech.queue.report = report
     this.thingpark.report = report
-    this.rules = new RulesComponent({ config, bus: this.bus, log: child('rules'), metrics: this.metrics })
+    this.rules = new RulesComponent({ config, bus: this.bus, log: child('rules'), metrics: this.metrics, cooldowns: stateRedis !== undefined ? new RedisCooldowns(stateRedis, prefix) : new MemoryCooldowns() })
 
     this.http = new HttpListeners({
       config, log: child('http'), metrics: this.metrics, readiness: () => this.readiness(), tls,
@@ -118,7 +129,7 @@ export class Daemon {
       component('downlinks', () => this.downlinks.start(), () => this.downlinks.stop()),
       // After the router: pending ThingPark retries resume and report outcomes through it.
       this.thingpark,
-      component('dedup', async () => {}, async () => { dedup.close() }),
+      component('cluster-state', async () => {}, async () => { dedup.close(); replays.close(); locator.close() }),
       // Last: clients connect only once everything that handles their messages is in place.
       this.mqtt,
     ]

@@ -14,7 +14,7 @@ import type { Metrics } from '../metrics.js'
 import type { Authenticator } from '../auth/authenticator.js'
 import type { BrokerStore } from './store.js'
 import { ConnectionRegistry, type ConnectionInfo } from './connections.js'
-import { makeAuthenticate, makeAuthorizePublish, makeAuthorizeSubscribe } from './hooks.js'
+import { makeAuthenticate, makeAuthorizePublish, makeAuthorizeSubscribe, type HookContext } from './hooks.js'
 
 export interface BrokerDeps {
   config: Config
@@ -43,9 +43,14 @@ const CLOSE_TIMEOUT_MS = 2000
 export class Broker implements Component {
   readonly name = 'broker'
   readonly connections = new ConnectionRegistry()
+  /** Set by the app-connect adapter: its ingest runs before PUBACK. */
+  readonly beforeAck: HookContext['beforeAck'] = {}
   private aedes: Aedes | undefined
 
   constructor (private readonly deps: BrokerDeps) {}
+
+  /** This broker's id in the cluster (new on every start). */
+  get id (): string { return this.instance.id }
 
   get instance (): Aedes {
     if (this.aedes === undefined) throw new Error('broker not started')
@@ -55,7 +60,7 @@ export class Broker implements Component {
   async start (): Promise<void> {
     const { config, log, metrics, store, authenticator } = this.deps
     const limits = config.mqtt.limits
-    const hookContext = { log, metrics, authenticator, connections: this.connections, topicRoot: config.topics.root }
+    const hookContext: HookContext = { log, metrics, authenticator, connections: this.connections, topicRoot: config.topics.root, beforeAck: this.beforeAck }
     const aedes = await Aedes.createBroker({
       ...store.aedesOptions,
       drainTimeout: limits.drainTimeout,

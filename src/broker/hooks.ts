@@ -17,6 +17,12 @@ export interface HookContext {
   authenticator: Authenticator
   connections: ConnectionRegistry
   topicRoot: string
+  /**
+   * Work that must be done before a publication is acknowledged (the app-connect ingest): Aedes
+   * writes PUBACK right after this hook, so a message is acknowledged only once it is kept. A
+   * rejection closes the connection without PUBACK; the client sends the message again.
+   */
+  beforeAck: { gate?: (clientId: string | undefined, packet: PublishPacket) => Promise<void> | undefined }
 }
 
 export function makeAuthenticate (ctx: HookContext) {
@@ -65,10 +71,15 @@ export function makeAuthorizePublish (ctx: HookContext) {
   return function authorizePublish (client: Client | null, packet: PublishPacket, callback: (error?: Error | null) => void): void {
     // client is null for a will Aedes publishes on a dead broker's behalf; it was authorized when
     // the owner connected (see authorizeWill below).
-    if (client === null) { callback(null); return }
+    const pass = (): void => {
+      const pending = ctx.beforeAck.gate?.(client?.id, packet)
+      if (pending === undefined) { callback(null); return }
+      pending.then(() => callback(null), (err: unknown) => callback(err as Error))
+    }
+    if (client === null) { pass(); return }
     const identity = ctx.connections.identity(client)
     const decision = identity === undefined ? { allowed: false as const, reason: 'not authenticated' } : mayPublish(identity, ctx.topicRoot, packet.topic)
-    if (decision.allowed) { callback(null); return }
+    if (decision.allowed) { pass(); return }
     ctx.metrics.mqttDenied.inc({ action: 'publish', role: identity?.role ?? 'none' })
     ctx.log.warn({ code: 'LB_ERR_MQTT_PUBLISH_DENIED', clientId: client.id, user: identity?.user, topic: packet.topic, reason: decision.reason }, 'publish denied')
     callback(new PublishDenied(decision.reason))

@@ -46,11 +46,15 @@ export class EventBus {
   }
 
   /** Subscribes inside the broker; returns the unsubscribe function. */
-  async subscribe (filter: string, handler: (topic: string, payload: Buffer) => void): Promise<() => Promise<void>> {
+  /**
+   * Subscribes inside the broker; returns the unsubscribe function. `local` tells whether the
+   * message was published on this instance: in a cluster every instance receives it.
+   */
+  async subscribe (filter: string, handler: (topic: string, payload: Buffer, local: boolean) => void): Promise<() => Promise<void>> {
     const broker = this.broker()
     const deliver = (packet: AedesPublishPacket, cb: () => void): void => {
       try {
-        handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload))
+        handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), packet.brokerId === undefined || packet.brokerId === broker.id)
       } finally {
         cb()
       }

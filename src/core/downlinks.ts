@@ -44,8 +44,9 @@ export class DownlinkRouter {
 
   async start (): Promise<void> {
     const root = this.deps.bus.root
-    this.unsubscribe.push(await this.deps.bus.subscribe(`${root}/+/devices/+/down`, (topic, payload) => { void this.onCommand(topic, payload, 'down') }))
-    this.unsubscribe.push(await this.deps.bus.subscribe(`${root}/+/devices/+/clear`, (topic, payload) => { void this.onCommand(topic, payload, 'clear') }))
+    // In a cluster every instance receives a command; the instance where it was published routes it.
+    this.unsubscribe.push(await this.deps.bus.subscribe(`${root}/+/devices/+/down`, (topic, payload, local) => { if (local) void this.onCommand(topic, payload, 'down') }))
+    this.unsubscribe.push(await this.deps.bus.subscribe(`${root}/+/devices/+/clear`, (topic, payload, local) => { if (local) void this.onCommand(topic, payload, 'clear') }))
   }
 
   async stop (): Promise<void> {

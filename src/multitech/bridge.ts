@@ -21,6 +21,8 @@ import { AppConnectMqtt } from './mqtt-adapter.js'
 import { appConnectRoutes } from './http-adapter.js'
 import { HttpDownlinkQueue } from './http-queue.js'
 import { ConduitDownlinks } from './downlink.js'
+import type { ClientLocator } from '../store/cluster-state.js'
+import type { HookContext } from '../broker/hooks.js'
 
 export interface MultitechDeps {
   config: Config
@@ -31,6 +33,8 @@ export interface MultitechDeps {
   presence: GatewayPresence
   apps: ApplicationResolver
   users: UsersStore
+  locator: ClientLocator
+  beforeAck: HookContext['beforeAck']
   log: Logger
   metrics: Metrics
   now: () => Date
@@ -61,8 +65,8 @@ export class MultitechBridge implements Component {
       now: deps.now,
     })
     this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000)
-    this.downlinks = new ConduitDownlinks(deps.broker, deps.bus, this.queue)
-    this.mqtt = new AppConnectMqtt({ broker: deps.broker, ingest: this.ingest, conduits: this.conduits, presence: deps.presence, log: deps.log })
+    this.downlinks = new ConduitDownlinks(deps.broker, deps.bus, this.queue, deps.locator)
+    this.mqtt = new AppConnectMqtt({ broker: deps.broker, beforeAck: deps.beforeAck, ingest: this.ingest, conduits: this.conduits, presence: deps.presence, locator: deps.locator, log: deps.log })
     this.httpRoutes = appConnectRoutes({ config, ingest: this.ingest, queue: this.queue, users: deps.users, log: deps.log, metrics: deps.metrics })
   }
 

@@ -11,6 +11,7 @@ import type { EventBus } from '../core/bus.js'
 import type { DownlinkTarget, DownlinkTransport, SendResult } from '../core/downlinks.js'
 import type { MultitechRoute } from '../core/routes.js'
 import type { HttpDownlinkQueue } from './http-queue.js'
+import type { ClientLocator } from '../store/cluster-state.js'
 
 export interface ConduitCommand { topic: string, body: Record<string, unknown> }
 
@@ -67,7 +68,7 @@ export function networkOf (route: MultitechRoute): MultitechNetwork {
 }
 
 export class ConduitDownlinks implements DownlinkTransport {
-  constructor (private readonly broker: () => Aedes, private readonly bus: EventBus, private readonly httpQueue: HttpDownlinkQueue) {}
+  constructor (private readonly broker: () => Aedes, private readonly bus: EventBus, private readonly httpQueue: HttpDownlinkQueue, private readonly locator: ClientLocator) {}
 
   /**
    * "Handed to the Conduit's session" (issue scope): the Conduit's client is connected and
@@ -81,6 +82,8 @@ export class ConduitDownlinks implements DownlinkTransport {
     if (client !== undefined) {
       return Object.keys(client.subscriptions ?? {}).some(f => filterMatches(f, topic)) ? 'connected' : 'not-subscribed'
     }
+    // Connected to another instance of the cluster: the publication reaches it through Redis.
+    if (await this.locator.holder(clientId) !== undefined) return 'connected'
     const persistence = (broker as unknown as { persistence: { subscriptionsByTopic (t: string): Promise<Array<{ clientId: string }>> } }).persistence
     const subs = await persistence.subscriptionsByTopic(topic)
     return subs.some(s => s.clientId === clientId) ? 'persistent' : 'offline'

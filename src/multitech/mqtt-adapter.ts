@@ -3,9 +3,11 @@
  * the broker's connection events drive presence — including a socket that dies without a will,
  * as on a Conduit's first connection (§1 "Last Will": the will is set only from the second).
  */
-import type { Aedes, AedesPublishPacket, Client } from 'aedes'
+import type { Aedes, Client, PublishPacket } from 'aedes'
 import type { Logger } from '../log.js'
 import type { GatewayPresence } from '../core/presence.js'
+import type { ClientLocator } from '../store/cluster-state.js'
+import type { HookContext } from '../broker/hooks.js'
 import type { AppConnectIngest } from './ingest.js'
 import { ConduitRegistry, parseConduitClientId } from './conduits.js'
 import { classifyTopic } from './topics.js'
@@ -13,18 +15,28 @@ import { classifyTopic } from './topics.js'
 export class AppConnectMqtt {
   private detach: (() => void) | undefined
 
-  constructor (private readonly deps: { broker: () => Aedes, ingest: AppConnectIngest, conduits: ConduitRegistry, presence: GatewayPresence, log: Logger }) {}
+  constructor (private readonly deps: {
+    broker: () => Aedes
+    beforeAck: HookContext['beforeAck']
+    ingest: AppConnectIngest
+    conduits: ConduitRegistry
+    presence: GatewayPresence
+    locator: ClientLocator
+    log: Logger
+  }) {}
 
   start (): void {
     const broker = this.deps.broker()
-    const onPublish = (packet: AedesPublishPacket, client: Client | null): void => {
-      // Only what clients publish: our own publications (client null) are not app-connect input.
-      if (client === null || !packet.topic.startsWith('lorawan/')) return
+    // Clients' lorawan/… publications are processed before Aedes acknowledges them: a Conduit's
+    // uplink is PUBACKed only once its normalized event is kept. If that fails (the store is
+    // down), the connection closes without PUBACK and app-connect sends the message again.
+    this.deps.beforeAck.gate = (clientId: string | undefined, packet: PublishPacket) => {
+      if (!packet.topic.startsWith('lorawan/')) return undefined
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
-      this.deps.ingest.handle({ shape: classifyTopic(packet.topic), payload, transport: 'mqtt', clientId: client.id })
-        .catch((err: unknown) => { this.deps.log.error({ err, topic: packet.topic, clientId: client.id }, 'app-connect message not processed') })
+      return this.deps.ingest.handle({ shape: classifyTopic(packet.topic), payload, transport: 'mqtt', clientId }).then(() => undefined)
     }
     const onClient = (client: Client): void => {
+      this.deps.locator.connected(client.id).catch((err: unknown) => { this.deps.log.warn({ err, clientId: client.id }, 'could not record the client\'s instance') })
       const parsed = parseConduitClientId(client.id)
       if (parsed === undefined) return
       const known = this.deps.conduits.byClientId(client.id) !== undefined
@@ -33,18 +45,19 @@ export class AppConnectMqtt {
       if (known) void this.deps.presence.seen(conduit.gatewayId, { network: 'multitech', protocol: conduit.version, transport: 'mqtt' })
     }
     const onDisconnect = (client: Client): void => {
-      const conduit = this.deps.conduits.byClientId(client.id)
-      if (conduit === undefined) return
-      // A takeover (same client id reconnecting) closes the old connection after the new one exists.
+      // A takeover (the same client id reconnecting, here or on another instance) closes the old
+      // connection after the new one exists: then the gateway is not offline.
       const current = (broker as unknown as { clients: Record<string, Client | undefined> }).clients[client.id]
       if (current !== undefined && current !== client) return
-      void this.deps.presence.offline(conduit.gatewayId, 'connection-lost')
+      this.deps.locator.disconnected(client.id).then(ours => {
+        const conduit = this.deps.conduits.byClientId(client.id)
+        if (ours && conduit !== undefined) return this.deps.presence.offline(conduit.gatewayId, 'connection-lost')
+      }).catch((err: unknown) => { this.deps.log.warn({ err, clientId: client.id }, 'could not settle a disconnected client') })
     }
-    broker.on('publish', onPublish)
     broker.on('client', onClient)
     broker.on('clientDisconnect', onDisconnect)
     this.detach = () => {
-      broker.off('publish', onPublish)
+      delete this.deps.beforeAck.gate
       broker.off('client', onClient)
       broker.off('clientDisconnect', onDisconnect)
     }

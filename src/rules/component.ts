@@ -15,6 +15,7 @@ import type { EventBus } from '../core/bus.js'
 import type { EventKind } from '../model/events.js'
 import { compileRuleFile, formatRuleError, type CompiledFile, type RuleError } from './compile.js'
 import { RulesEngine, type DeadLetter, type RuleSink } from './engine.js'
+import type { Cooldowns } from '../store/cluster-state.js'
 
 const RULE_FILE = /\.ya?ml$/i
 const DEBOUNCE_MS = 100
@@ -32,7 +33,7 @@ export class RulesComponent implements Component {
   private dirty = false
   private started = false
 
-  constructor (private readonly deps: { config: Config, bus: EventBus, log: Logger, metrics: Metrics }) {
+  constructor (private readonly deps: { config: Config, bus: EventBus, log: Logger, metrics: Metrics, cooldowns: Cooldowns }) {
     const { config, bus, metrics } = deps
     const root = config.topics.root
     const sink: RuleSink = {
@@ -49,6 +50,7 @@ export class RulesComponent implements Component {
       budget: { timeoutMs: config.rules.timeoutMs, maxDepth: config.rules.maxDepth },
       maxChainDepth: config.rules.maxChainDepth,
       sink,
+      cooldowns: deps.cooldowns,
       onCount: (rule, counter) => {
         this.dirty = true
         metrics.ruleEvents.inc({ rule, counter })

@@ -9,6 +9,7 @@ import { frameId } from '../model/ids.js'
 import { parseDownlinkRequests } from '../core/downlink-request.js'
 import { EvaluationLimit, type Budget, type Expression } from './expression.js'
 import type { CompiledDecoder, CompiledFile, CompiledFilter, CompiledRule } from './compile.js'
+import { MemoryCooldowns, type Cooldowns } from '../store/cluster-state.js'
 
 export interface RuleCounters { matched: number, passed: number, failed: number, noResult: number, suppressed: number, actionsOk: number, actionsFailed: number }
 
@@ -55,6 +56,8 @@ export interface EngineOptions {
   /** How many times a rule's effect may trigger rules again. */
   maxChainDepth: number
   sink: RuleSink
+  /** Per-device cooldowns; shared through Redis in a cluster. */
+  cooldowns?: Cooldowns
   now?: () => number
   /** Called for every counter change, for metrics. */
   onCount?: (rule: string, counter: keyof RuleCounters) => void
@@ -86,11 +89,13 @@ export class RulesEngine {
   private rules: CompiledRule[] = []
   private decoders: CompiledDecoder[] = []
   private readonly counts = new Map<string, RuleCounters>()
-  private readonly cooldowns = new Map<string, number>()
+  private readonly cooldowns: Cooldowns
   /** Downlink ids a rule produced, and the chain depth their outcomes carry. */
   private readonly produced = new Map<string, { depth: number, until: number }>()
 
-  constructor (private readonly opts: EngineOptions) {}
+  constructor (private readonly opts: EngineOptions) {
+    this.cooldowns = opts.cooldowns ?? new MemoryCooldowns(() => this.now())
+  }
 
   private now (): number { return this.opts.now?.() ?? Date.now() }
 
@@ -182,14 +187,13 @@ export class RulesEngine {
         return result
       }
     }
-    const key = `${rule.id}|${String(event.devEui)}`
-    if (rule.cooldownMs !== undefined && (this.cooldowns.get(key) ?? 0) > this.now()) {
+    // Taken when the rule passes, atomically (in a cluster, by one instance for all).
+    if (rule.cooldownMs !== undefined && !await this.cooldowns.acquire(`${rule.id}|${String(event.devEui)}`, rule.cooldownMs)) {
       this.count(rule.id, 'suppressed')
       return { ...result, suppressed: true }
     }
     result.passed = true
     this.count(rule.id, 'passed')
-    if (rule.cooldownMs !== undefined) this.cooldowns.set(key, this.now() + rule.cooldownMs)
 
     let produced = false
     if (rule.downlink !== undefined) produced = await this.downlinks(rule, kind, rule.downlink, event, input, depth, result, fail) || produced

@@ -10,7 +10,7 @@ import type { Metrics } from '../metrics.js'
 import { LorabridgeError } from '../errors.js'
 import type { ApplicationResolver } from '../model/applications.js'
 import type { EventBus } from '../core/bus.js'
-import { MemoryDeduplicator, type Deduplicator } from '../core/dedup.js'
+import type { Deduplicator } from '../core/dedup.js'
 import type { OutcomeReporter } from '../core/downlinks.js'
 import type { RouteTable } from '../core/routes.js'
 import type { RouteRegistrar } from '../http/http-listeners.js'
@@ -22,6 +22,8 @@ export interface ThingParkDeps {
   config: Config
   bus: EventBus
   dedup: Deduplicator
+  /** Tokens accepted within the time window; shared through Redis in a cluster. */
+  replays: Deduplicator
   routes: RouteTable
   apps: ApplicationResolver
   kv: KeyValueStore
@@ -50,18 +52,15 @@ export class ThingParkBridge implements Component {
   readonly ingest: ThingParkIngest
   readonly httpRoutes: RouteRegistrar
   private connections = new Map<string, TpConnection>()
-  private readonly replays: MemoryDeduplicator
   /** Set once the downlink router exists. */
   report: OutcomeReporter = async () => {}
 
   constructor (private readonly deps: ThingParkDeps) {
     const { config } = deps
-    const window = Math.max(120, 2 * Math.max(0, ...config.thingpark.connections.map(c => c.maxTimeDeviation)))
-    this.replays = new MemoryDeduplicator(window * 1000)
     this.downlinks = new ThingParkDownlinks({ config, kv: deps.kv, connections: this.connections, log: deps.log, metrics: deps.metrics })
     this.downlinks.report = (kind, o, network) => this.report(kind, o, network)
     this.ingest = new ThingParkIngest({
-      bus: deps.bus, dedup: deps.dedup, replays: this.replays, routes: deps.routes, apps: deps.apps, downlinks: this.downlinks,
+      bus: deps.bus, dedup: deps.dedup, replays: deps.replays, routes: deps.routes, apps: deps.apps, downlinks: this.downlinks,
       report: () => this.report, log: deps.log, metrics: deps.metrics, includeRaw: config.events.includeRaw, now: deps.now,
     })
     this.httpRoutes = app => { this.register(app) }
@@ -106,6 +105,5 @@ export class ThingParkBridge implements Component {
 
   async stop (): Promise<void> {
     await this.downlinks.stop()
-    this.replays.close()
   }
 }
