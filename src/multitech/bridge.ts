@@ -38,6 +38,7 @@ export interface MultitechDeps {
   log: Logger
   metrics: Metrics
   now: () => Date
+  ready: () => boolean
 }
 
 export class MultitechBridge implements Component {
@@ -67,7 +68,7 @@ export class MultitechBridge implements Component {
     this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000)
     this.downlinks = new ConduitDownlinks(deps.broker, deps.bus, this.queue, deps.locator)
     this.mqtt = new AppConnectMqtt({ broker: deps.broker, beforeAck: deps.beforeAck, ingest: this.ingest, conduits: this.conduits, presence: deps.presence, locator: deps.locator, log: deps.log })
-    this.httpRoutes = appConnectRoutes({ config, ingest: this.ingest, queue: this.queue, users: deps.users, log: deps.log, metrics: deps.metrics })
+    this.httpRoutes = appConnectRoutes({ config, ingest: this.ingest, queue: this.queue, users: deps.users, log: deps.log, metrics: deps.metrics, ready: deps.ready })
   }
 
   async start (): Promise<void> {

@@ -25,6 +25,8 @@ export interface AppConnectHttpDeps {
   users: UsersStore
   log: Logger
   metrics: Metrics
+  /** False while the store is unreachable. */
+  ready: () => boolean
 }
 
 const BASE = '/api/v1/lorawan'
@@ -79,6 +81,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
   /** Runs the ingest; a failure to keep the message closes the connection so that the Conduit retries. */
   const run = async (req: FastifyRequest, reply: FastifyReply, shape: TopicShape, json: unknown): Promise<IngestOutcome | undefined> => {
     try {
+      if (!deps.ready()) throw new Error('the store is unreachable')
       return await ingest.handle({ shape, payload: { json }, transport: 'http' })
     } catch {
       reply.hijack()

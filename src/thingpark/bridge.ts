@@ -30,6 +30,7 @@ export interface ThingParkDeps {
   log: Logger
   metrics: Metrics
   now: () => Date
+  ready: () => boolean
   env?: NodeJS.ProcessEnv
 }
 
@@ -61,7 +62,7 @@ export class ThingParkBridge implements Component {
     this.downlinks.report = (kind, o, network) => this.report(kind, o, network)
     this.ingest = new ThingParkIngest({
       bus: deps.bus, dedup: deps.dedup, replays: deps.replays, routes: deps.routes, apps: deps.apps, downlinks: this.downlinks,
-      report: () => this.report, log: deps.log, metrics: deps.metrics, includeRaw: config.events.includeRaw, now: deps.now,
+      report: () => this.report, log: deps.log, metrics: deps.metrics, includeRaw: config.events.includeRaw, now: deps.now, ready: deps.ready,
     })
     this.httpRoutes = app => { this.register(app) }
   }

@@ -42,6 +42,8 @@ export interface TpIngestDeps {
   metrics: Metrics
   includeRaw: boolean
   now: () => Date
+  /** False while the store (Redis) is unreachable: reports are refused at once, not held. */
+  ready: () => boolean
 }
 
 const NETWORK = 'thingpark'
@@ -81,6 +83,11 @@ export class ThingParkIngest {
     const devEui = typeof report.DevEUI === 'string' ? report.DevEUI : String(report.DevEUI ?? '')
     if (devEui.toLowerCase() !== query.LrnDevEui.toLowerCase()) return this.refuse(400, 'LB_ERR_THINGPARK_QUERY', 'LrnDevEui and the body\'s DevEUI differ', req)
 
+    if (!this.deps.ready()) {
+      // ThingPark never retries and wants a fast answer: say at once that this one is not kept.
+      this.deps.log.warn({ code: 'LB_ERR_REDIS', connection: req.connection.name }, 'ThingPark report refused: the store is unreachable')
+      return { status: 503, body: { error: 'LB_ERR_REDIS', message: 'the store is unreachable; the report is not kept' } }
+    }
     if (!(KNOWN_REPORTS as readonly string[]).includes(root)) {
       // New report types appear release by release (§1.8): accepted, counted, not published.
       this.deps.metrics.ingestIgnored.inc({ network: NETWORK, reason: 'unknown-report' })
