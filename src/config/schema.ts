@@ -127,6 +127,7 @@ export const ConfigSchema = Type.Object({
   thingpark: Type.Object({
     connections: Type.Array(ThingParkConnection, { default: [], description: 'One uplink endpoint per connection.' }),
     maxBodyBytes: Type.Integer({ minimum: 1024, default: 65536, description: 'Largest report body accepted (reports are a few kB); larger ones get 413.' }),
+    answerTimeoutMs: Type.Integer({ minimum: 100, default: 2000, description: 'A report not stored within this time is answered 503 (not acknowledged); ThingPark wants fast answers.' }),
     downlink: Type.Object({
       maxAttempts: Type.Integer({ minimum: 1, default: 6, description: 'POSTs per downlink before it ends in down/failed; 5xx answers and network errors are retried, 4xx are not.' }),
       initialBackoffMs: Type.Integer({ minimum: 1, default: 1000, description: 'First retry delay; doubles each time, with ±50 % jitter.' }),

@@ -89,6 +89,7 @@ export class ThingParkBridge implements Component {
           const answer = await this.ingest.handle({
             connection,
             maxTimeDeviation: c.maxTimeDeviation,
+            answerTimeoutMs: config.thingpark.answerTimeoutMs,
             rawQuery: i < 0 ? '' : url.slice(i + 1),
             contentType: req.headers['content-type'],
             body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),

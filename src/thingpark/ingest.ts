@@ -22,6 +22,8 @@ import type { TpConnection, ThingParkDownlinks } from './downlink.js'
 export interface TpRequest {
   connection: TpConnection
   maxTimeDeviation: number
+  /** Past this, the answer is 503 even if the report is stored later. */
+  answerTimeoutMs: number
   rawQuery: string
   contentType: string | undefined
   body: Buffer
@@ -57,7 +59,26 @@ export class ThingParkIngest {
     return { status, body: { error: code, message } }
   }
 
+  /**
+   * Answers within `answerTimeoutMs`: a report that could not be stored by then (the store went
+   * away mid-request) is answered 503 — not acknowledged — even if it is published afterwards.
+   */
   async handle (req: TpRequest): Promise<TpAnswer> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<TpAnswer>(resolve => {
+      timer = setTimeout(() => {
+        this.deps.log.warn({ code: 'LB_ERR_REDIS', connection: req.connection.name }, 'ThingPark report not stored in time; answered 503')
+        resolve({ status: 503, body: { error: 'LB_ERR_REDIS', message: 'the report could not be stored in time; not acknowledged' } })
+      }, req.answerTimeoutMs)
+    })
+    try {
+      return await Promise.race([this.check(req), late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  private async check (req: TpRequest): Promise<TpAnswer> {
     const kind = contentKind(req.contentType)
     if (kind === undefined) return this.refuse(415, 'LB_ERR_THINGPARK_CONTENT_TYPE', `Content-Type "${req.contentType ?? ''}" is neither JSON nor XML`, req)
     const q = parseRawQuery(req.rawQuery)
@@ -78,16 +99,17 @@ export class ThingParkIngest {
       const skew = Math.abs(this.deps.now().getTime() - t) / 1000
       if (skew > req.maxTimeDeviation) return this.refuse(401, 'LB_ERR_THINGPARK_TIME', `the query Time is ${Math.round(skew)} s from our clock (allowed: ${req.maxTimeDeviation} s)`, req)
     }
-    if (!await this.deps.replays.firstSighting(query.Token.toLowerCase())) return this.refuse(401, 'LB_ERR_THINGPARK_REPLAY', 'this token was already used', req)
-
-    const devEui = typeof report.DevEUI === 'string' ? report.DevEUI : String(report.DevEUI ?? '')
-    if (devEui.toLowerCase() !== query.LrnDevEui.toLowerCase()) return this.refuse(400, 'LB_ERR_THINGPARK_QUERY', 'LrnDevEui and the body\'s DevEUI differ', req)
-
+    // Before anything that needs the store (the replay check is in Redis in a cluster).
     if (!this.deps.ready()) {
       // ThingPark never retries and wants a fast answer: say at once that this one is not kept.
       this.deps.log.warn({ code: 'LB_ERR_REDIS', connection: req.connection.name }, 'ThingPark report refused: the store is unreachable')
       return { status: 503, body: { error: 'LB_ERR_REDIS', message: 'the store is unreachable; the report is not kept' } }
     }
+    if (!await this.deps.replays.firstSighting(query.Token.toLowerCase())) return this.refuse(401, 'LB_ERR_THINGPARK_REPLAY', 'this token was already used', req)
+
+    const devEui = typeof report.DevEUI === 'string' ? report.DevEUI : String(report.DevEUI ?? '')
+    if (devEui.toLowerCase() !== query.LrnDevEui.toLowerCase()) return this.refuse(400, 'LB_ERR_THINGPARK_QUERY', 'LrnDevEui and the body\'s DevEUI differ', req)
+
     if (!(KNOWN_REPORTS as readonly string[]).includes(root)) {
       // New report types appear release by release (§1.8): accepted, counted, not published.
       this.deps.metrics.ingestIgnored.inc({ network: NETWORK, reason: 'unknown-report' })
