@@ -39,6 +39,14 @@ describe('lorabridge config check', () => {
     expect(r.stderr).toMatch(/line \d+/)
   })
 
+  it('reports an alias without its anchor instead of crashing', async () => {
+    const file = join(dir, 'alias.yaml')
+    await writeFile(file, 'log: *nowhere\n')
+    const r = await runCli(['-c', file, 'config', 'check'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/alias/i)
+  })
+
   it('accepts the example of PRODUCT.md §7 and exits 0', async () => {
     const file = join(dir, 'example.yaml')
     await writeFile(file, `

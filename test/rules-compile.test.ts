@@ -45,6 +45,12 @@ describe('compiling rule files', () => {
     expect((yaml as { errors: Array<{ line: number, code: string }> }).errors[0]).toMatchObject({ code: 'LB_ERR_RULE_FILE' })
   })
 
+  it('reports, not throws, what the YAML library only detects while converting (an alias without its anchor)', () => {
+    const r = compileRuleText('/rules/alias.yaml', 'rules:\n  - name: *nowhere\n')
+    expect(r.ok).toBe(false)
+    expect((r as { errors: Array<{ code: string, message: string }> }).errors[0]).toMatchObject({ code: 'LB_ERR_RULE_FILE', message: expect.stringMatching(/alias/i) as unknown })
+  })
+
   it('compiles a valid file with its filters', () => {
     const r = compileRuleText('/rules/ok.yaml', 'rules:\n  - name: r\n    on: [up, join]\n    when: { app: farm, devEui: "0080*", fPort: [1, 2], network: multitech }\n    cooldown: 30s\n    downlink: \'{"fPort": 1, "hex": "00"}\'\n')
     expect(r.ok).toBe(true)

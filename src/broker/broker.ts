@@ -84,8 +84,15 @@ export class Broker implements Component {
     log.info({ store: store.kind, id: aedes.id }, 'broker started')
   }
 
+  /** Aedes reports one error per write pending on a client it cuts off; one report is enough. */
+  private readonly reported = new WeakSet<Client>()
+
   private onClientError (client: Client, err: Error, kind: string): void {
     const code = classifyClientError(err)
+    if (code !== undefined) {
+      if (this.reported.has(client)) return
+      this.reported.add(client)
+    }
     const info = this.connections.get(client.conn)
     if (code === undefined) {
       this.deps.log.debug({ clientId: client.id, err: err.message }, 'client connection ended')

@@ -5,7 +5,7 @@
  */
 import persistenceRedis from 'aedes-persistence-redis'
 import mqemitterRedis from 'mqemitter-redis'
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from '../store/redis.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import { createRedisConnection, closeRedis } from '../store/redis.js'
@@ -23,21 +23,24 @@ export function createBrokerStore (config: Config, log: Logger): BrokerStore {
   if (config.redis === undefined) {
     return { kind: 'memory', aedesOptions: {}, ready: () => true, close: async () => {} }
   }
-  const conns: Redis[] = [
+  const cluster = config.redis.cluster
+  const conns: RedisConnection[] = [
     createRedisConnection(config.redis, 'persistence', log),
     createRedisConnection(config.redis, 'pub', log),
     // mqemitter-redis subscribes at once; ioredis's ready check (INFO) would then run on a
     // connection already in subscriber mode, fail, and be treated as fatal.
     createRedisConnection(config.redis, 'sub', log, { enableReadyCheck: false }),
   ]
-  const [conn, pubConn, subConn] = conns as [Redis, Redis, Redis]
-  const mq = mqemitterRedis({ pubConn, subConn })
+  const [conn, pubConn, subConn] = conns as [RedisConnection, RedisConnection, RedisConnection]
+  const mq = mqemitterRedis({ pubConn: pubConn as never, subConn: subConn as never })
   // mqemitter-redis re-emits connection errors on `state`; unheard, an 'error' event ends the
   // process. The connections report (and retry) themselves, so here they are only logged.
   ;(mq as unknown as { state: import('node:events').EventEmitter }).state.on('error', (err: Error) => {
     log.debug({ code: 'LB_ERR_REDIS', err }, 'message emitter error')
   })
-  const persistence = persistenceRedis({ conn })
+  // On a Redis Cluster the persistence keeps retained messages under per-topic keys and needs to
+  // know it: it is given the nodes (and makes its own cluster connection).
+  const persistence = cluster !== undefined ? persistenceRedis({ cluster }) : persistenceRedis({ conn: conn as never })
   return {
     kind: 'redis',
     aedesOptions: { persistence, mq },

@@ -56,7 +56,13 @@ function readYaml (file: string): { raw: Record<string, unknown>, issues: Config
       })),
     }
   }
-  const value: unknown = doc.toJS()
+  let value: unknown
+  try {
+    // The YAML library reports some problems (an alias without its anchor) only here, by throwing.
+    value = doc.toJS()
+  } catch (err) {
+    return { raw: {}, issues: [{ path: '(file)', message: (err as Error).message, code: 'LB_ERR_CONFIG_PARSE' }] }
+  }
   if (value === null || value === undefined) return { raw: {}, issues: [] }
   if (typeof value !== 'object' || Array.isArray(value)) {
     return { raw: {}, issues: [{ path: '(root)', message: 'must be a mapping of options', code: 'LB_ERR_CONFIG_INVALID' }] }

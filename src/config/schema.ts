@@ -102,7 +102,8 @@ export const ConfigSchema = Type.Object({
   redis: Type.Optional(Type.Object({
     url: Type.String({ pattern: '^rediss?://', description: 'redis:// or rediss:// URL. Absent: in-memory store, single instance.' }),
     keyPrefix: Type.String({ default: '', description: 'Prefix for lorabridge’s own keys (not the broker persistence).' }),
-    options: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Passed through to ioredis (sentinels, tls, …).' })),
+    options: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Passed through to ioredis (sentinels, tls, …); for a Redis Cluster, to each node connection.' })),
+    cluster: Type.Optional(Type.Array(Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, Strict), { minItems: 1, description: 'Redis Cluster start-up nodes; when given, lorabridge connects to the cluster through them (ioredis Cluster) instead of `url`.' })),
   }, { ...Strict, description: 'Redis for persistence and clustering; absent: in memory.' })),
   applications: Type.Array(Type.Object({
     name: AppName,

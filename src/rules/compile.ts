@@ -153,7 +153,13 @@ export function compileRuleText (file: string, text: string): CompileResult {
     }
     return { ok: false, errors }
   }
-  const value: unknown = doc.toJS() ?? {}
+  let value: unknown
+  try {
+    // The YAML library reports some problems (an alias without its anchor) only here, by throwing.
+    value = doc.toJS() ?? {}
+  } catch (e) {
+    return { ok: false, errors: [{ file: name, path: '(file)', line: 1, column: 1, message: (e as Error).message, code: 'LB_ERR_RULE_FILE' }] }
+  }
   if (!validate(value)) {
     for (const e of validate.errors ?? []) {
       const path = e.instancePath.split('/').slice(1).map(s => /^\d+$/.test(s) ? Number(s) : s)

@@ -4,13 +4,13 @@
  * (routes), rule cooldowns, and which instance holds which MQTT client. Each has an in-memory
  * counterpart for a single instance.
  */
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from './redis.js'
 import type { Deduplicator } from '../core/dedup.js'
 import type { RouteEntry, RouteTable } from '../core/routes.js'
 
 /** SET NX PX: the first instance to see a key wins; the others see a duplicate. */
 export class RedisDeduplicator implements Deduplicator {
-  constructor (private readonly redis: Redis, private readonly prefix: string, private readonly windowMs: number) {}
+  constructor (private readonly redis: RedisConnection, private readonly prefix: string, private readonly windowMs: number) {}
 
   async firstSighting (key: string): Promise<boolean> {
     return (await this.redis.set(`${this.prefix}dedup:${key}`, '1', 'PX', this.windowMs, 'NX')) === 'OK'
@@ -42,7 +42,7 @@ return 1
 `
 
 export class RedisRouteTable implements RouteTable {
-  constructor (private readonly redis: Redis, private readonly prefix: string, private readonly ttlMs = 86_400_000) {}
+  constructor (private readonly redis: RedisConnection, private readonly prefix: string, private readonly ttlMs = 86_400_000) {}
 
   async get (devEui: string): Promise<RouteEntry | undefined> {
     const v = await this.redis.get(`${this.prefix}route:${devEui}`)
@@ -70,7 +70,7 @@ export class MemoryCooldowns implements Cooldowns {
 }
 
 export class RedisCooldowns implements Cooldowns {
-  constructor (private readonly redis: Redis, private readonly prefix: string) {}
+  constructor (private readonly redis: RedisConnection, private readonly prefix: string) {}
   async acquire (key: string, ms: number): Promise<boolean> {
     return (await this.redis.set(`${this.prefix}cooldown:${key}`, '1', 'PX', Math.max(1, ms), 'NX')) === 'OK'
   }
@@ -109,7 +109,7 @@ export class RedisClientLocator implements ClientLocator {
   private readonly held = new Set<string>()
   private readonly refresher: NodeJS.Timeout
 
-  constructor (private readonly redis: Redis, private readonly prefix: string, private readonly instance: string, private readonly ttlMs = 60_000) {
+  constructor (private readonly redis: RedisConnection, private readonly prefix: string, private readonly instance: string, private readonly ttlMs = 60_000) {
     this.refresher = setInterval(() => { void this.refresh() }, ttlMs / 3)
     this.refresher.unref()
   }
@@ -132,9 +132,8 @@ export class RedisClientLocator implements ClientLocator {
 
   private async refresh (): Promise<void> {
     if (this.held.size === 0 || this.redis.status !== 'ready') return
-    const pipeline = this.redis.pipeline()
-    for (const id of this.held) pipeline.set(this.key(id), this.instance, 'PX', this.ttlMs)
-    await pipeline.exec().catch(() => undefined)
+    // Separate commands, not one pipeline: on a Redis Cluster the keys live in different slots.
+    await Promise.all([...this.held].map(id => this.redis.set(this.key(id), this.instance, 'PX', this.ttlMs))).catch(() => undefined)
   }
 
   close (): void { clearInterval(this.refresher) }

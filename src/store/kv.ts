@@ -2,7 +2,8 @@
  * lorabridge's own small state (pending ThingPark downlinks, downlink correlations): in memory, or
  * in Redis under `redis.keyPrefix` so that it survives a restart and is shared by a cluster.
  */
-import type { Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
+import type { RedisConnection } from './redis.js'
 
 export interface KeyValueStore {
   get (key: string): Promise<string | undefined>
@@ -45,7 +46,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
 }
 
 export class RedisKeyValueStore implements KeyValueStore {
-  constructor (private readonly redis: Redis, private readonly prefix: string) {}
+  constructor (private readonly redis: RedisConnection, private readonly prefix: string) {}
 
   async get (key: string): Promise<string | undefined> {
     return (await this.redis.get(this.prefix + key)) ?? undefined
@@ -64,15 +65,18 @@ export class RedisKeyValueStore implements KeyValueStore {
     const out: Array<[string, string]> = []
     // SCAN's pattern is a glob: escape its special characters in our literal prefix.
     const pattern = (this.prefix + prefix).replace(/[*?[\]\\]/g, m => `\\${m}`) + '*'
-    let cursor = '0'
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500)
-      cursor = next
-      if (keys.length > 0) {
-        const values = await this.redis.mget(...keys)
+    // On a Redis Cluster every master holds part of the keys: scan each.
+    const nodes = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis]
+    for (const node of nodes) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500)
+        cursor = next
+        // One GET per key: keys of one scan may live in different cluster slots.
+        const values = await Promise.all(keys.map(k => this.redis.get(k)))
         keys.forEach((k, i) => { const v = values[i]; if (v !== null && v !== undefined) out.push([k.slice(this.prefix.length), v]) })
-      }
-    } while (cursor !== '0')
+      } while (cursor !== '0')
+    }
     return out
   }
 

@@ -3,21 +3,28 @@
  * cluster settings: PRODUCT.md §7). Every connection retries forever with a capped backoff, so a
  * Redis outage heals without a restart; readiness reports the outage meanwhile.
  */
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
 
 export type RedisConfig = NonNullable<Config['redis']>
 
-export function createRedisConnection (cfg: RedisConfig, name: string, log: Logger, extra: RedisOptions = {}): Redis {
+/** A connection to one Redis (with Sentinel if the options say so) or to a Redis Cluster. */
+export type RedisConnection = Redis | Cluster
+
+const backoff = (times: number): number => Math.min(100 * 2 ** Math.min(times, 6), 2000)
+
+export function createRedisConnection (cfg: RedisConfig, name: string, log: Logger, extra: RedisOptions = {}): RedisConnection {
   const options: RedisOptions = {
     connectionName: `lorabridge-${name}`,
-    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 2000),
+    retryStrategy: backoff,
     maxRetriesPerRequest: null,
     ...(cfg.options as RedisOptions | undefined),
     ...extra,
   }
-  const conn = new Redis(cfg.url, options)
+  const conn: RedisConnection = cfg.cluster !== undefined
+    ? new Cluster(cfg.cluster, { redisOptions: options, clusterRetryStrategy: backoff, enableReadyCheck: extra.enableReadyCheck ?? true })
+    : new Redis(cfg.url, options)
   // One line per outage, not one per retry.
   let lost = false
   const report = (err?: Error): void => {
@@ -35,9 +42,9 @@ export function createRedisConnection (cfg: RedisConfig, name: string, log: Logg
 }
 
 /** Connections being closed on purpose, whose 'close' is not an outage. */
-const closing = new WeakSet<Redis>()
+const closing = new WeakSet<RedisConnection>()
 
-export async function closeRedis (conn: Redis): Promise<void> {
+export async function closeRedis (conn: RedisConnection): Promise<void> {
   closing.add(conn)
   if (conn.status === 'end') return
   try {
