@@ -1,0 +1,61 @@
+/**
+ * `npm run bench [-- --quick] [-- --only name,name]`: lorabridge and its baselines measured side by
+ * side in one run on this machine; results as JSON in bench/results/ and a table on stdout. Speed
+ * is compared as ratios against baselines of the same run, never asserted in tests.
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus, totalmem } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { aedesBaseline, conduitPipeline, type PipelineResult } from './scenarios/mqtt.js'
+import { thingparkIngest } from './scenarios/thingpark.js'
+import { round } from './lib/stats.js'
+
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const only = args.find(a => a.startsWith('--only='))?.slice('--only='.length).split(',')
+const want = (name: string): boolean => only === undefined || only.includes(name)
+
+const S = quick ? 3 : 15 // seconds per measurement
+const results: Record<string, unknown> = {
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version },
+  quick,
+  startedAt: new Date().toISOString(),
+}
+const rows: Array<[string, string, string]> = []
+const log = (s: string): void => { process.stderr.write(s + '\n') }
+
+if (want('baseline') || want('pipeline')) {
+  log('baseline: plain Aedes, 1 publisher → 1 subscriber, QoS 1 …')
+  const baseline = await aedesBaseline(S, 64)
+  results.baseline = baseline
+  rows.push(['baseline (plain Aedes, QoS 1)', `${baseline.msgsPerSec} msg/s`, ''])
+  if (want('pipeline')) {
+    for (const transport of ['tcp', 'tls'] as const) {
+      log(`conduit pipeline over ${transport} …`)
+      const p: PipelineResult = await conduitPipeline({ transport, seconds: S, rates: quick ? [100, 1000] : [100, 1000, 5000], conduits: 8, devicesPerConduit: 8, window: 8 })
+      results[`pipeline-${transport}`] = p
+      const ratio = round(p.saturation.uplinksPerSec / baseline.msgsPerSec)
+      rows.push([`conduit pipeline ${transport}: saturation`, `${p.saturation.uplinksPerSec} uplinks/s (${p.saturation.downlinksPerSec} downlinks/s)`, `${ratio} × baseline (target ≥ 0.4)`])
+      for (const l of p.latency) {
+        rows.push([`  ${transport} at ${l.rate}/s (achieved ${l.achieved}/s)`, `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms (${l.samples})`, l.rate === 1000 ? `p99 target ≤ 5 ms` : ''])
+      }
+    }
+  }
+}
+
+if (want('thingpark')) {
+  log('thingpark ingest vs a bare HTTPS server …')
+  const t = await thingparkIngest({ seconds: S, connections: 10 })
+  results.thingpark = t
+  rows.push(['thingpark ingest (HTTPS keep-alive, signed)', `${t.lorabridge.rps} req/s, p99 ${t.lorabridge.p99Ms} ms, non-2xx ${t.lorabridge.non2xx}`, `${t.ratio} × bare (target ≥ 0.7)`])
+  rows.push(['  bare Node HTTPS 204', `${t.bare.rps} req/s, p99 ${t.bare.p99Ms} ms`, ''])
+}
+
+results.finishedAt = new Date().toISOString()
+const dir = fileURLToPath(new URL('./results/', import.meta.url))
+await mkdir(dir, { recursive: true })
+const file = `${dir}${(results.startedAt as string).replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`
+await writeFile(file, JSON.stringify(results, null, 2))
+const w0 = Math.max(...rows.map(r => r[0].length))
+const w1 = Math.max(...rows.map(r => r[1].length))
+process.stdout.write([`lorabridge bench (${quick ? 'quick' : 'full'}; ${String((results.machine as { cpus: number }).cpus)} cores, Node ${process.version})`, ...rows.map(r => `${r[0].padEnd(w0)}  ${r[1].padEnd(w1)}  ${r[2]}`), `results: ${file}`].join('\n') + '\n')

@@ -1,0 +1,149 @@
+/**
+ * The MQTT scenarios: plain Aedes as the baseline (one publisher → one subscriber, QoS 1), and the
+ * Conduit pipeline (simulated Conduits, app-connect v1.1 QoS 1 → lorabridge: normalize,
+ * deduplicate, one decoder, one rule producing a downlink → the Conduits receive the downlinks),
+ * over plain TCP or TLS: throughput at saturation, and uplink→downlink latency at fixed rates.
+ */
+import mqtt from 'mqtt'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ConduitSimulator, generatedDevice, type ReceivedDownlink } from '../../src/simulate/conduit.js'
+import { percentiles, round } from '../lib/stats.js'
+import { spawnJson, startLorabridge } from '../lib/processes.js'
+
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+/** Messages per second through plain Aedes, with `window` QoS 1 publications in flight. */
+export async function aedesBaseline (seconds: number, window: number): Promise<{ msgsPerSec: number }> {
+  const server = await spawnJson('bench/servers/aedes-baseline.mjs')
+  try {
+    const url = `mqtt://127.0.0.1:${server.info.port as number}`
+    const sub = await mqtt.connectAsync(url, { clientId: 'bench-sub' })
+    const pub = await mqtt.connectAsync(url, { clientId: 'bench-pub' })
+    let received = 0
+    sub.on('message', () => { received++ })
+    await sub.subscribeAsync('bench/#', { qos: 1 })
+    const payload = Buffer.alloc(200, 1) // about an app-connect uplink's size
+    const end = Date.now() + seconds * 1000
+    const start = Date.now()
+    await Promise.all(Array.from({ length: window }, async () => {
+      while (Date.now() < end) await pub.publishAsync('bench/up', payload, { qos: 1 })
+    }))
+    const elapsed = (Date.now() - start) / 1000
+    await Promise.all([sub.endAsync(), pub.endAsync()])
+    return { msgsPerSec: round(received / elapsed, 0) }
+  } finally {
+    await server.stop()
+  }
+}
+
+const RULES = {
+  'bench.yaml': `decoders:
+  - name: bench-decoder
+    when: { fPort: 2 }
+    decode: '{ "b0": $u8(bytes, 0), "b1": $u16be(bytes, 1) }'
+rules:
+  - name: echo-downlink
+    on: up
+    when: { fPort: 2 }
+    downlink: '{ "fPort": 3, "hex": $hex($toU32be(fCnt)) }'
+`,
+}
+
+export interface PipelineResult {
+  transport: 'tcp' | 'tls'
+  saturation: { uplinksPerSec: number, downlinksPerSec: number }
+  latency: Array<{ rate: number, achieved: number, p50Ms: number, p99Ms: number, maxMs: number, samples: number }>
+}
+
+export async function conduitPipeline (o: { transport: 'tcp' | 'tls', seconds: number, rates: number[], conduits: number, devicesPerConduit: number, window: number }): Promise<PipelineResult> {
+  const tls = o.transport === 'tls'
+  const daemon = await startLorabridge({
+    config: {
+      mqtt: {
+        listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }, ...(tls ? [{ protocol: 'mqtts', host: '127.0.0.1', port: 0 }] : [])],
+        limits: { connectRate: { perAddress: 0 } },
+      },
+      http: { listeners: [{ protocol: 'http', host: '127.0.0.1', port: 0 }] },
+      log: { level: 'info' },
+    },
+    rules: RULES,
+    users: tls ? [['bench-gw', '--role', 'gateway', '--password', 'bench-password']] : [],
+  })
+  const sims: ConduitSimulator[] = []
+  try {
+    const ca = tls ? await readFile(join(daemon.dir, 'data', 'ca.crt')) : undefined
+    const url = tls ? `mqtts://localhost:${daemon.port('mqtts')}` : `mqtt://127.0.0.1:${daemon.port('mqtt')}`
+    // A subscriber to the normalized topics counts too, as an application would.
+    const app = await mqtt.connectAsync(`mqtt://127.0.0.1:${daemon.port('mqtt')}`, { clientId: 'bench-app' })
+    let normalized = 0
+    app.on('message', () => { normalized++ })
+    await app.subscribeAsync('lorabridge/+/devices/+/up', { qos: 1 })
+
+    const sent = new Map<string, number>()
+    const latencies: number[] = []
+    let downlinks = 0
+    for (let c = 0; c < o.conduits; c++) {
+      const sim = new ConduitSimulator({
+        url, version: '1.1', ...(ca !== undefined ? { ca, username: 'bench-gw', password: 'bench-password' } : {}),
+        devices: Array.from({ length: o.devicesPerConduit }, (_, i) => generatedDevice(c * 1000 + i)),
+      })
+      sim.on('downlink', (d: ReceivedDownlink) => {
+        downlinks++
+        const key = `${d.devEui}:${d.data.readUInt32BE(0)}`
+        const t = sent.get(key)
+        if (t !== undefined) { latencies.push(performance.now() - t); sent.delete(key) }
+      })
+      await sim.start()
+      sims.push(sim)
+    }
+    const uplink = (sim: ConduitSimulator, device: number): Promise<unknown> => {
+      const dev = sim.devices[device]!
+      sent.set(`${dev.devEui}:${dev.fCnt}`, performance.now())
+      return sim.uplink(device, { port: 2, data: Buffer.from([1, 2, 3]) })
+    }
+
+    // Saturation: every Conduit keeps `window` uplinks in flight.
+    await sleep(300)
+    const d0 = downlinks
+    const start = performance.now()
+    const end = start + o.seconds * 1000
+    let ups = 0
+    await Promise.all(sims.flatMap(sim => Array.from({ length: o.window }, async (_, w) => {
+      let i = w
+      while (performance.now() < end) { await uplink(sim, i++ % sim.devices.length); ups++ }
+    })))
+    const elapsed = (performance.now() - start) / 1000
+    await sleep(500)
+    const saturation = { uplinksPerSec: round(ups / elapsed, 0), downlinksPerSec: round((downlinks - d0) / elapsed, 0) }
+
+    // Latency at fixed rates: uplinks spread evenly over the Conduits and their devices.
+    const latency: PipelineResult['latency'] = []
+    for (const rate of o.rates) {
+      sent.clear()
+      latencies.length = 0
+      await sleep(500)
+      const t0 = performance.now()
+      const n = Math.round(rate * o.seconds)
+      const pending: Array<Promise<unknown>> = []
+      for (let i = 0; i < n; i++) {
+        const due = t0 + (i * 1000) / rate
+        const wait = due - performance.now()
+        if (wait > 1) await sleep(wait)
+        const sim = sims[i % sims.length]!
+        pending.push(uplink(sim, Math.floor(i / sims.length) % sim.devices.length))
+      }
+      await Promise.all(pending)
+      const achieved = n / ((performance.now() - t0) / 1000)
+      await sleep(1000)
+      const p = percentiles(latencies)
+      latency.push({ rate, achieved: round(achieved, 0), p50Ms: round(p.p50), p99Ms: round(p.p99), maxMs: round(p.max), samples: p.count })
+    }
+    await app.endAsync()
+    if (normalized === 0) throw new Error('no normalized uplink reached the application subscriber')
+    return { transport: o.transport, saturation, latency }
+  } finally {
+    await Promise.all(sims.map(s => s.stop()))
+    await daemon.stop()
+  }
+}
