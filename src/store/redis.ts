@@ -47,6 +47,15 @@ const closing = new WeakSet<RedisConnection>()
 export async function closeRedis (conn: RedisConnection): Promise<void> {
   closing.add(conn)
   if (conn.status === 'end') return
+  // Someone else is closing it already (mqemitter-redis quits its connections on broker.close()
+  // without handling the promise): cutting it now would reject that quit unheard. Wait instead.
+  if (conn.status === 'close' || (conn as unknown as { manuallyClosing?: boolean }).manuallyClosing === true) {
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(() => { conn.disconnect(); resolve() }, 2000)
+      conn.once('end', () => { clearTimeout(timer); resolve() })
+    })
+    return
+  }
   try {
     if (conn.status === 'ready') await conn.quit()
     else conn.disconnect()
