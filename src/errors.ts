@@ -45,6 +45,7 @@ export const ErrorCodes = {
   LB_ERR_RULE_EVAL: 'an expression that failed while evaluating (JSONata\'s own code follows, e.g. LB_ERR_RULE_EVAL:T2002); dead-lettered',
   LB_ERR_RULE_ACTION: 'a rule produced an invalid DownlinkRequest, a forbidden topic, or its action could not be carried out; dead-lettered',
   LB_ERR_REDIS: 'Redis is unreachable or answered with an error',
+  LB_ERR_UNHANDLED: 'a promise rejected with nobody to hear it (typically a library\'s call on a connection being closed); logged, the daemon keeps running',
   LB_ERR_COMPONENT_START: 'a component failed to start; the daemon stops what it started and exits 1',
 } as const
 

@@ -16,6 +16,11 @@ export async function startCommand (config: Config): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // A library's promise rejected with no handler (a command on a connection being closed) must
+  // not end a daemon that is otherwise fine; it is logged for the record.
+  process.on('unhandledRejection', (reason: unknown) => {
+    daemon.log.error({ code: 'LB_ERR_UNHANDLED', err: reason instanceof Error ? reason : new Error(String(reason)) }, 'unhandled rejection')
+  })
   try {
     await daemon.start()
   } catch {
