@@ -47,6 +47,7 @@ describe('lorabridge config check', () => {
     expect(r.stderr).toMatch(/alias/i)
   })
 
+  // Verbatim from the contract, fixed ports included: `config check` only validates, nothing binds.
   it('accepts the example of PRODUCT.md §7 and exits 0', async () => {
     const file = join(dir, 'example.yaml')
     await writeFile(file, `
@@ -85,7 +86,7 @@ log: { level: info }
 
   it('refuses anonymous access on a listener that is not loopback', async () => {
     const file = join(dir, 'anon.yaml')
-    await writeFile(file, 'mqtt:\n  listeners:\n    - { protocol: mqtt, host: 0.0.0.0, port: 1883, anonymous: true }\n')
+    await writeFile(file, 'mqtt:\n  listeners:\n    - { protocol: mqtt, host: 0.0.0.0, port: 0, anonymous: true }\n')
     const r = await runCli(['-c', file, 'config', 'check'])
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/mqtt\.listeners\[0\]\.anonymous: anonymous access is only allowed on a loopback host/)

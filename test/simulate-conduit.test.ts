@@ -8,6 +8,7 @@ import { Aedes } from 'aedes'
 import mqtt, { type MqttClient } from 'mqtt'
 import { ConduitSimulator, CATCH_ALL_EUI, type ConduitOptions, type ReceivedDownlink } from '../src/simulate/conduit.js'
 import { simulateConduit } from '../src/simulate/conduit-cli.js'
+import { until } from './helpers/mqtt.js'
 
 const GW_RAW = '029998e0-6156-cdd4-4523-264b523115c1'
 const GW10 = '029998E06156CDD44523264B523115C1'
@@ -23,15 +24,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
-async function waitFor<T> (fn: () => T | undefined | false, what: string, timeoutMs = 3000): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
@@ -99,7 +91,7 @@ describe('ConduitSimulator over MQTT', () => {
     expect(c?.will ?? null).toBeNull()
     expect(b.subscribed).toEqual([`lorawan/${GW11}/down`])
 
-    const init = await waitFor(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/init`), 'init')
+    const init = await until(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/init`), 'init')
     const initText = init.payload.toString()
     expect(initText.startsWith(`{"gateways_euis": ["${GWEUI}"], "time": "`)).toBe(true)
     const initJson = JSON.parse(initText) as Record<string, unknown>
@@ -110,7 +102,7 @@ describe('ConduitSimulator over MQTT', () => {
     const sent1 = await s.uplink(0, { port: 33, data: Buffer.from('testdata') })
     const sent2 = await s.uplink(0, { confirmed: true })
     const upTopic = `lorawan/${GW11}/${DEV.appEui}/${DEV.devEui}/up`
-    const ups = await waitFor(() => { const u = live.msgs.filter(m => m.topic === upTopic); return u.length === 2 && u }, 'two uplinks')
+    const ups = await until(() => { const u = live.msgs.filter(m => m.topic === upTopic); return u.length === 2 && u }, 'two uplinks')
     const upText = (ups[0] as Msg).payload.toString()
     expect(upText).not.toContain('", "') // LNS-compact
     const up = JSON.parse(upText) as Record<string, unknown>
@@ -124,14 +116,14 @@ describe('ConduitSimulator over MQTT', () => {
 
     await s.join(0)
     const joinedTopic = `lorawan/${GW11}/${DEV.appEui}/${DEV.devEui}/joined`
-    const joined = await waitFor(() => live.msgs.find(m => m.topic === joinedTopic), 'joined')
+    const joined = await until(() => live.msgs.find(m => m.topic === joinedTopic), 'joined')
     expect(JSON.parse(joined.payload.toString())).toMatchObject({ appeui: DEV.appEui, deveui: DEV.devEui, gweui: GWEUI, remote: false })
     expect(live.msgs.some(m => m.topic.endsWith('/connected'))).toBe(false) // 1.1.1 only
 
     // Retained with QoS 1: a late subscriber gets init, the last uplink and joined, retain flag set.
     const late = await observer(b.url)
     for (const t of [`lorawan/${GW11}/init`, upTopic, joinedTopic]) {
-      const m = await waitFor(() => late.msgs.find(x => x.topic === t), `retained ${t}`)
+      const m = await until(() => late.msgs.find(x => x.topic === t), `retained ${t}`)
       expect(m.retain).toBe(true)
       expect(m.qos).toBe(1)
     }
@@ -148,7 +140,7 @@ describe('ConduitSimulator over MQTT', () => {
     s.on('clear', (c: { devEui: string, topic: string }) => { clears.push(c) })
     await s.start()
     expect(b.clients.find(x => x.id.startsWith('lorawan/'))?.id).toBe(`lorawan/${APP10}/${GW10}`)
-    const init = await waitFor(() => live.msgs.find(m => m.topic === `lorawan/${APP10}/${GW10}/init`), 'v1.0 init')
+    const init = await until(() => live.msgs.find(m => m.topic === `lorawan/${APP10}/${GW10}/init`), 'v1.0 init')
     expect(JSON.parse(init.payload.toString())).toMatchObject({ gateways_euis: [GWEUI], api_version: '1.0' })
     const d = DEV.devEui
     expect(new Set(b.subscribed)).toEqual(new Set([
@@ -160,17 +152,17 @@ describe('ConduitSimulator over MQTT', () => {
     ]))
 
     await s.uplink()
-    await waitFor(() => live.msgs.find(m => m.topic === `lorawan/${DEV.appEui}/${d}/up`), 'v1.0 up')
+    await until(() => live.msgs.find(m => m.topic === `lorawan/${DEV.appEui}/${d}/up`), 'v1.0 up')
     await s.join()
-    await waitFor(() => live.msgs.find(m => m.topic === `lorawan/${DEV.appEui}/${d}/joined`), 'v1.0 joined (app)')
-    const j = await waitFor(() => live.msgs.find(m => m.topic === `lorawan/${GW10}/${d}/joined`), 'v1.0 joined (gw)')
+    await until(() => live.msgs.find(m => m.topic === `lorawan/${DEV.appEui}/${d}/joined`), 'v1.0 joined (app)')
+    const j = await until(() => live.msgs.find(m => m.topic === `lorawan/${GW10}/${d}/joined`), 'v1.0 joined (gw)')
     expect(j.payload.toString()).toContain('"remote": false')
 
     await live.client.publishAsync(`lorawan/${DEV.appEui}/${d}/down`, '{"data":"QA=="}', { qos: 1 })
     await live.client.publishAsync(`lorawan/${GWEUI}/${d}/down`, '{"data":"AQ==","port":1}', { qos: 1 })
     await live.client.publishAsync(`lorawan/${GW10}/${d}/clear`, '', { qos: 1 }) // not JSON: dropped
     await live.client.publishAsync(`lorawan/${APP10}/${d}/clear`, '{}', { qos: 1 })
-    await waitFor(() => got.length === 2 && clears.length === 1, 'downlinks and clear')
+    await until(() => got.length === 2 && clears.length === 1, 'downlinks and clear')
     expect(got[0]).toMatchObject({ devEui: d, topic: `lorawan/${DEV.appEui}/${d}/down` })
     expect(got[0]?.data).toEqual(Buffer.from([0x40]))
     expect(got[1]?.data).toEqual(Buffer.from([0x01]))
@@ -185,7 +177,7 @@ describe('ConduitSimulator over MQTT', () => {
     const s = sim({ url: b.url, version: '1.1.1', gwUuid: GW_RAW, gatewayEuis: [GWEUI], devices: [{ ...DEV }] })
     await s.start()
     expect(b.subscribed).toEqual([`lorawan/${GW11}/down`, `lorawan/${GW11}/clear`])
-    const connected = await waitFor(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/connected`), 'connected')
+    const connected = await until(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/connected`), 'connected')
     expect(connected.qos).toBe(0)
     expect(connected.payload.length).toBe(0)
     const initIdx = live.msgs.findIndex(m => m.topic === `lorawan/${GW11}/init`)
@@ -194,7 +186,7 @@ describe('ConduitSimulator over MQTT', () => {
 
     // First connection: no will, so dropping it says nothing.
     s.drop()
-    await waitFor(() => b.disconnects.includes(s.clientId), 'broker sees the drop')
+    await until(() => b.disconnects.includes(s.clientId), 'broker sees the drop')
     await s.uplink() // queued while disconnected
     await sleep(200)
     expect(live.msgs.some(m => m.topic.endsWith('/disconnected'))).toBe(false)
@@ -209,19 +201,19 @@ describe('ConduitSimulator over MQTT', () => {
     expect(second[1]?.will?.qos).toBe(1)
     expect(second[1]?.will?.retain).toBe(false)
     expect(Buffer.from(second[1]?.will?.payload ?? 'x').length).toBe(0)
-    await waitFor(() => live.msgs.filter(m => m.topic.endsWith('/connected')).length === 2, 'second connected')
-    await waitFor(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/${DEV.appEui}/${DEV.devEui}/up`), 'replayed uplink')
+    await until(() => live.msgs.filter(m => m.topic.endsWith('/connected')).length === 2, 'second connected')
+    await until(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/${DEV.appEui}/${DEV.devEui}/up`), 'replayed uplink')
     expect(live.msgs.filter(m => m.topic.endsWith('/init'))).toHaveLength(1)
 
     s.drop()
-    const will = await waitFor(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/disconnected`), 'will')
+    const will = await until(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/disconnected`), 'will')
     expect(will.payload.length).toBe(0)
     expect(will.qos).toBe(1)
 
     // Third connection, then a clean close: close published (retained, empty), no will.
     await s.reconnect()
     await s.close()
-    const close = await waitFor(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/close`), 'close')
+    const close = await until(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/close`), 'close')
     expect(close.payload.length).toBe(0)
     await sleep(200)
     expect(live.msgs.filter(m => m.topic.endsWith('/disconnected'))).toHaveLength(1)
@@ -238,7 +230,7 @@ describe('ConduitSimulator over MQTT', () => {
     const got: ReceivedDownlink[] = []
     s.on('downlink', (d: ReceivedDownlink) => { got.push(d) })
     await s.start()
-    await waitFor(() => got.length === 1, 'retained downlink')
+    await until(() => got.length === 1, 'retained downlink')
     expect(got[0]).toMatchObject({ devEui: DEV.devEui, topic: downTopic, payload: { deveui: DEV.devEui, data: '3244', port: 1 } })
     expect(got[0]?.data).toEqual(Buffer.from('2D'))
     const end = Date.now() + 3000
@@ -260,12 +252,12 @@ describe('ConduitSimulator over MQTT', () => {
 
     // Live v1.1 down with hex data.
     await live.client.publishAsync(downTopic, JSON.stringify({ deveui: DEV.devEui, data: 'cafe', port: 7 }), { qos: 1 })
-    await waitFor(() => got.length === 2, 'live downlink')
+    await until(() => got.length === 2, 'live downlink')
     expect(got[1]?.data).toEqual(Buffer.from([0xca, 0xfe]))
 
     // encodeHex uplink (F6 shape) on the leftover v1.0 topic (F7).
     await s.uplink(0, { data: Buffer.from([0x01, 0x73]) })
-    const up = await waitFor(() => live.msgs.find(m => m.topic === `lorawan/${DEV.appEui}/${DEV.devEui}/up`), 'leftover uplink')
+    const up = await until(() => live.msgs.find(m => m.topic === `lorawan/${DEV.appEui}/${DEV.devEui}/up`), 'leftover uplink')
     const text = up.payload.toString()
     expect(text).toContain('"data": "0173", ')
     expect(text.startsWith('{"tmst": ')).toBe(true)
@@ -326,7 +318,7 @@ describe('ConduitSimulator over HTTP', () => {
     expect(got[0]).toMatchObject({ devEui: DEV.devEui, path: `${base}/${DEV.appEui}/${DEV.devEui}/up` })
     expect(got[0]?.data).toEqual(Buffer.from([1]))
 
-    await waitFor(() => got.length === 2, 'polled downlink')
+    await until(() => got.length === 2, 'polled downlink')
     const get = srv.reqs.find(r => r.method === 'GET')
     expect(get?.url).toBe(`${base}/${CATCH_ALL_EUI}/down`)
     expect(JSON.parse(get?.body ?? '')).toEqual(devs.map(d => d.devEui))
@@ -342,7 +334,7 @@ describe('ConduitSimulator over HTTP', () => {
     const batchReq = srv.reqs.find(r => r.url === `${base}/${CATCH_ALL_EUI}/up`)
     expect(JSON.parse(batchReq?.body ?? '')).toEqual(batch)
     expect(batch.map(u => u.deveui)).toEqual(devs.map(d => d.devEui))
-    await waitFor(() => got.find(g => g.path === `${base}/${CATCH_ALL_EUI}/up`), 'batch response downlink')
+    await until(() => got.find(g => g.path === `${base}/${CATCH_ALL_EUI}/up`), 'batch response downlink')
 
     await s.close()
     const close = srv.reqs.at(-1)
@@ -389,6 +381,6 @@ describe('simulate conduit (CLI module)', () => {
     expect(dl[0]).toEqual({ event: 'downlink', devEui: '00-80-00-ff-00-00-00-01', port: 5, data: '00', topic: `lorawan/${GW11}/down` })
     expect(new Set(dl.map(l => l.devEui))).toEqual(new Set(['00-80-00-ff-00-00-00-01', '00-80-00-ff-00-00-00-02']))
     expect(live.msgs.filter(m => m.topic.endsWith('/up'))).toHaveLength(3)
-    await waitFor(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/close`), 'close')
+    await until(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/close`), 'close')
   })
 })

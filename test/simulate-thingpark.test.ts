@@ -8,6 +8,7 @@ import { XMLParser } from 'fast-xml-parser'
 import { LRC_SUCCESS_BODY, ThingParkSimulator, type LrcRequest, type PostResult, type ThingParkSimulatorOptions, type TpContentType } from '../src/simulate/thingpark.js'
 import { simulateThingPark } from '../src/simulate/thingpark-cli.js'
 import { lrcTime, parseRawQuery, signDownlinkQuery, verifyReportToken } from '../src/thingpark/token.js'
+import { until } from './helpers/mqtt.js'
 
 const AS_ID = 'TWA_100000001.1.AS'
 const AS_KEY = '0123456789abcdef0123456789abcdef'
@@ -76,15 +77,6 @@ async function post (url: string): Promise<{ status: number, body: string }> {
   })
 }
 
-async function waitFor<T> (fn: () => T | undefined | false, what: string, timeoutMs = 3000): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
 
 const uplink = { devEui: DEV, fPort: 2, fCntUp: 42, payloadHex: '0102abcd', lrrs: [{ Lrrid: '080603DB', LrrRSSI: -100, LrrSNR: 5.75 }, { Lrrid: '080E00C8', LrrRSSI: -118, LrrSNR: -4 }] }
 
@@ -275,7 +267,7 @@ describe('ThingPark simulator: LRC downlink endpoint', () => {
       const res = await post(`${url}?${signDownlinkQuery(params(new Date(), [['CorrelationID', id]]), AS_KEY).query}`)
       expect(res.status).toBe(200)
     }
-    await waitFor(() => as.requests.length >= 2 && reports.length >= 2, 'two DevEUI_downlink_Sent')
+    await until(() => as.requests.length >= 2 && reports.length >= 2, 'two DevEUI_downlink_Sent')
     const parsed = as.requests.map(r => ({ r, ...parseBody(r) }))
     expect(parsed.map(p => p.report.CorrelationID).sort()).toEqual(['4434704901C7450B', '4434704901C7450C'])
     for (const p of parsed) {
@@ -311,10 +303,10 @@ describe('simulate thingpark CLI', () => {
     const abort = new AbortController()
     let lrc = ''
     const run = simulateThingPark({ url: as.url, asId: AS_ID, asKey: AS_KEY, count: 1, lrcPort: 0 }, { stdout: out, stderr: new PassThrough(), signals: false, abort: abort.signal, onLrc: u => { lrc = u } })
-    await waitFor(() => lrc !== '' && as.requests.length >= 1, 'LRC endpoint and first post')
+    await until(() => lrc !== '' && as.requests.length >= 1, 'LRC endpoint and first post')
     const res = await post(`${lrc}?${signDownlinkQuery(params(), AS_KEY).query}`)
     expect(res.status).toBe(200)
-    await waitFor(() => text.includes('"event":"downlink"'), 'downlink line')
+    await until(() => text.includes('"event":"downlink"'), 'downlink line')
     abort.abort()
     const summary = await run
     expect(summary).toEqual({ posts: 1, failed: 0, downlinks: 1 })
