@@ -6,8 +6,9 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { aedesBaseline, conduitPipeline, type PipelineResult } from './scenarios/mqtt.js'
+import { aedesBaseline, clusterPipeline, conduitPipeline, type PipelineResult } from './scenarios/mqtt.js'
 import { thingparkIngest } from './scenarios/thingpark.js'
+import { idleConnections } from './scenarios/connections.js'
 import { round } from './lib/stats.js'
 
 const args = process.argv.slice(2)
@@ -28,14 +29,14 @@ if (want('baseline') || want('pipeline')) {
   log('baseline: plain Aedes, 1 publisher → 1 subscriber, QoS 1 …')
   const baseline = await aedesBaseline(S, 64)
   results.baseline = baseline
-  rows.push(['baseline (plain Aedes, QoS 1)', `${baseline.msgsPerSec} msg/s`, ''])
+  rows.push(['baseline (plain Aedes, QoS 1)', `${baseline.msgsPerSec} msg/s (cpu: server ${baseline.serverCpu}, load ${baseline.loadCpu})`, ''])
   if (want('pipeline')) {
     for (const transport of ['tcp', 'tls'] as const) {
       log(`conduit pipeline over ${transport} …`)
       const p: PipelineResult = await conduitPipeline({ transport, seconds: S, rates: quick ? [100, 1000] : [100, 1000, 5000], conduits: 8, devicesPerConduit: 8, window: 8 })
       results[`pipeline-${transport}`] = p
       const ratio = round(p.saturation.uplinksPerSec / baseline.msgsPerSec)
-      rows.push([`conduit pipeline ${transport}: saturation`, `${p.saturation.uplinksPerSec} uplinks/s (${p.saturation.downlinksPerSec} downlinks/s)`, `${ratio} × baseline (target ≥ 0.4)`])
+      rows.push([`conduit pipeline ${transport}: saturation`, `${p.saturation.uplinksPerSec} uplinks/s (${p.saturation.downlinksPerSec} downlinks/s; cpu: server ${p.saturation.serverCpu}, load ${p.saturation.loadCpu})`, `${ratio} × baseline (target ≥ 0.4)`])
       for (const l of p.latency) {
         rows.push([`  ${transport} at ${l.rate}/s (achieved ${l.achieved}/s)`, `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms (${l.samples})`, l.rate === 1000 ? `p99 target ≤ 5 ms` : ''])
       }
@@ -45,10 +46,27 @@ if (want('baseline') || want('pipeline')) {
 
 if (want('thingpark')) {
   log('thingpark ingest vs a bare HTTPS server …')
-  const t = await thingparkIngest({ seconds: S, connections: 10 })
+  const t = await thingparkIngest({ seconds: S, connections: 32 })
   results.thingpark = t
-  rows.push(['thingpark ingest (HTTPS keep-alive, signed)', `${t.lorabridge.rps} req/s, p99 ${t.lorabridge.p99Ms} ms, non-2xx ${t.lorabridge.non2xx}`, `${t.ratio} × bare (target ≥ 0.7)`])
-  rows.push(['  bare Node HTTPS 204', `${t.bare.rps} req/s, p99 ${t.bare.p99Ms} ms`, ''])
+  rows.push(['thingpark ingest (HTTPS keep-alive, signed)', `${t.lorabridge.rps} req/s, p99 ${t.lorabridge.p99Ms} ms, non-2xx ${t.lorabridge.non2xx} (cpu: server ${t.lorabridge.serverCpu})`, `${t.ratio} × bare (target ≥ 0.7)`])
+  rows.push(['  bare Node HTTPS 204', `${t.bare.rps} req/s, p99 ${t.bare.p99Ms} ms (cpu: server ${t.bare.serverCpu})`, ''])
+}
+
+if (want('cluster')) {
+  log('cluster: two instances on Redis vs one in memory …')
+  const c = await clusterPipeline({ seconds: S, conduits: Number(process.env.BENCH_CONDUITS ?? 32), devicesPerConduit: 4, window: Number(process.env.BENCH_WINDOW ?? 4) })
+  results.cluster = c
+  rows.push(['cluster: one instance, in memory', `${c.single.uplinksPerSec} uplinks/s (cpu: server ${c.single.serverCpu}, load ${c.single.loadCpu})`, ''])
+  rows.push(['cluster: two instances on Redis', `${c.cluster.uplinksPerSec} uplinks/s (cpu: servers+redis ${c.cluster.serverCpu}, load ${c.cluster.loadCpu})`, `${c.ratio} × one in memory (target ≥ 0.5)`])
+}
+
+if (want('connections')) {
+  const count = quick ? 2000 : 10_000
+  log(`connections: ${count} idle MQTTS connections …`)
+  const c = await idleConnections({ count, concurrency: 50 })
+  results.connections = c
+  rows.push([`connections: ${count} idle MQTTS (keepalive 60)`, `${c.opened} open (${c.failed} failed, gauge ${c.clientsGauge}), ${c.perSec} conn/s`, ''])
+  rows.push(['  resident memory', `${c.rssBeforeMiB} → ${c.rssAfterMiB} MiB (${c.kibPerConnection} KiB per connection)`, quick ? '' : 'target ≤ 1024 MiB'])
 }
 
 results.finishedAt = new Date().toISOString()

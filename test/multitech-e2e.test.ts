@@ -157,6 +157,24 @@ describe('Conduit simulator against lorabridge', () => {
     expect(await t.counter('duplicates', { network: 'multitech', kind: 'up' })).toBe(before + 2)
   })
 
+  it('delivers a Conduit\'s retained uplink live but does not keep it retained (its normalized event replaces it)', async () => {
+    const sim = await simulator({ version: '1.1' })
+    const dev = sim.devices[0]!
+    const topic = `lorawan/${sim.gwUuid}/${dev.appEui}/${dev.devEui}/up`
+    const live = await connect(`mqtt://127.0.0.1:${t.port('mqtt')}`, { clientId: 'raw-live' })
+    const liveSeen = collect(live)
+    await live.subscribeAsync(topic, { qos: 1 })
+    await sim.uplink(0, { data: Buffer.from('kept?'), port: 2 })
+    await until(() => liveSeen.find(m => m.topic === topic), 'the live delivery')
+    await nextEvent(`lorabridge/default/devices/${bare(dev.devEui)}/up`, 0, e => e.hex === Buffer.from('kept?').toString('hex'))
+    const late = await connect(`mqtt://127.0.0.1:${t.port('mqtt')}`, { clientId: 'raw-late' })
+    const lateSeen = collect(late)
+    await late.subscribeAsync(topic, { qos: 1 })
+    await sleep(300)
+    expect(lateSeen.filter(m => m.topic === topic)).toEqual([])
+    await Promise.all([live.endAsync(), late.endAsync()])
+  })
+
   it('routes downlinks to the Conduit with the best signal for the latest frame', async () => {
     const shared = generatedDevice(901)
     const near = await simulator({ version: '1.1', devices: 0 })

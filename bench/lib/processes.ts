@@ -1,7 +1,7 @@
 /** Child processes for the servers under test, each on its own core where the machine has one. */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -40,7 +40,9 @@ export async function startLorabridge (o: DaemonOptions): Promise<Server & { dir
     const c = spawn(process.execPath, [BIN, 'users', 'add', ...args], { cwd: dir, stdio: 'ignore' })
     await new Promise(resolve => c.once('exit', resolve))
   }
-  const child = spawn(process.execPath, [BIN, 'start'], { cwd: dir, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  // BENCH_CPU_PROF=dir writes a V8 CPU profile of each daemon there (open it in Chrome DevTools).
+  const prof = process.env.BENCH_CPU_PROF !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
+  const child = spawn(process.execPath, [...prof, BIN, 'start'], { cwd: dir, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'inherit'] })
   const lines: Array<Record<string, unknown>> = []
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', l => {
@@ -57,4 +59,32 @@ export async function startLorabridge (o: DaemonOptions): Promise<Server & { dir
     port (protocol) { return lines.find(l => l.msg === 'listening' && l.protocol === protocol)!.port as number },
     async stop () { await stopChild(child); await rm(dir, { recursive: true, force: true }) },
   }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+export async function cpuSeconds (pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** Measures how busy the servers (summed) and this process were while `work` ran (1.0 = one core). */
+export async function withCpu<T> (pids: number | number[], work: () => Promise<T>): Promise<{ result: T, serverCpu: number, loadCpu: number }> {
+  const servers = Array.isArray(pids) ? pids : [pids]
+  const total = async (): Promise<number> => (await Promise.all(servers.map(cpuSeconds))).reduce((a, b) => a + b, 0)
+  const s0 = await total()
+  const l0 = process.cpuUsage()
+  const t0 = performance.now()
+  const result = await work()
+  const wall = (performance.now() - t0) / 1000
+  const l = process.cpuUsage(l0)
+  const serverCpu = ((await total()) - s0) / wall
+  return { result, serverCpu: Math.round(serverCpu * 100) / 100, loadCpu: Math.round(((l.user + l.system) / 1e6 / wall) * 100) / 100 }
+}
+
+/** Resident memory of a process in MiB, from /proc (Linux). */
+export async function rssMiB (pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kb = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1])
+  return Math.round((kb / 1024) * 10) / 10
 }

@@ -2,19 +2,21 @@
  * The MQTT scenarios: plain Aedes as the baseline (one publisher → one subscriber, QoS 1), and the
  * Conduit pipeline (simulated Conduits, app-connect v1.1 QoS 1 → lorabridge: normalize,
  * deduplicate, one decoder, one rule producing a downlink → the Conduits receive the downlinks),
- * over plain TCP or TLS: throughput at saturation, and uplink→downlink latency at fixed rates.
+ * over plain TCP or TLS, on one instance or on a cluster of instances sharing a Redis: throughput
+ * at saturation, and uplink→downlink latency at fixed rates.
  */
 import mqtt from 'mqtt'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConduitSimulator, generatedDevice, type ReceivedDownlink } from '../../src/simulate/conduit.js'
+import { startRedis } from '../../test/helpers/redis-server.js'
 import { percentiles, round } from '../lib/stats.js'
-import { spawnJson, startLorabridge } from '../lib/processes.js'
+import { spawnJson, startLorabridge, withCpu } from '../lib/processes.js'
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 /** Messages per second through plain Aedes, with `window` QoS 1 publications in flight. */
-export async function aedesBaseline (seconds: number, window: number): Promise<{ msgsPerSec: number }> {
+export async function aedesBaseline (seconds: number, window: number): Promise<{ msgsPerSec: number, serverCpu: number, loadCpu: number }> {
   const server = await spawnJson('bench/servers/aedes-baseline.mjs')
   try {
     const url = `mqtt://127.0.0.1:${server.info.port as number}`
@@ -26,12 +28,12 @@ export async function aedesBaseline (seconds: number, window: number): Promise<{
     const payload = Buffer.alloc(200, 1) // about an app-connect uplink's size
     const end = Date.now() + seconds * 1000
     const start = Date.now()
-    await Promise.all(Array.from({ length: window }, async () => {
+    const cpu = await withCpu(server.child.pid!, () => Promise.all(Array.from({ length: window }, async () => {
       while (Date.now() < end) await pub.publishAsync('bench/up', payload, { qos: 1 })
-    }))
+    })))
     const elapsed = (Date.now() - start) / 1000
     await Promise.all([sub.endAsync(), pub.endAsync()])
-    return { msgsPerSec: round(received / elapsed, 0) }
+    return { msgsPerSec: round(received / elapsed, 0), serverCpu: cpu.serverCpu, loadCpu: cpu.loadCpu }
   } finally {
     await server.stop()
   }
@@ -50,32 +52,24 @@ rules:
 `,
 }
 
-export interface PipelineResult {
-  transport: 'tcp' | 'tls'
-  saturation: { uplinksPerSec: number, downlinksPerSec: number }
-  latency: Array<{ rate: number, achieved: number, p50Ms: number, p99Ms: number, maxMs: number, samples: number }>
-}
+export interface Saturation { uplinksPerSec: number, downlinksPerSec: number, serverCpu: number, loadCpu: number }
+export interface Latency { rate: number, achieved: number, p50Ms: number, p99Ms: number, maxMs: number, samples: number }
+export interface PipelineResult { transport: 'tcp' | 'tls', saturation: Saturation, latency: Latency[] }
 
-export async function conduitPipeline (o: { transport: 'tcp' | 'tls', seconds: number, rates: number[], conduits: number, devicesPerConduit: number, window: number }): Promise<PipelineResult> {
-  const tls = o.transport === 'tls'
-  const daemon = await startLorabridge({
-    config: {
-      mqtt: {
-        listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }, ...(tls ? [{ protocol: 'mqtts', host: '127.0.0.1', port: 0 }] : [])],
-        limits: { connectRate: { perAddress: 0 } },
-      },
-      http: { listeners: [{ protocol: 'http', host: '127.0.0.1', port: 0 }] },
-      log: { level: 'info' },
-    },
-    rules: RULES,
-    users: tls ? [['bench-gw', '--role', 'gateway', '--password', 'bench-password']] : [],
-  })
+interface Load { seconds: number, rates: number[], conduits: number, devicesPerConduit: number, window: number }
+
+/** An instance to drive: where Conduits connect (and how), where the application subscribes. */
+interface Target { conduitUrl: string, appUrl: string, ca?: Buffer, username?: string, password?: string }
+
+/**
+ * Simulated Conduits spread over the targets (round robin) send uplinks; every rule downlink that
+ * comes back is matched to its uplink by device and frame counter. An application subscribed to
+ * the normalized uplinks on the first target counts them too.
+ */
+async function drivePipeline (targets: Target[], serverPids: number[], o: Load): Promise<{ saturation: Saturation, latency: Latency[] }> {
   const sims: ConduitSimulator[] = []
+  const app = await mqtt.connectAsync(targets[0]!.appUrl, { clientId: 'bench-app' })
   try {
-    const ca = tls ? await readFile(join(daemon.dir, 'data', 'ca.crt')) : undefined
-    const url = tls ? `mqtts://localhost:${daemon.port('mqtts')}` : `mqtt://127.0.0.1:${daemon.port('mqtt')}`
-    // A subscriber to the normalized topics counts too, as an application would.
-    const app = await mqtt.connectAsync(`mqtt://127.0.0.1:${daemon.port('mqtt')}`, { clientId: 'bench-app' })
     let normalized = 0
     app.on('message', () => { normalized++ })
     await app.subscribeAsync('lorabridge/+/devices/+/up', { qos: 1 })
@@ -84,15 +78,20 @@ export async function conduitPipeline (o: { transport: 'tcp' | 'tls', seconds: n
     const latencies: number[] = []
     let downlinks = 0
     for (let c = 0; c < o.conduits; c++) {
+      const t = targets[c % targets.length]!
       const sim = new ConduitSimulator({
-        url, version: '1.1', ...(ca !== undefined ? { ca, username: 'bench-gw', password: 'bench-password' } : {}),
+        url: t.conduitUrl,
+        version: '1.1',
+        noDelay: process.env.BENCH_NAGLE === undefined,
+        ...(t.ca !== undefined ? { ca: t.ca } : {}),
+        ...(t.username !== undefined ? { username: t.username, password: t.password } : {}),
         devices: Array.from({ length: o.devicesPerConduit }, (_, i) => generatedDevice(c * 1000 + i)),
       })
       sim.on('downlink', (d: ReceivedDownlink) => {
         downlinks++
         const key = `${d.devEui}:${d.data.readUInt32BE(0)}`
-        const t = sent.get(key)
-        if (t !== undefined) { latencies.push(performance.now() - t); sent.delete(key) }
+        const sentAt = sent.get(key)
+        if (sentAt !== undefined) { latencies.push(performance.now() - sentAt); sent.delete(key) }
       })
       await sim.start()
       sims.push(sim)
@@ -109,16 +108,16 @@ export async function conduitPipeline (o: { transport: 'tcp' | 'tls', seconds: n
     const start = performance.now()
     const end = start + o.seconds * 1000
     let ups = 0
-    await Promise.all(sims.flatMap(sim => Array.from({ length: o.window }, async (_, w) => {
+    const cpu = await withCpu(serverPids, () => Promise.all(sims.flatMap(sim => Array.from({ length: o.window }, async (_, w) => {
       let i = w
       while (performance.now() < end) { await uplink(sim, i++ % sim.devices.length); ups++ }
-    })))
+    }))))
     const elapsed = (performance.now() - start) / 1000
     await sleep(500)
-    const saturation = { uplinksPerSec: round(ups / elapsed, 0), downlinksPerSec: round((downlinks - d0) / elapsed, 0) }
+    const saturation = { uplinksPerSec: round(ups / elapsed, 0), downlinksPerSec: round((downlinks - d0) / elapsed, 0), serverCpu: cpu.serverCpu, loadCpu: cpu.loadCpu }
 
     // Latency at fixed rates: uplinks spread evenly over the Conduits and their devices.
-    const latency: PipelineResult['latency'] = []
+    const latency: Latency[] = []
     for (const rate of o.rates) {
       sent.clear()
       latencies.length = 0
@@ -139,11 +138,65 @@ export async function conduitPipeline (o: { transport: 'tcp' | 'tls', seconds: n
       const p = percentiles(latencies)
       latency.push({ rate, achieved: round(achieved, 0), p50Ms: round(p.p50), p99Ms: round(p.p99), maxMs: round(p.max), samples: p.count })
     }
-    await app.endAsync()
     if (normalized === 0) throw new Error('no normalized uplink reached the application subscriber')
-    return { transport: o.transport, saturation, latency }
+    return { saturation, latency }
   } finally {
     await Promise.all(sims.map(s => s.stop()))
+    await app.endAsync()
+  }
+}
+
+const MQTT_LOOPBACK = { protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }
+const COMMON = {
+  http: { listeners: [{ protocol: 'http', host: '127.0.0.1', port: 0 }] },
+  log: { level: 'info' },
+}
+
+/** One instance, in memory, over plain TCP or TLS (password-authenticated gateways, as Conduits use). */
+export async function conduitPipeline (o: Load & { transport: 'tcp' | 'tls' }): Promise<PipelineResult> {
+  const tls = o.transport === 'tls'
+  const daemon = await startLorabridge({
+    config: {
+      mqtt: { listeners: [MQTT_LOOPBACK, ...(tls ? [{ protocol: 'mqtts', host: '127.0.0.1', port: 0 }] : [])], limits: { connectRate: { perAddress: 0 } } },
+      ...COMMON,
+    },
+    rules: RULES,
+    users: tls ? [['bench-gw', '--role', 'gateway', '--password', 'bench-password']] : [],
+  })
+  try {
+    const appUrl = `mqtt://127.0.0.1:${daemon.port('mqtt')}`
+    const target: Target = tls
+      ? { conduitUrl: `mqtts://localhost:${daemon.port('mqtts')}`, appUrl, ca: await readFile(join(daemon.dir, 'data', 'ca.crt')), username: 'bench-gw', password: 'bench-password' }
+      : { conduitUrl: appUrl, appUrl }
+    return { transport: o.transport, ...await drivePipeline([target], [daemon.child.pid!], o) }
+  } finally {
     await daemon.stop()
+  }
+}
+
+export interface ClusterResult { single: Saturation, cluster: Saturation, ratio: number }
+
+/**
+ * The same Conduit load on one instance in memory, then on two instances sharing a redis-server
+ * (started here on a free port), the Conduits split between them. The cluster's server CPU counts
+ * both instances and Redis.
+ */
+export async function clusterPipeline (o: Omit<Load, 'rates'>): Promise<ClusterResult> {
+  const single = await conduitPipeline({ ...o, rates: [], transport: 'tcp' })
+  const redis = await startRedis()
+  const daemons: Array<Awaited<ReturnType<typeof startLorabridge>>> = []
+  try {
+    for (let i = 0; i < 2; i++) {
+      daemons.push(await startLorabridge({
+        config: { redis: { url: redis.url }, mqtt: { listeners: [MQTT_LOOPBACK], limits: { connectRate: { perAddress: 0 } } }, ...COMMON },
+        rules: RULES,
+      }))
+    }
+    const targets = daemons.map(d => ({ conduitUrl: `mqtt://127.0.0.1:${d.port('mqtt')}`, appUrl: `mqtt://127.0.0.1:${d.port('mqtt')}` }))
+    const { saturation } = await drivePipeline(targets, [...daemons.map(d => d.child.pid!), redis.pid], { ...o, rates: [] })
+    return { single: single.saturation, cluster: saturation, ratio: round(saturation.uplinksPerSec / single.saturation.uplinksPerSec) }
+  } finally {
+    await Promise.all(daemons.map(d => d.stop()))
+    await redis.stop()
   }
 }

@@ -33,7 +33,12 @@ export class AppConnectMqtt {
     this.deps.beforeAck.gate = (clientId: string | undefined, packet: PublishPacket) => {
       if (!packet.topic.startsWith('lorawan/')) return undefined
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
-      return this.deps.ingest.handle({ shape: classifyTopic(packet.topic), payload, transport: 'mqtt', clientId }).then(() => undefined)
+      const shape = classifyTopic(packet.topic)
+      // app-connect retains every uplink and join (§1 "Publish QoS / retain"). Their normalized
+      // events replace them, so the broker does not keep one retained copy per device and topic
+      // (in Redis, one more write per uplink): the raw message is still delivered live.
+      if (shape.kind === 'device' && packet.payload.length > 0) packet.retain = false
+      return this.deps.ingest.handle({ shape, payload, transport: 'mqtt', clientId }).then(() => undefined)
     }
     const onClient = (client: Client): void => {
       this.deps.locator.connected(client.id).catch((err: unknown) => { this.deps.log.warn({ err, clientId: client.id }, 'could not record the client\'s instance') })

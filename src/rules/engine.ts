@@ -61,6 +61,8 @@ export interface EngineOptions {
   now?: () => number
   /** Called for every counter change, for metrics. */
   onCount?: (rule: string, counter: keyof RuleCounters) => void
+  /** How many produced downlinks are remembered for chain depths (default 100,000). */
+  producedMax?: number
 }
 
 function matches (f: CompiledFilter, e: AnyEvent): boolean {
@@ -82,6 +84,10 @@ export function expressionInput (event: AnyEvent): AnyEvent {
   return typeof event.hex === 'string' ? { ...event, bytes: [...Buffer.from(event.hex, 'hex')] } : { ...event }
 }
 
+/** How long a produced downlink's outcomes count as a chain's, and how many are remembered at most. */
+const PRODUCED_LIFETIME_MS = 3_600_000
+const PRODUCED_MAX = 100_000
+
 const EVENT_SUFFIXES = new Set(['up', 'join', 'status', 'location', 'down', 'clear'])
 
 export class RulesEngine {
@@ -90,7 +96,10 @@ export class RulesEngine {
   private decoders: CompiledDecoder[] = []
   private readonly counts = new Map<string, RuleCounters>()
   private readonly cooldowns: Cooldowns
-  /** Downlink ids a rule produced, and the chain depth their outcomes carry. */
+  /**
+   * Downlink ids a rule produced, and the chain depth their outcomes carry. Kept in insertion order
+   * with one lifetime for all, so expiry only ever looks at the oldest entries.
+   */
   private readonly produced = new Map<string, { depth: number, until: number }>()
 
   constructor (private readonly opts: EngineOptions) {
@@ -230,7 +239,7 @@ export class RulesEngine {
       }
       any = true
       result.downlinks.push(req)
-      this.produced.set(req.id as string, { depth: depth + 1, until: this.now() + 3_600_000 })
+      this.remember(req.id as string, depth + 1)
       try {
         await this.opts.sink.downlink(String(event.app), devEui, req)
         this.count(rule.id, 'actionsOk')
@@ -238,7 +247,6 @@ export class RulesEngine {
         await this.actionFailed(rule, 'downlink', event, (err as Error).message, result, kind)
       }
     }
-    this.sweepProduced()
     return any
   }
 
@@ -290,9 +298,18 @@ export class RulesEngine {
     await this.letter({ rule: rule.name, file: rule.file, stage, eventId: event.id, event: kind, app: event.app, devEui: event.devEui, code: 'LB_ERR_RULE_ACTION', message })
   }
 
-  private sweepProduced (): void {
-    if (this.produced.size < 10_000) return
+  /**
+   * Records a produced downlink. Expired entries are dropped from the front (the map is in
+   * insertion order and every entry lives as long); past the size cap the oldest go first: their
+   * outcomes arrived long ago, and what is lost is only their depth.
+   */
+  private remember (id: string, depth: number): void {
     const t = this.now()
-    for (const [id, p] of this.produced) if (p.until < t) this.produced.delete(id)
+    this.produced.delete(id) // re-inserted at the end, keeping the order by expiry
+    this.produced.set(id, { depth, until: t + PRODUCED_LIFETIME_MS })
+    for (const [oldest, p] of this.produced) {
+      if (p.until >= t && this.produced.size <= (this.opts.producedMax ?? PRODUCED_MAX)) break
+      this.produced.delete(oldest)
+    }
   }
 }

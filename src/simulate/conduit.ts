@@ -82,6 +82,11 @@ export interface ConduitOptions {
   uplinkTopicStyle?: 'default' | 'v1.0-leftover'
   /** default `lorawan/<app eui>/<gw uuid in version spelling>` */
   clientId?: string
+  /**
+   * Turn Nagle's algorithm off on the MQTT socket (paho leaves it on, as does this default). With
+   * it on, a second small publication waits for the TCP acknowledgement of the first.
+   */
+  noDelay?: boolean
   /** Overrides downlink_query_interval (HTTP poll period). */
   httpPollIntervalMs?: number
   /** Sleep after each failed HTTP POST try (AC3: 5 s). Default 5000. */
@@ -647,6 +652,11 @@ export class ConduitSimulator extends EventEmitter {
       })
     })
     client.on('message', (topic, payload, packet) => { this.onMqttMessage(client, topic, payload, packet.retain) })
+    if (this.opts.noDelay === true) {
+      const noDelay = (): void => { (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true) }
+      noDelay()
+      client.on('connect', noDelay)
+    }
     client.on('error', err => { if (up) this.emitError(err) })
 
     // paho writes init as soon as the socket exists; mqtt.js holds it in its store and sends it

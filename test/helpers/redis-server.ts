@@ -15,6 +15,8 @@ import { join } from 'node:path'
 export interface RedisServer {
   port: number
   url: string
+  /** The running redis-server's process id (changes on restart()). */
+  readonly pid: number
   /** SIGTERM, wait for exit, remove the temp dir. Safe to call more than once. */
   stop(): Promise<void>
   /** SIGKILL, wait for exit (keeps the temp dir so restart() can reuse it). */
@@ -167,6 +169,7 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   return {
     port,
     url,
+    get pid() { return child?.pid ?? -1 },
     stop() {
       // Memoised: a second (or concurrent) call waits for the same shutdown.
       stopping ??= (async () => {
