@@ -4,11 +4,22 @@
  */
 import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client'
 
+/** Figures read at scrape time from the components that own them (set when they start). */
+export interface MetricSources {
+  /** Bytes through the MQTT sockets, by listener protocol (closed sockets included). */
+  bytes?: () => Array<{ protocol: string, read: number, written: number }>
+  /** Subscriptions held by the connected clients. */
+  subscriptions?: () => number
+}
+
 export function createMetrics () {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'lorabridge_process_' })
+  const sources: MetricSources = {}
+  // lorabridge_process_cpu_seconds_total, lorabridge_nodejs_heap_size_used_bytes, …
+  collectDefaultMetrics({ register: registry, prefix: 'lorabridge_' })
   const m = {
     registry,
+    sources,
     mqttConnections: new Counter({ name: 'lorabridge_mqtt_connections_total', help: 'Sockets accepted, by listener protocol', labelNames: ['protocol'] as const, registers: [registry] }),
     mqttRejected: new Counter({ name: 'lorabridge_mqtt_rejected_total', help: 'Connections refused or cut off, by error code', labelNames: ['code'] as const, registers: [registry] }),
     mqttDenied: new Counter({ name: 'lorabridge_mqtt_denied_total', help: 'Publishes and subscriptions refused by the ACL', labelNames: ['action', 'role'] as const, registers: [registry] }),
@@ -23,6 +34,20 @@ export function createMetrics () {
     downlinks: new Counter({ name: 'lorabridge_downlinks_total', help: 'Downlink and clear requests by outcome (queued, sent, failed) and failure reason', labelNames: ['network', 'result', 'reason'] as const, registers: [registry] }),
     downlinkRetries: new Counter({ name: 'lorabridge_thingpark_downlink_retries_total', help: 'ThingPark downlink POSTs retried after a 5xx or a network error', labelNames: ['connection'] as const, registers: [registry] }),
     ruleEvents: new Counter({ name: 'lorabridge_rule_events_total', help: 'Rule evaluations by rule and counter (matched, passed, failed, noResult, suppressed, actionsOk, actionsFailed)', labelNames: ['rule', 'counter'] as const, registers: [registry] }),
+    gatewayUplinks: new Counter({ name: 'lorabridge_gateway_uplinks_total', help: 'Uplink and join frames by the gateway that forwarded them (Conduit GW-UUID, ThingPark LRR), published or duplicate', labelNames: ['network', 'gateway', 'result'] as const, registers: [registry] }),
+    gatewayErrors: new Counter({ name: 'lorabridge_gateway_errors_total', help: 'Messages from a known gateway refused as malformed, by error code', labelNames: ['network', 'gateway', 'code'] as const, registers: [registry] }),
+    thingparkTokenFailures: new Counter({ name: 'lorabridge_thingpark_token_failures_total', help: 'ThingPark reports refused with 401: bad or missing token, time outside the window, replayed token', labelNames: ['connection', 'code'] as const, registers: [registry] }),
+    mqttSubscriptions: new Gauge({ name: 'lorabridge_mqtt_subscriptions', help: 'Subscriptions of the connected MQTT clients (this instance)', registers: [registry], collect () { if (sources.subscriptions !== undefined) this.set(sources.subscriptions()) } }),
+    mqttMessagesReceived: new Counter({ name: 'lorabridge_mqtt_messages_received_total', help: 'PUBLISH packets received from MQTT clients', registers: [registry] }),
+    mqttMessagesSent: new Counter({ name: 'lorabridge_mqtt_messages_sent_total', help: 'PUBLISH packets delivered to MQTT clients', registers: [registry] }),
+    mqttBytesReceived: new Counter({
+      name: 'lorabridge_mqtt_bytes_received_total', help: 'Bytes read from MQTT client sockets (on the wire: TLS and WebSocket framing included), by listener protocol', labelNames: ['protocol'] as const, registers: [registry],
+      collect () { const b = sources.bytes?.(); if (b !== undefined) { this.reset(); for (const x of b) this.inc({ protocol: x.protocol }, x.read) } },
+    }),
+    mqttBytesSent: new Counter({
+      name: 'lorabridge_mqtt_bytes_sent_total', help: 'Bytes written to MQTT client sockets (on the wire), by listener protocol', labelNames: ['protocol'] as const, registers: [registry],
+      collect () { const b = sources.bytes?.(); if (b !== undefined) { this.reset(); for (const x of b) this.inc({ protocol: x.protocol }, x.written) } },
+    }),
     ruleDeadLetters: new Counter({ name: 'lorabridge_rule_dead_letters_total', help: 'Rule and decoder evaluation errors sent to the dead-letter topic', labelNames: ['stage'] as const, registers: [registry] }),
   }
   return m

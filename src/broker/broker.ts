@@ -2,7 +2,7 @@
  * The embedded Aedes broker: limits from `mqtt.limits`, the authentication and ACL hooks, and
  * error accounting. Listeners (listeners.ts) hand it authenticated-to-be connections.
  */
-import { Aedes, type Client } from 'aedes'
+import { Aedes, type AedesPublishPacket, type Client } from 'aedes'
 import type { Duplex } from 'node:stream'
 import type { EventEmitter } from 'node:events'
 import type { Component } from '../component.js'
@@ -71,7 +71,13 @@ export class Broker implements Component {
       authenticate: makeAuthenticate(hookContext),
       authorizePublish: makeAuthorizePublish(hookContext),
       authorizeSubscribe: makeAuthorizeSubscribe(hookContext),
+      authorizeForward: (_client: Client, packet: AedesPublishPacket) => { metrics.mqttMessagesSent.inc(); return packet },
     })
+    metrics.sources.subscriptions = () => {
+      let n = 0
+      for (const client of Object.values((aedes as unknown as { clients: Record<string, { subscriptions?: Record<string, unknown> }> }).clients)) n += Object.keys(client.subscriptions ?? {}).length
+      return n
+    }
     aedes.on('client', () => { metrics.mqttClients.inc() })
     aedes.on('clientDisconnect', () => { metrics.mqttClients.dec() })
     aedes.on('clientError', (client: Client, err: Error) => { this.onClientError(client, err, 'clientError') })

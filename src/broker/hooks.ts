@@ -77,6 +77,7 @@ export function makeAuthorizePublish (ctx: HookContext) {
       pending.then(() => callback(null), (err: unknown) => callback(err as Error))
     }
     if (client === null) { pass(); return }
+    ctx.metrics.mqttMessagesReceived.inc()
     const identity = ctx.connections.identity(client)
     const decision = identity === undefined ? { allowed: false as const, reason: 'not authenticated' } : mayPublish(identity, ctx.topicRoot, packet.topic)
     if (decision.allowed) { pass(); return }

@@ -44,7 +44,9 @@ export class MqttListeners implements Component {
   readonly name = 'mqtt-listeners'
   readonly bound: BoundListener[] = []
   private readonly servers: NetServer[] = []
-  private readonly sockets = new Set<Socket>()
+  private readonly sockets = new Map<Socket, MqttListenerConfig['protocol']>()
+  /** Bytes of the sockets already closed, by protocol; live ones are read at scrape time. */
+  private readonly closedBytes = new Map<string, { read: number, written: number }>()
   private readonly limiter: ConnectRateLimiter
   /** Addresses already reported for the current flood, so a flood does not flood the log. */
   private readonly reportedFloods = new Set<string>()
@@ -54,7 +56,21 @@ export class MqttListeners implements Component {
     this.limiter = new ConnectRateLimiter(rate.perAddress, rate.windowSeconds)
   }
 
+  /** Bytes read and written on the MQTT sockets so far, by protocol. */
+  bytes (): Array<{ protocol: string, read: number, written: number }> {
+    const totals = new Map<string, { read: number, written: number }>()
+    for (const [p, t] of this.closedBytes) totals.set(p, { ...t })
+    for (const [socket, p] of this.sockets) {
+      const t = totals.get(p) ?? { read: 0, written: 0 }
+      t.read += socket.bytesRead
+      t.written += socket.bytesWritten
+      totals.set(p, t)
+    }
+    return [...totals].map(([protocol, t]) => ({ protocol, ...t }))
+  }
+
   async start (): Promise<void> {
+    this.deps.metrics.sources.bytes = () => this.bytes()
     const needsTls = this.deps.config.mqtt.listeners.some(l => l.protocol === 'mqtts' || l.protocol === 'wss')
     const tls = needsTls ? await this.deps.tls() : undefined
     for (const listener of this.deps.config.mqtt.listeners) {
@@ -85,8 +101,14 @@ export class MqttListeners implements Component {
     }
     // Nagle's algorithm costs ~40 ms per hop on small MQTT packets (STYLE §6).
     socket.setNoDelay(true)
-    this.sockets.add(socket)
-    socket.once('close', () => this.sockets.delete(socket))
+    this.sockets.set(socket, listener.protocol)
+    socket.once('close', () => {
+      this.sockets.delete(socket)
+      const t = this.closedBytes.get(listener.protocol) ?? { read: 0, written: 0 }
+      t.read += socket.bytesRead
+      t.written += socket.bytesWritten
+      this.closedBytes.set(listener.protocol, t)
+    })
     this.deps.metrics.mqttConnections.inc({ protocol: listener.protocol })
     return true
   }
@@ -172,7 +194,7 @@ export class MqttListeners implements Component {
     const closing = this.servers.map(s => new Promise<void>(resolve => s.close(() => resolve())))
     // Stop accepting first, then end what is still open — including sockets that never sent
     // CONNECT, which the broker does not know about and which would otherwise hold the exit.
-    for (const socket of this.sockets) socket.destroy()
+    for (const socket of this.sockets.keys()) socket.destroy()
     await Promise.all(closing)
     this.limiter.close()
     this.servers.length = 0

@@ -28,8 +28,8 @@ export interface IngestMessage {
 }
 
 export type IngestOutcome =
-  | { result: 'published', kind: 'up' | 'join', event: Uplink | Join }
-  | { result: 'duplicate', kind: 'up' | 'join', id: string }
+  | { result: 'published', kind: 'up' | 'join', event: Uplink | Join, gatewayId?: string }
+  | { result: 'duplicate', kind: 'up' | 'join', id: string, gatewayId?: string }
   | { result: 'presence', gatewayId: string }
   | { result: 'ignored', reason: string }
   | { result: 'error', code: ErrorCode, message: string }
@@ -70,15 +70,31 @@ export class AppConnectIngest {
   private account (msg: IngestMessage, o: IngestOutcome): void {
     const m = this.deps.metrics
     switch (o.result) {
-      case 'published': m.eventsPublished.inc({ network: NETWORK, kind: o.kind }); break
-      case 'duplicate': m.duplicates.inc({ network: NETWORK, kind: o.kind }); break
-      case 'ignored': m.ingestIgnored.inc({ network: NETWORK, reason: o.reason }); break
-      case 'error':
-        m.ingestErrors.inc({ network: NETWORK, code: o.code })
-        this.deps.log.warn({ code: o.code, transport: msg.transport, clientId: msg.clientId, shape: msg.shape.kind, reason: o.message }, 'app-connect message refused')
+      case 'published':
+        m.eventsPublished.inc({ network: NETWORK, kind: o.kind })
+        m.gatewayUplinks.inc({ network: NETWORK, gateway: o.gatewayId ?? 'unknown', result: 'published' })
         break
+      case 'duplicate':
+        m.duplicates.inc({ network: NETWORK, kind: o.kind })
+        m.gatewayUplinks.inc({ network: NETWORK, gateway: o.gatewayId ?? 'unknown', result: 'duplicate' })
+        break
+      case 'ignored': m.ingestIgnored.inc({ network: NETWORK, reason: o.reason }); break
+      case 'error': {
+        m.ingestErrors.inc({ network: NETWORK, code: o.code })
+        const gateway = this.knownGateway(msg)
+        if (gateway !== undefined) m.gatewayErrors.inc({ network: NETWORK, gateway, code: o.code })
+        this.deps.log.warn({ code: o.code, transport: msg.transport, clientId: msg.clientId, gateway, shape: msg.shape.kind, reason: o.message }, 'app-connect message refused')
+        break
+      }
       case 'presence': break
     }
+  }
+
+  /** The Conduit a refused message came from, when its topic or connection tells (never learnt from it). */
+  private knownGateway (msg: IngestMessage): string | undefined {
+    const shape = msg.shape
+    if ((shape.kind === 'device' || shape.kind === 'gateway') && shape.gatewayId !== undefined) return shape.gatewayId
+    return msg.clientId !== undefined ? this.deps.conduits.byClientId(msg.clientId)?.gatewayId : undefined
   }
 
   private json (msg: IngestMessage): { ok: true, value: unknown } | { ok: false, outcome: IngestOutcome } {
@@ -214,13 +230,14 @@ export class AppConnectIngest {
       await this.deps.presence.seen(conduit.gatewayId, { network: NETWORK, protocol: conduit.version, transport: conduit.transport })
     }
     const key = `${kind}:${event.id}`
-    if (!await this.deps.dedup.firstSighting(key)) return { result: 'duplicate', kind, id: event.id }
+    const gatewayId = conduit?.gatewayId
+    if (!await this.deps.dedup.firstSighting(key)) return { result: 'duplicate', kind, id: event.id, ...(gatewayId !== undefined ? { gatewayId } : {}) }
     try {
       await this.deps.bus.publishEvent(kind, event)
     } catch (err) {
       await this.deps.dedup.forget(key)
       throw err
     }
-    return { result: 'published', kind, event }
+    return { result: 'published', kind, event, ...(gatewayId !== undefined ? { gatewayId } : {}) }
   }
 }

@@ -55,6 +55,7 @@ export class ThingParkIngest {
 
   private refuse (status: number, code: ErrorCode, message: string, req: TpRequest): TpAnswer {
     this.deps.metrics.ingestErrors.inc({ network: NETWORK, code })
+    if (status === 401) this.deps.metrics.thingparkTokenFailures.inc({ connection: req.connection.name, code })
     this.deps.log.warn({ code, connection: req.connection.name, status, reason: message }, 'ThingPark report refused')
     return { status, body: { error: code, message } }
   }
@@ -135,10 +136,13 @@ export class ThingParkIngest {
     }
   }
 
-  private async publishOnce (kind: 'up' | 'join' | 'status' | 'location', event: { id: string, app: string, devEui: string }): Promise<TpAnswer> {
+  private async publishOnce (kind: 'up' | 'join' | 'status' | 'location', event: { id: string, app: string, devEui: string, gateways?: Array<{ id: string }> }): Promise<TpAnswer> {
     const key = `${kind}:${event.id}`
+    // Frames are counted by the LRR ThingPark names first (its best reception).
+    const gateway = kind === 'up' || kind === 'join' ? event.gateways?.[0]?.id ?? 'unknown' : undefined
     if (!await this.deps.dedup.firstSighting(key)) {
       this.deps.metrics.duplicates.inc({ network: NETWORK, kind })
+      if (gateway !== undefined) this.deps.metrics.gatewayUplinks.inc({ network: NETWORK, gateway, result: 'duplicate' })
       return { status: 204 }
     }
     try {
@@ -148,6 +152,7 @@ export class ThingParkIngest {
       throw err
     }
     this.deps.metrics.eventsPublished.inc({ network: NETWORK, kind })
+    if (gateway !== undefined) this.deps.metrics.gatewayUplinks.inc({ network: NETWORK, gateway, result: 'published' })
     return { status: 204 }
   }
 
