@@ -25,6 +25,8 @@ import { ApplicationResolver } from './model/applications.js'
 import { MultitechBridge } from './multitech/bridge.js'
 import { ThingParkBridge } from './thingpark/bridge.js'
 import { RulesComponent } from './rules/component.js'
+import { WebConsole } from './console/component.js'
+import { ConsoleTokens } from './console/sessions.js'
 import { MemoryKeyValueStore, RedisKeyValueStore, type KeyValueStore } from './store/kv.js'
 import { createRedisConnection, closeRedis } from './store/redis.js'
 import { MemoryClientLocator, MemoryCooldowns, RedisClientLocator, RedisCooldowns, RedisDeduplicator, RedisRouteTable, type ClientLocator } from './store/cluster-state.js'
@@ -59,6 +61,7 @@ export class Daemon {
   readonly thingpark: ThingParkBridge
   readonly rules: RulesComponent
   readonly kv: KeyValueStore
+  readonly console: WebConsole
   private readonly components: Component[]
   private readonly started: Component[] = []
   private stopping: Promise<void> | undefined
@@ -80,7 +83,10 @@ export class Daemon {
       return defaultTls
     }
     this.store = createBrokerStore(config, child('redis'))
-    this.broker = new Broker({ config, log: child('broker'), metrics: this.metrics, store: this.store, authenticator: new Authenticator(users) })
+    // The web console mints one-time MQTT secrets that the broker's authenticator accepts (docs/console.md).
+    const consoleTokens = new ConsoleTokens()
+    const authenticator = new Authenticator(users, undefined, consoleTokens)
+    this.broker = new Broker({ config, log: child('broker'), metrics: this.metrics, store: this.store, authenticator })
     this.mqtt = new MqttListeners({ config, log: child('mqtt'), metrics: this.metrics, broker: this.broker, tls })
 
     const aedes = () => this.broker.instance
@@ -109,9 +115,11 @@ export class Daemon {
     this.thingpark.report = report
     this.rules = new RulesComponent({ config, bus: this.bus, log: child('rules'), metrics: this.metrics, cooldowns: stateRedis !== undefined ? new RedisCooldowns(stateRedis, prefix) : new MemoryCooldowns() })
 
+    this.console = new WebConsole({ config, log: child('console'), metrics: this.metrics, users, authenticator, tokens: consoleTokens, broker: this.broker, bus: this.bus, routes, rules: this.rules })
+
     this.http = new HttpListeners({
       config, log: child('http'), metrics: this.metrics, readiness: () => this.readiness(), tls,
-      routes: [...(config.multitech.http.enabled ? [this.multitech.httpRoutes] : []), this.thingpark.httpRoutes],
+      routes: [...(config.multitech.http.enabled ? [this.multitech.httpRoutes] : []), this.thingpark.httpRoutes, this.console.httpRoutes],
     })
 
     this.components = [
@@ -126,6 +134,8 @@ export class Daemon {
       this.broker,
       // Before the adapters: decoders must be in place for the first uplink.
       this.rules,
+      // Follows gateway and device events from the first one on.
+      this.console,
       this.multitech,
       component('downlinks', () => this.downlinks.start(), () => this.downlinks.stop()),
       // After the router: pending ThingPark retries resume and report outcomes through it.

@@ -23,7 +23,8 @@ export interface Identity {
   downlink: boolean
   /** Normalized GW-UUID (32 lower-case hex digits) a gateway is bound to. */
   gateway: string | undefined
-  via: 'password' | 'certificate' | 'certificate+password' | 'anonymous'
+  /** `token`: a one-time secret minted by the web console for an admin session. */
+  via: 'password' | 'certificate' | 'certificate+password' | 'token' | 'anonymous'
 }
 
 export type Decision = { allowed: true } | { allowed: false, reason: string }

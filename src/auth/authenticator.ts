@@ -36,6 +36,16 @@ function identityOf (user: User, via: Identity['via']): Identity {
   }
 }
 
+/**
+ * Short-lived, single-use secrets that stand for a user's password: the web console mints one per
+ * MQTT-over-WebSocket connection of an admin session (docs/console.md), so that the page never
+ * holds the admin's password.
+ */
+export interface OneTimeSecrets {
+  /** True, and the secret is spent, when `secret` is a live one minted for `user`. */
+  consume (user: string, secret: Buffer): boolean
+}
+
 const ANONYMOUS: Identity = { user: undefined, role: 'admin', apps: ['*'], downlink: true, gateway: undefined, via: 'anonymous' }
 
 export class Authenticator {
@@ -46,7 +56,7 @@ export class Authenticator {
    */
   private readonly verified = new Map<string, true>()
 
-  constructor (private readonly users: UsersStore, private readonly cacheSize = 10000) {}
+  constructor (private readonly users: UsersStore, private readonly cacheSize = 10000, private readonly oneTime?: OneTimeSecrets) {}
 
   async authenticate (c: Credentials): Promise<Identity> {
     const username = c.username !== undefined && c.username !== '' ? c.username : undefined
@@ -66,6 +76,7 @@ export class Authenticator {
     if (username !== undefined) {
       const user = await this.users.get(username)
       if (user === undefined) throw new AuthFailure('LB_ERR_AUTH_BAD_CREDENTIALS', `unknown user "${username}"`, 4)
+      if (c.password !== undefined && this.oneTime?.consume(user.name, c.password) === true) return identityOf(user, 'token')
       await this.checkPassword(user, c.password)
       return identityOf(user, 'password')
     }

@@ -38,6 +38,7 @@ const HttpListener = Type.Object({
     ...TlsFiles,
     clientCertificates: Type.Optional(ClientCertificateMode),
   }, { ...Strict, description: 'Own TLS settings for this listener; absent: mqtt.tls.' })),
+  console: Type.Optional(Type.Boolean({ description: 'Serve the web console on this listener; absent: http.console.enabled. Turn it off on a listener open to the internet for ThingPark.' })),
 }, Strict)
 
 const ApplicationMatch = Type.Object({
@@ -92,8 +93,13 @@ export const ConfigSchema = Type.Object({
     }, { ...Strict, default: {}, description: 'Limits that protect the broker from faulty or hostile clients.' }),
   }, { ...Strict, default: {}, description: 'The embedded MQTT broker.' }),
   http: Type.Object({
-    listeners: Type.Array(HttpListener, { default: [{ protocol: 'http', host: '127.0.0.1', port: 8080 }], description: 'HTTP(S) listeners: /healthz, /readyz, /metrics, app-connect HTTP, ThingPark.' }),
+    listeners: Type.Array(HttpListener, { default: [{ protocol: 'http', host: '127.0.0.1', port: 8080 }], description: 'HTTP(S) listeners: /healthz, /readyz, /metrics, app-connect HTTP, ThingPark, the web console.' }),
     bodyLimit: Type.Integer({ minimum: 1024, default: 1048576, description: 'Bytes; larger request bodies get 413.' }),
+    console: Type.Object({
+      enabled: Type.Boolean({ default: true, description: 'Serve the web console at / on the HTTP listeners (docs/console.md). Only admin users of the users file can log in.' }),
+      sessionIdleMinutes: Type.Integer({ minimum: 1, default: 30, description: 'A console session unused for this long ends.' }),
+      sessionMaxHours: Type.Integer({ minimum: 1, default: 12, description: 'A console session ends this long after its login, used or not.' }),
+    }, { ...Strict, default: {}, description: 'The admin web console: gateways, devices, a live tail, rules and a dry run.' }),
   }, { ...Strict, default: {}, description: 'The HTTP side of the daemon.' }),
   auth: Type.Object({
     usersFile: Type.Optional(Type.String({ description: 'Users file (YAML, salted scrypt hashes). Default: <dataDir>/users.yaml.' })),

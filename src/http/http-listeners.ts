@@ -11,7 +11,8 @@ import type { Metrics } from '../metrics.js'
 import type { TLSSocket } from 'node:tls'
 import { clientCertificateRefusal, type ServerTls, type TlsFileSettings } from '../tls/server-options.js'
 
-export type RouteRegistrar = (app: FastifyInstance) => void
+/** Registers routes on one listener's Fastify instance; `listener` is that listener's settings. */
+export type RouteRegistrar = (app: FastifyInstance, listener: HttpListenerConfig) => void
 
 export interface Readiness {
   ready: boolean
@@ -64,7 +65,7 @@ export class HttpListeners implements Component {
         ...(tls !== undefined ? { https: tls.options } : {}),
       }) as unknown as FastifyInstance
       if (tls !== undefined) this.enforceClientCertificates(app, tls, listener)
-      for (const register of [healthRoutes(this.deps), ...this.deps.routes]) register(app)
+      for (const register of [healthRoutes(this.deps), ...this.deps.routes]) register(app, listener)
       await app.listen({ port: listener.port, host: listener.host })
       const address = app.server.address() as AddressInfo
       this.apps.push(app)

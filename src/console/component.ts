@@ -1,0 +1,108 @@
+/**
+ * The admin web console (docs/console.md), served by the daemon on its HTTP listeners: a login
+ * page, a single-page console (gateways, devices, a live tail over MQTT-over-WebSocket, rules and a
+ * dry run), and the JSON API behind it. It owns the sessions, the one-time MQTT secrets and the
+ * gateway/device views; everything else it shows comes from the components that keep it.
+ */
+import { Counter } from 'prom-client'
+import type { Component } from '../component.js'
+import type { Config, HttpListenerConfig } from '../config/schema.js'
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import type { UsersStore } from '../auth/users-file.js'
+import type { Authenticator } from '../auth/authenticator.js'
+import type { Broker } from '../broker/broker.js'
+import type { EventBus } from '../core/bus.js'
+import type { RouteTable } from '../core/routes.js'
+import type { RulesComponent } from '../rules/component.js'
+import type { RouteRegistrar } from '../http/http-listeners.js'
+import { loadAssets, type Asset } from './assets.js'
+import { ConsoleState } from './state.js'
+import { ConsoleTokens, LoginLimiter, SessionStore } from './sessions.js'
+import { consoleRoutes, type ConsoleRefusal } from './routes.js'
+
+export interface WebConsoleDeps {
+  config: Config
+  log: Logger
+  metrics: Metrics
+  users: UsersStore
+  authenticator: Authenticator
+  /** Shared with the Authenticator, which consumes what the console mints. */
+  tokens: ConsoleTokens
+  broker: Broker
+  bus: EventBus
+  routes: RouteTable
+  rules: RulesComponent
+  now?: () => number
+}
+
+const SWEEP_MS = 60_000
+
+export class WebConsole implements Component {
+  readonly name = 'console'
+  readonly sessions: SessionStore
+  readonly state: ConsoleState
+  readonly limiter = new LoginLimiter()
+  readonly httpRoutes: RouteRegistrar
+  /** Undefined until started, or when the files are missing (the console then answers 503). */
+  assets: Map<string, Asset> | undefined
+  readonly refusals: Counter<'code'>
+  private unsubscribe: Array<() => Promise<void>> = []
+  private sweeper: NodeJS.Timeout | undefined
+
+  constructor (private readonly deps: WebConsoleDeps) {
+    const { config, metrics } = deps
+    this.sessions = new SessionStore({
+      idleMs: config.http.console.sessionIdleMinutes * 60_000,
+      maxAgeMs: config.http.console.sessionMaxHours * 3_600_000,
+      ...(deps.now !== undefined ? { now: deps.now } : {}),
+    })
+    this.sessions.onEnd = s => { deps.tokens.revokeSession(s.id) }
+    this.state = new ConsoleState(config.topics.root)
+    this.refusals = new Counter({ name: 'lorabridge_console_refused_total', help: 'Web console requests refused (no session, other origin, malformed, too large), by error code', labelNames: ['code'] as const, registers: [metrics.registry] })
+    this.httpRoutes = (app, listener) => { if (this.servedOn(listener)) consoleRoutes(app, listener, { ...deps, console: this, refuse: r => { this.refuse(r) } }) }
+  }
+
+  servedOn (listener: HttpListenerConfig): boolean {
+    return listener.console ?? this.deps.config.http.console.enabled
+  }
+
+  /** Counts and logs a refusal; login failures are authentication failures, the rest console refusals. */
+  refuse (r: ConsoleRefusal): void {
+    const login = r.code === 'LB_ERR_CONSOLE_LOGIN' || r.code === 'LB_ERR_CONSOLE_FORBIDDEN' || r.code === 'LB_ERR_CONSOLE_LOGIN_RATE'
+    if (login) this.deps.metrics.authFailures.inc({ code: r.code })
+    else this.refusals.inc({ code: r.code })
+    // A page left open past its session asks a few more times before it shows the login form.
+    const level = r.code === 'LB_ERR_CONSOLE_SESSION' ? 'debug' : 'warn'
+    this.deps.log[level]({ code: r.code, address: r.address, user: r.user, url: r.url, reason: r.reason }, login ? 'console login refused' : 'console request refused')
+  }
+
+  async start (): Promise<void> {
+    const { config, log, bus, broker } = this.deps
+    if (!config.http.listeners.some(l => this.servedOn(l))) return
+    try {
+      this.assets = await loadAssets()
+    } catch (err) {
+      log.error({ code: 'LB_ERR_CONSOLE_ASSETS', err }, 'web console files missing; the console answers 503')
+    }
+    for (const filter of this.state.filters) this.unsubscribe.push(await bus.subscribe(filter, (topic, payload) => { this.state.take(topic, payload) }))
+    // Statuses retained before this start (another instance, or a restart with Redis).
+    try {
+      const persistence = (broker.instance as unknown as { persistence: { createRetainedStream: (pattern: string) => AsyncIterable<{ topic: string, payload: Buffer | string }> } }).persistence
+      for await (const p of persistence.createRetainedStream(`${config.topics.root}/gateways/+/status`)) this.state.take(p.topic, Buffer.from(p.payload))
+    } catch (err) {
+      log.warn({ err }, 'could not read retained gateway statuses')
+    }
+    this.sweeper = setInterval(() => { this.sessions.sweep() }, SWEEP_MS)
+    this.sweeper.unref()
+    log.info({ listeners: config.http.listeners.filter(l => this.servedOn(l)).map(l => l.protocol) }, 'web console ready at /')
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.sweeper)
+    // Ends every session, which closes their MQTT-over-WebSocket connections.
+    this.sessions.clear()
+    this.deps.tokens.clear()
+    await Promise.all(this.unsubscribe.splice(0).map(u => u().catch(() => {})))
+  }
+}

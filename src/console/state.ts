@@ -1,0 +1,162 @@
+/**
+ * What the console shows that no other component keeps in a listable form: the latest status of
+ * every gateway (from the retained `{root}/gateways/{id}/status`), and per device its last uplink,
+ * signal and a per-minute uplink count for the last hour (from `{root}/{app}/devices/{devEui}/up`).
+ * Both follow the normalized topics inside the broker, so in a cluster they see every instance's
+ * events. Bounded: the least recently heard devices are forgotten first.
+ */
+import type { GatewayStatus } from '../core/presence.js'
+
+export const RATE_MINUTES = 60
+
+export interface GatewayView extends Partial<GatewayStatus> {
+  id: string
+}
+
+export interface DeviceView {
+  devEui: string
+  app: string
+  network: string | undefined
+  lastUplink: string | undefined
+  lastJoin: string | undefined
+  fCnt: number | undefined
+  fPort: number | undefined
+  /** Signal of the best reception of the last uplink (highest SNR). */
+  rssi: number | undefined
+  snr: number | undefined
+  /** The gateway (or ThingPark connection) that heard the last uplink best. */
+  gateway: string | undefined
+  uplinks: number
+  /** Uplinks per minute, oldest first; the last entry is the current minute. */
+  rate: number[]
+}
+
+function isObject (v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+const num = (v: unknown): number | undefined => typeof v === 'number' && Number.isFinite(v) ? v : undefined
+const str = (v: unknown): string | undefined => typeof v === 'string' ? v : undefined
+
+/** Per-minute counts in a ring; `minute` is the epoch minute of the newest slot. */
+class MinuteCounts {
+  private readonly slots = new Array<number>(RATE_MINUTES).fill(0)
+  private minute = 0
+
+  add (minute: number): void {
+    this.advance(minute)
+    this.slots[minute % RATE_MINUTES]!++
+  }
+
+  series (minute: number): number[] {
+    this.advance(minute)
+    return Array.from({ length: RATE_MINUTES }, (_, i) => this.slots[(minute - RATE_MINUTES + 1 + i) % RATE_MINUTES]!)
+  }
+
+  private advance (minute: number): void {
+    if (minute <= this.minute) return
+    for (let m = Math.max(this.minute + 1, minute - RATE_MINUTES + 1); m <= minute; m++) this.slots[m % RATE_MINUTES] = 0
+    this.minute = minute
+  }
+}
+
+interface DeviceState {
+  devEui: string
+  app: string
+  network: string | undefined
+  lastUplink: string | undefined
+  lastJoin: string | undefined
+  fCnt: number | undefined
+  fPort: number | undefined
+  rssi: number | undefined
+  snr: number | undefined
+  gateway: string | undefined
+  uplinks: number
+  counts: MinuteCounts
+}
+
+export class ConsoleState {
+  private readonly gateways = new Map<string, GatewayView>()
+  private readonly devices = new Map<string, DeviceState>()
+  private readonly total = new MinuteCounts()
+
+  constructor (readonly root: string, private readonly maxDevices = 10_000, private readonly maxGateways = 10_000, private readonly now: () => number = Date.now) {}
+
+  /** The filters to follow inside the broker. */
+  get filters (): string[] {
+    return [`${this.root}/gateways/+/status`, `${this.root}/+/devices/+/up`, `${this.root}/+/devices/+/join`]
+  }
+
+  /** Takes one normalized message; anything unexpected is ignored (the tail shows it as it is). */
+  take (topic: string, payload: Buffer): void {
+    const levels = topic.split('/')
+    if (levels[0] !== this.root) return
+    let body: unknown
+    try {
+      body = JSON.parse(payload.toString('utf8'))
+    } catch {
+      return
+    }
+    if (!isObject(body)) return
+    if (levels.length === 4 && levels[1] === 'gateways' && levels[3] === 'status') this.gateway(levels[2]!, body)
+    else if (levels.length === 5 && levels[2] === 'devices' && (levels[4] === 'up' || levels[4] === 'join')) this.device(levels[1]!, levels[3]!, levels[4], body)
+  }
+
+  private gateway (id: string, status: Record<string, unknown>): void {
+    if (!this.gateways.has(id) && this.gateways.size >= this.maxGateways) this.gateways.delete(this.gateways.keys().next().value as string)
+    this.gateways.set(id, { ...(status as Partial<GatewayStatus>), id })
+  }
+
+  private device (app: string, devEui: string, kind: 'up' | 'join', e: Record<string, unknown>): void {
+    let d = this.devices.get(devEui)
+    if (d === undefined) {
+      d = { devEui, app, network: undefined, lastUplink: undefined, lastJoin: undefined, fCnt: undefined, fPort: undefined, rssi: undefined, snr: undefined, gateway: undefined, uplinks: 0, counts: new MinuteCounts() }
+      if (this.devices.size >= this.maxDevices) this.devices.delete(this.devices.keys().next().value as string)
+    }
+    // Re-inserted so that map order is least recently heard first.
+    this.devices.delete(devEui)
+    this.devices.set(devEui, d)
+    d.app = app
+    const network = isObject(e.network) ? e.network : {}
+    d.network = str(network.type) ?? d.network
+    const at = str(e.receivedAt) ?? new Date(this.now()).toISOString()
+    const best = (Array.isArray(e.gateways) ? e.gateways : []).filter(isObject)
+      .sort((a, b) => (num(b.snr) ?? -Infinity) - (num(a.snr) ?? -Infinity))[0]
+    d.gateway = str(best?.id) ?? str(network.gateway) ?? str(network.connection) ?? d.gateway
+    if (kind === 'join') {
+      d.lastJoin = at
+      return
+    }
+    d.lastUplink = at
+    d.fCnt = num(e.fCnt)
+    d.fPort = num(e.fPort)
+    d.rssi = num(best?.rssi)
+    d.snr = num(best?.snr)
+    d.uplinks++
+    const minute = Math.floor(this.now() / 60_000)
+    d.counts.add(minute)
+    this.total.add(minute)
+  }
+
+  gatewayList (): GatewayView[] {
+    return [...this.gateways.values()].sort((a, b) => a.id.localeCompare(b.id))
+  }
+
+  /** Most recently heard first, at most `limit`. */
+  deviceList (limit = 1000): DeviceView[] {
+    const minute = Math.floor(this.now() / 60_000)
+    const out: DeviceView[] = []
+    for (const d of [...this.devices.values()].reverse().slice(0, limit)) {
+      const { counts, ...rest } = d
+      out.push({ ...rest, rate: counts.series(minute) })
+    }
+    return out
+  }
+
+  get deviceCount (): number { return this.devices.size }
+
+  /** Uplinks per minute over the last hour, all devices. */
+  totalRate (): number[] {
+    return this.total.series(Math.floor(this.now() / 60_000))
+  }
+}
