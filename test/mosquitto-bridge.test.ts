@@ -132,6 +132,7 @@ describe('Mosquitto configured by mosquitto/mosquitto.conf bridging lorabridge',
   let downstream: Array<{ topic: string, payload: string }>
   let mosquittoPort: number
   const downlinks: ReceivedDownlink[] = []
+  const clears: Array<{ devEui: string }> = []
 
   const diagnostics = (): string =>
     `\nmosquitto:\n${mosquitto?.output() ?? ''}\nlorabridge: ${JSON.stringify(daemon?.lines.slice(-12))}`
@@ -189,10 +190,8 @@ describe('Mosquitto configured by mosquitto/mosquitto.conf bridging lorabridge',
 
     sim = new ConduitSimulator({
       url: `mqtts://127.0.0.1:${daemon.port('mqtts')}`,
-      // app-connect 1.1. (A 1.1.1 Conduit subscribes to down and clear in one SUBSCRIBE, which
-      // Aedes with the Redis persistence and emitter leaves unanswered on a persistent session: a
-      // problem of lorabridge with Redis, not of the bridge; see the report of this change.)
-      version: '1.1',
+      // app-connect 1.1.1: the one that takes `clear` (it subscribes to down and clear at once).
+      version: '1.1.1',
       gwUuid: GW_UUID,
       gatewayEuis: ['00-80-00-00-d0-00-b1-ff'],
       devices: [{ ...DEVICE }],
@@ -201,6 +200,7 @@ describe('Mosquitto configured by mosquitto/mosquitto.conf bridging lorabridge',
       key: await readFile(join(dataDir, 'conduit-1.key')),
     })
     sim.on('downlink', (d: ReceivedDownlink) => { downlinks.push(d) })
+    sim.on('clear', (c: { devEui: string }) => { clears.push(c) })
     await sim.start()
 
     // The bridge is up once lorabridge's retained rule-set status has crossed it: its topic is
@@ -291,8 +291,8 @@ describe('Mosquitto configured by mosquitto/mosquitto.conf bridging lorabridge',
   it('carries a clear request back to lorabridge, and its outcome down again', async () => {
     const from = downstream.length
     await app!.publishAsync(`${DEVICE_TOPIC}/clear`, '{"id":"clear-bridge-1"}', { qos: 1 })
-    // app-connect 1.1 over MQTT has no clear (PRODUCT.md §1: never silently dropped): lorabridge
-    // received the command, and its answer crosses back.
-    expect(await downstreamEvent(`${DEVICE_TOPIC}/down/failed`, e => e.id === 'clear-bridge-1', from)).toMatchObject({ command: 'clear', reason: 'unsupported', devEui: DEV_EUI })
+    // The Conduit is told to flush the device's queue, and the outcome crosses back.
+    expect(await downstreamEvent(`${DEVICE_TOPIC}/down/queued`, e => e.id === 'clear-bridge-1', from)).toMatchObject({ command: 'clear', devEui: DEV_EUI })
+    expect(clears.map(c => c.devEui.replace(/-/g, ''))).toEqual([DEV_EUI])
   })
 })

@@ -13,6 +13,7 @@ import { startDaemonProcess, type DaemonProcess } from './helpers/cli.js'
 import mqtt from 'mqtt'
 import { Redis } from 'ioredis'
 import { connect, nextMessage, sleep } from './helpers/mqtt.js'
+import { ConduitSimulator, generatedDevice, type ReceivedDownlink } from '../src/simulate/conduit.js'
 
 async function readyz (port: number): Promise<{ status: number, body: { ready: boolean, checks: Record<string, boolean> } }> {
   const res = await fetch(`http://127.0.0.1:${port}/readyz`)
@@ -79,6 +80,33 @@ describe('Redis store', () => {
     expect(await until(() => inspector.llen(queueKey), n => n === 0)).toBe(0)
     await back.endAsync()
     inspector.disconnect()
+  })
+
+  it('acknowledges a persistent session\'s SUBSCRIBE of several filters, and a 1.1.1 Conduit (down + clear at once) gets its downlinks', async () => {
+    daemon ??= await startDaemonProcess([], { cwd: dir })
+    const url = `mqtt://127.0.0.1:${daemon.port('mqtt')}`
+    const client = await connect(url, { clientId: 'several-filters', clean: false })
+    const granted = await Promise.race([client.subscribeAsync(['several/a', 'several/b', 'several/c'], { qos: 1 }), sleep(5000).then(() => 'no SUBACK')])
+    expect(granted).toEqual([{ topic: 'several/a', qos: 1 }, { topic: 'several/b', qos: 1 }, { topic: 'several/c', qos: 1 }])
+    const publisher = await connect(url, { clientId: 'several-publisher' })
+    const got = nextMessage(client, 'several/c')
+    await publisher.publishAsync('several/c', 'hello', { qos: 1 })
+    expect((await got).payload.toString()).toBe('hello')
+    await Promise.all([client.endAsync(), publisher.endAsync()])
+
+    const sim = new ConduitSimulator({ url, version: '1.1.1', devices: [generatedDevice(77)] })
+    await Promise.race([sim.start(), sleep(5000).then(() => { throw new Error('the 1.1.1 Conduit did not get its SUBACK') })])
+    try {
+      const dev = sim.devices[0]!
+      await sim.uplink(0, { port: 2, data: Buffer.from([1]) })
+      const downlink = new Promise<ReceivedDownlink>(resolve => sim.once('downlink', resolve))
+      const app = await connect(url, { clientId: 'several-app' })
+      await app.publishAsync(`lorabridge/default/devices/${dev.devEui.replace(/-/g, '')}/down`, '{"fPort":3,"hex":"a1"}', { qos: 1 })
+      expect((await downlink).data.toString('hex')).toBe('a1')
+      await app.endAsync()
+    } finally {
+      await sim.stop()
+    }
   })
 
   it('reports not ready while Redis is down and ready again when it is back, without a restart', async () => {

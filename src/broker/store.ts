@@ -9,6 +9,7 @@ import type { RedisConnection } from '../store/redis.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import { createRedisConnection, closeRedis } from '../store/redis.js'
+import { serializeSubscriptionChanges, type SubscriptionStore } from './subscription-changes.js'
 
 export interface BrokerStore {
   kind: 'memory' | 'redis'
@@ -40,7 +41,7 @@ export function createBrokerStore (config: Config, log: Logger): BrokerStore {
   })
   // On a Redis Cluster the persistence keeps retained messages under per-topic keys and needs to
   // know it: it is given the nodes (and makes its own cluster connection).
-  const persistence = cluster !== undefined ? persistenceRedis({ cluster }) : persistenceRedis({ conn: conn as never })
+  const persistence = serializeSubscriptionChanges((cluster !== undefined ? persistenceRedis({ cluster }) : persistenceRedis({ conn: conn as never })) as SubscriptionStore)
   return {
     kind: 'redis',
     aedesOptions: { persistence, mq },
