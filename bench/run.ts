@@ -46,7 +46,7 @@ if (want('baseline') || want('pipeline')) {
 
 if (want('thingpark')) {
   log('thingpark ingest vs a bare HTTPS server …')
-  const t = await thingparkIngest({ seconds: S, connections: 32 })
+  const t = await thingparkIngest({ seconds: S, connections: Number(process.env.BENCH_TP_CONNECTIONS ?? 32) })
   results.thingpark = t
   rows.push(['thingpark ingest (HTTPS keep-alive, signed)', `${t.lorabridge.rps} req/s, p99 ${t.lorabridge.p99Ms} ms, non-2xx ${t.lorabridge.non2xx} (cpu: server ${t.lorabridge.serverCpu})`, `${t.ratio} × bare (target ≥ 0.7)`])
   rows.push(['  bare Node HTTPS 204', `${t.bare.rps} req/s, p99 ${t.bare.p99Ms} ms (cpu: server ${t.bare.serverCpu})`, ''])

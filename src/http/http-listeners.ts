@@ -59,6 +59,8 @@ export class HttpListeners implements Component {
         // duplicate our `listening` line; its warnings and errors still come through.
         loggerInstance: this.deps.log.isLevelEnabled('warn') ? this.deps.log.child({}, { level: 'warn' }) : this.deps.log,
         logController: new LogController({ disableRequestLogging: true }),
+        // Requests are not logged, so a child logger (with its request id) per request is work for nothing.
+        childLoggerFactory: logger => logger,
         bodyLimit: this.deps.config.http.bodyLimit,
         // app-connect polls over HTTP keep-alive; keep idle connections longer than its interval.
         keepAliveTimeout: 75_000,
