@@ -15,7 +15,7 @@ import type { Metrics } from '../metrics.js'
 import type { ErrorCode } from '../errors.js'
 import { normalizeAddress } from '../util/net.js'
 import { clientCertificateRefusal, certificateIdentity, type ServerTls } from '../tls/server-options.js'
-import { ConnectRateLimiter, guardPacketSize } from './connection-guard.js'
+import { ConnectRateLimiter, coalesceWrites, guardPacketSize } from './connection-guard.js'
 import type { Broker } from './broker.js'
 
 export interface MqttListenersDeps {
@@ -114,6 +114,7 @@ export class MqttListeners implements Component {
   }
 
   private handOver (stream: Duplex, listener: MqttListenerConfig, remoteAddress: string | undefined, tlsSocket?: TLSSocket): void {
+    if (listener.protocol === 'mqtt' || listener.protocol === 'mqtts') coalesceWrites(stream)
     guardPacketSize(stream, this.deps.config.mqtt.limits.maxPacketSize, size => {
       this.reject('LB_ERR_MQTT_PACKET_TOO_LARGE', listener, remoteAddress, `packet of ${size} bytes exceeds ${this.deps.config.mqtt.limits.maxPacketSize}`)
     })
