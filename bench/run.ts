@@ -29,14 +29,14 @@ if (want('baseline') || want('pipeline')) {
   log('baseline: plain Aedes, 1 publisher → 1 subscriber, QoS 1 …')
   const baseline = await aedesBaseline(S, 64)
   results.baseline = baseline
-  rows.push(['baseline (plain Aedes, QoS 1)', `${baseline.msgsPerSec} msg/s (cpu: server ${baseline.serverCpu}, load ${baseline.loadCpu})`, ''])
+  rows.push(['baseline (plain Aedes, QoS 1)', `${baseline.msgsPerSec} msg/s (server ${baseline.cpuMicrosPerMessage} µs cpu/msg; cpu: server ${baseline.serverCpu}, load ${baseline.loadCpu})`, ''])
   if (want('pipeline')) {
     for (const transport of ['tcp', 'tls'] as const) {
       log(`conduit pipeline over ${transport} …`)
       const p: PipelineResult = await conduitPipeline({ transport, seconds: S, rates: quick ? [100, 1000] : [100, 1000, 5000], conduits: 8, devicesPerConduit: 8, window: 8 })
       results[`pipeline-${transport}`] = p
       const ratio = round(p.saturation.uplinksPerSec / baseline.msgsPerSec)
-      rows.push([`conduit pipeline ${transport}: saturation`, `${p.saturation.uplinksPerSec} uplinks/s (${p.saturation.downlinksPerSec} downlinks/s; cpu: server ${p.saturation.serverCpu}, load ${p.saturation.loadCpu})`, `${ratio} × baseline (target ≥ 0.4)`])
+      rows.push([`conduit pipeline ${transport}: saturation`, `${p.saturation.uplinksPerSec} uplinks/s (${p.saturation.downlinksPerSec} downlinks/s; ${p.saturation.cpuMicrosPerUplink} µs cpu/uplink, ${p.saturation.mqttPacketsPerUplink ?? '?'} PUBLISH/uplink; cpu: server ${p.saturation.serverCpu}, load ${p.saturation.loadCpu})`, `${ratio} × baseline (target ≥ 0.4)`])
       for (const l of p.latency) {
         rows.push([`  ${transport} at ${l.rate}/s (achieved ${l.achieved}/s)`, `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms (${l.samples})`, l.rate === 1000 ? `p99 target ≤ 5 ms` : ''])
       }

@@ -16,7 +16,7 @@ import { spawnJson, startLorabridge, withCpu } from '../lib/processes.js'
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 /** Messages per second through plain Aedes, with `window` QoS 1 publications in flight. */
-export async function aedesBaseline (seconds: number, window: number): Promise<{ msgsPerSec: number, serverCpu: number, loadCpu: number }> {
+export async function aedesBaseline (seconds: number, window: number): Promise<{ msgsPerSec: number, serverCpu: number, loadCpu: number, cpuMicrosPerMessage: number }> {
   const server = await spawnJson('bench/servers/aedes-baseline.mjs')
   try {
     const url = `mqtt://127.0.0.1:${server.info.port as number}`
@@ -33,7 +33,7 @@ export async function aedesBaseline (seconds: number, window: number): Promise<{
     })))
     const elapsed = (Date.now() - start) / 1000
     await Promise.all([sub.endAsync(), pub.endAsync()])
-    return { msgsPerSec: round(received / elapsed, 0), serverCpu: cpu.serverCpu, loadCpu: cpu.loadCpu }
+    return { msgsPerSec: round(received / elapsed, 0), serverCpu: cpu.serverCpu, loadCpu: cpu.loadCpu, cpuMicrosPerMessage: round((cpu.serverCpu * elapsed * 1e6) / received, 1) }
   } finally {
     await server.stop()
   }
@@ -52,14 +52,30 @@ rules:
 `,
 }
 
-export interface Saturation { uplinksPerSec: number, downlinksPerSec: number, serverCpu: number, loadCpu: number }
+export interface Saturation {
+  uplinksPerSec: number
+  downlinksPerSec: number
+  serverCpu: number
+  loadCpu: number
+  /** Server CPU time per uplink, in µs (all servers of the run together). */
+  cpuMicrosPerUplink: number
+  /** MQTT PUBLISH packets through the first instance's sockets (in + out) per uplink, from its /metrics. */
+  mqttPacketsPerUplink?: number
+}
 export interface Latency { rate: number, achieved: number, p50Ms: number, p99Ms: number, maxMs: number, samples: number }
 export interface PipelineResult { transport: 'tcp' | 'tls', saturation: Saturation, latency: Latency[] }
 
 interface Load { seconds: number, rates: number[], conduits: number, devicesPerConduit: number, window: number }
 
-/** An instance to drive: where Conduits connect (and how), where the application subscribes. */
-interface Target { conduitUrl: string, appUrl: string, ca?: Buffer, username?: string, password?: string }
+/** An instance to drive: where Conduits connect (and how), where the application subscribes, its /metrics. */
+interface Target { conduitUrl: string, appUrl: string, metricsUrl: string, ca?: Buffer, username?: string, password?: string }
+
+/** PUBLISH packets received plus sent so far, from an instance's /metrics. */
+async function mqttPackets (metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text()
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN)
+  return value('lorabridge_mqtt_messages_received_total') + value('lorabridge_mqtt_messages_sent_total')
+}
 
 /**
  * Simulated Conduits spread over the targets (round robin) send uplinks; every rule downlink that
@@ -105,6 +121,7 @@ async function drivePipeline (targets: Target[], serverPids: number[], o: Load):
     // Saturation: every Conduit keeps `window` uplinks in flight.
     await sleep(300)
     const d0 = downlinks
+    const packets0 = targets.length === 1 ? await mqttPackets(targets[0]!.metricsUrl) : NaN
     const start = performance.now()
     const end = start + o.seconds * 1000
     let ups = 0
@@ -114,7 +131,15 @@ async function drivePipeline (targets: Target[], serverPids: number[], o: Load):
     }))))
     const elapsed = (performance.now() - start) / 1000
     await sleep(500)
-    const saturation = { uplinksPerSec: round(ups / elapsed, 0), downlinksPerSec: round((downlinks - d0) / elapsed, 0), serverCpu: cpu.serverCpu, loadCpu: cpu.loadCpu }
+    const packets = targets.length === 1 ? (await mqttPackets(targets[0]!.metricsUrl)) - packets0 : NaN
+    const saturation: Saturation = {
+      uplinksPerSec: round(ups / elapsed, 0),
+      downlinksPerSec: round((downlinks - d0) / elapsed, 0),
+      serverCpu: cpu.serverCpu,
+      loadCpu: cpu.loadCpu,
+      cpuMicrosPerUplink: round((cpu.serverCpu * elapsed * 1e6) / ups, 0),
+      ...(Number.isFinite(packets) ? { mqttPacketsPerUplink: round(packets / ups, 1) } : {}),
+    }
 
     // Latency at fixed rates: uplinks spread evenly over the Conduits and their devices.
     const latency: Latency[] = []
@@ -165,9 +190,10 @@ export async function conduitPipeline (o: Load & { transport: 'tcp' | 'tls' }): 
   })
   try {
     const appUrl = `mqtt://127.0.0.1:${daemon.port('mqtt')}`
+    const metricsUrl = `http://127.0.0.1:${daemon.port('http')}/metrics`
     const target: Target = tls
-      ? { conduitUrl: `mqtts://localhost:${daemon.port('mqtts')}`, appUrl, ca: await readFile(join(daemon.dir, 'data', 'ca.crt')), username: 'bench-gw', password: 'bench-password' }
-      : { conduitUrl: appUrl, appUrl }
+      ? { conduitUrl: `mqtts://localhost:${daemon.port('mqtts')}`, appUrl, metricsUrl, ca: await readFile(join(daemon.dir, 'data', 'ca.crt')), username: 'bench-gw', password: 'bench-password' }
+      : { conduitUrl: appUrl, appUrl, metricsUrl }
     return { transport: o.transport, ...await drivePipeline([target], [daemon.child.pid!], o) }
   } finally {
     await daemon.stop()
@@ -192,7 +218,7 @@ export async function clusterPipeline (o: Omit<Load, 'rates'>): Promise<ClusterR
         rules: RULES,
       }))
     }
-    const targets = daemons.map(d => ({ conduitUrl: `mqtt://127.0.0.1:${d.port('mqtt')}`, appUrl: `mqtt://127.0.0.1:${d.port('mqtt')}` }))
+    const targets = daemons.map(d => ({ conduitUrl: `mqtt://127.0.0.1:${d.port('mqtt')}`, appUrl: `mqtt://127.0.0.1:${d.port('mqtt')}`, metricsUrl: `http://127.0.0.1:${d.port('http')}/metrics` }))
     const { saturation } = await drivePipeline(targets, [...daemons.map(d => d.child.pid!), redis.pid], { ...o, rates: [] })
     return { single: single.saturation, cluster: saturation, ratio: round(saturation.uplinksPerSec / single.saturation.uplinksPerSec) }
   } finally {

@@ -85,7 +85,7 @@ export class WebConsole implements Component {
     } catch (err) {
       log.error({ code: 'LB_ERR_CONSOLE_ASSETS', err }, 'web console files missing; the console answers 503')
     }
-    for (const filter of this.state.filters) this.unsubscribe.push(await bus.subscribe(filter, (topic, payload) => { this.state.take(topic, payload) }))
+    for (const filter of this.state.filters) this.unsubscribe.push(await bus.subscribe(filter, (topic, payload) => { this.state.take(topic, payload, bus.bodyOf(payload)) }))
     // Statuses retained before this start (another instance, or a restart with Redis).
     try {
       const persistence = (broker.instance as unknown as { persistence: { createRetainedStream: (pattern: string) => AsyncIterable<{ topic: string, payload: Buffer | string }> } }).persistence

@@ -87,15 +87,20 @@ export class ConsoleState {
     return [`${this.root}/gateways/+/status`, `${this.root}/+/devices/+/up`, `${this.root}/+/devices/+/join`]
   }
 
-  /** Takes one normalized message; anything unexpected is ignored (the tail shows it as it is). */
-  take (topic: string, payload: Buffer): void {
+  /**
+   * Takes one normalized message (`parsed`: its body when already known, as for this instance's
+   * own publications); anything unexpected is ignored (the tail shows it as it is).
+   */
+  take (topic: string, payload: Buffer, parsed?: unknown): void {
     const levels = topic.split('/')
     if (levels[0] !== this.root) return
-    let body: unknown
-    try {
-      body = JSON.parse(payload.toString('utf8'))
-    } catch {
-      return
+    let body: unknown = parsed
+    if (body === undefined) {
+      try {
+        body = JSON.parse(payload.toString('utf8'))
+      } catch {
+        return
+      }
     }
     if (!isObject(body)) return
     if (levels.length === 4 && levels[1] === 'gateways' && levels[3] === 'status') this.gateway(levels[2]!, body)

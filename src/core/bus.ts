@@ -16,6 +16,11 @@ export interface PublishHooks {
 
 export class EventBus {
   hooks: PublishHooks = {}
+  /**
+   * The bodies of this instance's own publications, by payload: in-process subscribers get the
+   * same Buffer back from the broker and can skip parsing it again. Weak, so nothing is kept.
+   */
+  private readonly bodies = new WeakMap<Buffer, unknown>()
 
   constructor (private readonly broker: () => Aedes, readonly root: string) {}
 
@@ -30,6 +35,7 @@ export class EventBus {
   /** Resolves once Aedes has stored (QoS 1) and dispatched the message. */
   publish (topic: string, body: unknown, opts: PublishOptions = {}): Promise<void> {
     const payload = Buffer.from(JSON.stringify(body))
+    this.bodies.set(payload, body)
     return new Promise((resolve, reject) => {
       this.broker().publish({ cmd: 'publish', topic, payload, qos: opts.qos ?? 1, retain: opts.retain ?? false, dup: false }, err => {
         err === undefined || err === null ? resolve() : reject(err)
@@ -45,7 +51,11 @@ export class EventBus {
     this.hooks.after?.(kind, e)
   }
 
-  /** Subscribes inside the broker; returns the unsubscribe function. */
+  /** The body a payload was made from, when this instance published it (read-only; undefined otherwise). */
+  bodyOf (payload: Buffer): unknown {
+    return this.bodies.get(payload)
+  }
+
   /**
    * Subscribes inside the broker; returns the unsubscribe function. `local` tells whether the
    * message was published on this instance: in a cluster every instance receives it.

@@ -6,6 +6,7 @@ import type { GatewayReception, Join, MultitechNetwork, Radio, Uplink } from '..
 import { dashedEui, normalizeEui } from '../model/eui.js'
 import { frameId } from '../model/ids.js'
 import type { JoinedPayload, UplinkPayload } from './payloads.js'
+import { omitUndefined } from '../util/omit-undefined.js'
 
 export interface NormalizeContext {
   app: (facts: { devEui: string, appEui?: string | undefined, joinEui?: string | undefined, gateways: string[] }) => string
@@ -49,9 +50,6 @@ function isoTime (value: string | undefined): string | undefined {
   return Number.isNaN(t.getTime()) ? undefined : t.toISOString()
 }
 
-function omitUndefined<T extends object> (o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
-}
 
 function gatewaysOf (gweui: string | undefined, rssi?: number, snr?: number): GatewayReception[] | undefined {
   const id = normalizeEui(gweui)

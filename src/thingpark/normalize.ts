@@ -6,6 +6,7 @@ import type { DeviceLocation, DeviceStatus, GatewayReception, Join, ThingParkNet
 import { dashedEui } from '../model/eui.js'
 import { frameId } from '../model/ids.js'
 import type { FieldReader } from './reports.js'
+import { omitUndefined as compact } from '../util/omit-undefined.js'
 
 export interface TpContext {
   network: ThingParkNetwork
@@ -16,9 +17,6 @@ export interface TpContext {
 
 export type TpNormalized<T> = { ok: true, event: T } | { ok: false, message: string }
 
-function compact<T extends object> (o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
-}
 
 function devEuiOf (f: FieldReader): string | undefined {
   const d = f.hex('DevEUI', true, 16)
