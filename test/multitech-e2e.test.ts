@@ -8,6 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
 import { connect, collect, sleep, type MqttClient, observe } from './helpers/mqtt.js'
 import { ConduitSimulator, generatedDevice, type AppConnectVersion, type ReceivedDownlink } from '../src/simulate/conduit.js'
+import { schemaViolations } from './helpers/event-schemas.js'
 
 async function until<T> (probe: () => T | undefined, what: string, timeoutMs = 5000): Promise<T> {
   const end = Date.now() + timeoutMs
@@ -272,5 +273,12 @@ describe('Conduit simulator against lorabridge', () => {
     expect(await nextEvent(`lorabridge/farm/devices/${devEui}/down/failed`, from)).toMatchObject({ id: 'cross', reason: 'no-route' })
     await sleep(100)
     expect(received).toBe(false)
+  })
+
+  it('every message it saw matches its schema (docs/schemas/)', () => {
+    // The request malformed on purpose above: refused by its schema as by the daemon.
+    const malformed = (m: { payload: string }): boolean => m.payload.includes('"bad-port"')
+    expect(schemaViolations(seen.filter(m => !malformed(m)))).toEqual([])
+    expect(schemaViolations(seen.filter(malformed))).toHaveLength(1)
   })
 })

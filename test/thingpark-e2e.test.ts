@@ -16,6 +16,7 @@ import mqtt from 'mqtt'
 import { collect, connect, observe, sleep, until, type MqttClient } from './helpers/mqtt.js'
 import { ThingParkSimulator } from '../src/simulate/thingpark.js'
 import { correlationIdFor } from '../src/thingpark/downlink.js'
+import { schemaViolations } from './helpers/event-schemas.js'
 
 const KEY = '0123456789abcdef0123456789abcdef'
 const AS_ID = 'TWA_100000001.1.AS'
@@ -106,6 +107,10 @@ describe('ThingPark simulator against lorabridge', () => {
     await sim.stop() // the LRC is gone
     await observer.publishAsync(`${DEV_TOPIC}/down`, '{"id":"req-gone","fPort":1,"hex":"00"}', { qos: 1 })
     expect(await outcome('down/failed', 'req-gone')).toMatchObject({ reason: 'network-error', detail: expect.stringMatching(/^4 attempts; last: ECONNREFUSED/) as unknown })
+  })
+
+  it('every message it saw matches its schema (docs/schemas/)', () => {
+    expect(schemaViolations(seen)).toEqual([])
   })
 })
 
