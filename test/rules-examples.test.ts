@@ -32,7 +32,7 @@ describe('shipped example rules', () => {
   it('compile: `rules check rules` succeeds', async () => {
     const r = await runCli(['rules', 'check', RULES], { cwd: dir })
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toMatch(/3 files ok, 3 rules, 1 decoder/)
+    expect(r.stdout).toMatch(/4 files ok, 4 rules, 1 decoder/)
   })
 
   it('tank-level-sensor decodes a known byte layout', async () => {
@@ -59,6 +59,16 @@ describe('shipped example rules', () => {
   it('downlink-failed-alert publishes every failed downlink', async () => {
     const out = await test({ id: 'dl-9', app: 'farm', devEui: '0080000000015834', receivedAt: '2026-11-21T06:00:00.000Z', command: 'down', reason: 'no-route', detail: 'no uplink seen' }, 'down/failed')
     expect(out.publications).toEqual([{ topic: 'alerts/farm/0080000000015834/downlink', payload: { id: 'dl-9', reason: 'no-route', detail: 'no uplink seen', at: '2026-11-21T06:00:00.000Z' }, qos: 1, retain: false }])
+  })
+
+  it('quickstart-echo answers FPort 10 of the default application with 0xAC and the payload', async () => {
+    const out = await test(uplink('0102', { app: 'default', devEui: '008000ff00000001', fPort: 10 }))
+    expect(out.matched).toEqual(['quickstart-echo'])
+    expect(out.downlinks).toEqual([{ app: 'default', devEui: '008000ff00000001', request: { fPort: 11, hex: 'ac0102', id: expect.stringMatching(/^[0-9a-f-]{36}$/) as unknown } }])
+    expect(out.decoded).toBeUndefined()
+    // Other ports of `default`, and FPort 10 of another application, are left alone.
+    expect((await test(uplink('0102', { app: 'default', fPort: 2 }))).matched).toEqual([])
+    expect((await test(uplink('0102', { fPort: 10 }))).matched).toEqual([])
   })
 
   it('other applications are untouched', async () => {
