@@ -41,7 +41,8 @@ export async function startLorabridge (o: DaemonOptions): Promise<Server & { dir
     await new Promise(resolve => c.once('exit', resolve))
   }
   // BENCH_CPU_PROF=dir writes a V8 CPU profile of each daemon there (open it in Chrome DevTools).
-  const prof = process.env.BENCH_CPU_PROF !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
+  // BENCH_NODE_FLAGS adds V8/Node flags (e.g. --trace-deopt) to each daemon.
+  const prof = [...(process.env.BENCH_CPU_PROF !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(f => f !== '') ?? [])]
   const child = spawn(process.execPath, [...prof, BIN, 'start'], { cwd: dir, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'inherit'] })
   const lines: Array<Record<string, unknown>> = []
   await new Promise<void>((resolve, reject) => {
