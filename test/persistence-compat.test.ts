@@ -217,7 +217,9 @@ describe('aedes + aedes-persistence-redis compatibility', () => {
       const startBroker = async (): Promise<Running> => {
         const conn = new Redis(url)
         const persistence = redisPersistence({ conn })
-        const mq = mqemitterRedis({ connectionString: url })
+        // mqemitter-redis subscribes at once; ioredis's ready check (INFO) on that connection would
+        // then fail in subscriber mode and be thrown from a timer (as src/broker/store.ts avoids too).
+        const mq = mqemitterRedis({ pubConn: new Redis(url) as never, subConn: new Redis(url, { enableReadyCheck: false }) as never })
         const broker = await Aedes.createBroker({ persistence, mq })
         const server = createServer((socket) => broker.handle(socket))
         const port = await listen(server)
