@@ -61,7 +61,7 @@ if (want('cluster')) {
 }
 
 if (want('connections')) {
-  const count = quick ? 2000 : 10_000
+  const count = quick ? 1000 : 10_000
   log(`connections: ${count} idle MQTTS connections …`)
   const c = await idleConnections({ count, concurrency: 50 })
   results.connections = c

@@ -67,6 +67,11 @@ export class Broker implements Component {
       maxTopicLevels: limits.maxTopicLevels,
       maxInflightInbound: limits.maxInflightInbound,
       maxClientsIdLength: limits.maxClientIdLength,
+      // Aedes's in-memory emitter queues publications past 100 deliveries in flight, then drains
+      // that queue by recursion (a message nobody subscribes to completes synchronously and hands
+      // over the next one): under overload the stack overflowed and the daemon died. Unbounded, it
+      // never queues; slow clients are bounded by drainTimeout. (mqemitter-redis never queues.)
+      concurrency: 0,
       connectTimeout: limits.connectTimeout,
       authenticate: makeAuthenticate(hookContext),
       authorizePublish: makeAuthorizePublish(hookContext),
