@@ -92,6 +92,26 @@ log: { level: info }
     expect(r.stderr).toMatch(/mqtt\.listeners\[0\]\.anonymous: anonymous access is only allowed on a loopback host/)
   })
 
+  it('asks for a ThingPark key named by asKeyEnv where it is used (config check, start), not to add a user', async () => {
+    const file = join(dir, 'tp-env.yaml')
+    await writeFile(file, `dataDir: ./tp-env-data
+thingpark:
+  connections:
+    - { name: tp, path: /tp, asId: TWA_1.1.AS, asKeyEnv: LB_TEST_TP_KEY, downlinkUrl: "http://127.0.0.1:9/x" }
+`)
+    const env = { LB_TEST_TP_KEY: '' }
+    const check = await runCli(['-c', file, 'config', 'check'], { env })
+    expect(check.code).toBe(1)
+    expect(check.stderr).toMatch(/thingpark\.connections\[0\]\.asKeyEnv: environment variable LB_TEST_TP_KEY must hold the AS key/)
+    const add = await runCli(['-c', file, 'users', 'add', 'alice', '--role', 'admin', '--password-stdin'], { env, input: 'a long enough password\n' })
+    expect(add.stderr).toBe('')
+    expect(add.code).toBe(0)
+    const list = await runCli(['-c', file, 'users', 'list'], { env })
+    expect(list.stdout).toContain('alice')
+    const withKey = await runCli(['-c', file, 'config', 'check'], { env: { LB_TEST_TP_KEY: '0123456789abcdef0123456789abcdef' } })
+    expect(withKey.code).toBe(0)
+  })
+
   it('reports a missing file named with -c', async () => {
     const r = await runCli(['-c', join(dir, 'nope.yaml'), 'config', 'check'])
     expect(r.code).toBe(1)

@@ -15,9 +15,10 @@ const users$ = async () => import('./users.js')
 const certs$ = async () => import('./certs.js')
 const rules$ = async () => import('./rules.js')
 
-function configFrom (program: Command): Config {
+/** The configuration, or exit 1 with its problems. `secrets: false` for commands that never use them. */
+function configFrom (program: Command, opts: { secrets?: boolean } = {}): Config {
   try {
-    return loadConfig({ file: program.opts<{ config?: string }>().config }).config
+    return loadConfig({ file: program.opts<{ config?: string }>().config, secrets: opts.secrets ?? true }).config
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`)
@@ -65,26 +66,26 @@ certs.command('init')
   .description('create ca.crt, ca.key, server.crt, server.key (SAN localhost, 127.0.0.1, ::1 and --host names)')
   .option('--dir <dir>', 'output directory (default: dataDir)')
   .option('--host <name>', 'extra server name or address (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-  .action(async (opts: { dir?: string, host: string[] }) => { await (await certs$()).certsInit(configFrom(program), opts) })
+  .action(async (opts: { dir?: string, host: string[] }) => { await (await certs$()).certsInit(configFrom(program, { secrets: false }), opts) })
 certs.command('client')
   .description('create NAME.crt/NAME.key signed by the CA, CN=NAME')
   .argument('<name>')
   .option('--dir <dir>', 'directory holding ca.crt/ca.key and receiving the files (default: dataDir)')
   .option('--days <n>', 'validity in days', (v: string) => Number(v), 825)
   .option('--force', 'overwrite existing files')
-  .action(async (name: string, opts: { dir?: string, days: number, force?: boolean }) => { await (await certs$()).certsClient(configFrom(program), name, opts) })
+  .action(async (name: string, opts: { dir?: string, days: number, force?: boolean }) => { await (await certs$()).certsClient(configFrom(program, { secrets: false }), name, opts) })
 
 const rules = program.command('rules').description('rule files: compile and dry-run')
 rules.command('check')
   .description('compile every rule file; print errors with file, line and column; exit 1 on error')
   .argument('[dir]', 'rules directory (default: rules.dir)')
-  .action(async (dir: string | undefined) => { await (await rules$()).rulesCheck(configFrom(program), dir) })
+  .action(async (dir: string | undefined) => { await (await rules$()).rulesCheck(configFrom(program, { secrets: false }), dir) })
 rules.command('test')
   .description('dry-run the rules on one normalized event; print decoded output, matched rules, downlinks and publications as JSON')
   .argument('<path>', 'a rule file or a directory of them')
   .requiredOption('--event <file>', 'a normalized event (JSON)')
   .option('--on <kind>', 'the event kind: up, join, status, location, down/queued, down/sent, down/failed', 'up')
-  .action(async (path: string, opts: { event: string, on: string }) => { await (await rules$()).rulesTest(configFrom(program), path, opts) })
+  .action(async (path: string, opts: { event: string, on: string }) => { await (await rules$()).rulesTest(configFrom(program, { secrets: false }), path, opts) })
 
 const users = program.command('users').description('manage the users file')
 users.command('add')
@@ -97,16 +98,16 @@ users.command('add')
   .option('--downlink', 'allow publishing down/clear commands on those applications')
   .option('--gateway <uuid>', 'bind a gateway user to one Conduit GW-UUID')
   .action(async (name: string, opts: { role: 'gateway' | 'consumer' | 'admin', password?: string, passwordStdin?: boolean, apps: string[], downlink?: boolean, gateway?: string }) => {
-    await (await users$()).usersAdd(configFrom(program), name, opts)
+    await (await users$()).usersAdd(configFrom(program, { secrets: false }), name, opts)
   })
 users.command('list')
   .description('list users')
   .option('--json', 'print JSON')
-  .action(async (opts: { json?: boolean }) => { await (await users$()).usersList(configFrom(program), opts) })
+  .action(async (opts: { json?: boolean }) => { await (await users$()).usersList(configFrom(program, { secrets: false }), opts) })
 users.command('remove')
   .description('remove a user')
   .argument('<name>')
-  .action(async (name: string) => { await (await users$()).usersRemove(configFrom(program), name) })
+  .action(async (name: string) => { await (await users$()).usersRemove(configFrom(program, { secrets: false }), name) })
 
 const simulate = program.command('simulate').description('simulators for tests and benchmarks')
 simulate.command('conduit')

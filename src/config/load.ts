@@ -20,6 +20,12 @@ export interface LoadOptions {
   file?: string | undefined
   env?: NodeJS.ProcessEnv
   cwd?: string
+  /**
+   * Check that the secrets the configuration names in environment variables are set (default
+   * true). Commands that never use them (users, rules, certs) pass false, so that an operator
+   * need not hold the ThingPark AS key to add a user.
+   */
+  secrets?: boolean
 }
 
 export interface LoadedConfig {
@@ -104,7 +110,7 @@ function unionIssues (): ConfigIssue[] {
 }
 
 /** Rules the schema cannot state: cross-field and uniqueness checks. */
-function semanticIssues (c: Config, env: NodeJS.ProcessEnv): ConfigIssue[] {
+function semanticIssues (c: Config, env: NodeJS.ProcessEnv, secrets: boolean): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   const add = (path: string, message: string): void => { issues.push({ path, message, code: 'LB_ERR_CONFIG_INVALID' }) }
   c.mqtt.listeners.forEach((l, i) => {
@@ -124,7 +130,7 @@ function semanticIssues (c: Config, env: NodeJS.ProcessEnv): ConfigIssue[] {
     if (tpPaths.has(t.path)) add(`thingpark.connections[${i}].path`, `duplicate path "${t.path}"`)
     tpNames.add(t.name); tpPaths.add(t.path)
     if ((t.asKey === undefined) === (t.asKeyEnv === undefined)) add(`thingpark.connections[${i}]`, 'needs exactly one of asKey or asKeyEnv')
-    else if (t.asKeyEnv !== undefined && !/^[0-9a-fA-F]{32}$/.test(env[t.asKeyEnv] ?? '')) add(`thingpark.connections[${i}].asKeyEnv`, `environment variable ${t.asKeyEnv} must hold the AS key (32 hex digits)`)
+    else if (secrets && t.asKeyEnv !== undefined && !/^[0-9a-fA-F]{32}$/.test(env[t.asKeyEnv] ?? '')) add(`thingpark.connections[${i}].asKeyEnv`, `environment variable ${t.asKeyEnv} must hold the AS key (32 hex digits)`)
   })
   return issues
 }
@@ -159,7 +165,7 @@ export function checkConfig (opts: LoadOptions = {}): { config?: Config, file: s
   if (!validate(raw)) issues.push(...schemaIssues())
   if (issues.length > 0) return { file, issues }
   const config = raw as unknown as Config
-  issues.push(...semanticIssues(config, env))
+  issues.push(...semanticIssues(config, env, opts.secrets ?? true))
   if (issues.length > 0) return { file, issues }
   resolvePaths(config, file !== undefined ? dirname(file) : cwd)
   return { config: deepFreeze(config), file, issues }
