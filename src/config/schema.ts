@@ -125,6 +125,7 @@ export const ConfigSchema = Type.Object({
       enabled: Type.Boolean({ default: true, description: 'Serve app-connect\'s HTTP(S) mode on the HTTP listeners.' }),
       pathPrefix: Type.String({ default: '', pattern: '^(/[^/]+)*$', description: 'Prefix before /api/v1/lorawan/… (the path part of the Conduit\'s URL).' }),
       pollIntervalSeconds: Type.Integer({ minimum: 1, default: 30, description: '`downlink_query_interval` answered to init: seconds between the Conduit\'s downlink polls.' }),
+      silentAfterSeconds: Type.Integer({ minimum: 1, default: 600, description: 'An HTTP Conduit that sends nothing for this long goes offline (reason `silent`). Its downlink polls count when its client certificate\'s user is bound to it (`users add --gateway`); otherwise only init, uplinks and joins do, so keep this above the devices\' longest quiet spell.' }),
       queueSize: Type.Integer({ minimum: 1, default: 10, description: '`queue_size` answered to init: the Conduit\'s uplink retention queue.' }),
       downlinkTtlSeconds: Type.Integer({ minimum: 1, default: 600, description: 'A downlink not fetched by the Conduit within this time ends in down/failed `expired`.' }),
       maxPendingPerDevice: Type.Integer({ minimum: 1, default: 16, description: 'Downlinks held per device for HTTP Conduits; more end in down/failed `queue-full`.' }),

@@ -41,6 +41,15 @@ export interface MultitechDeps {
   ready: () => boolean
 }
 
+/** The retained message on `topic`, parsed; undefined when there is none or it is not JSON. */
+async function retainedStatus (broker: Aedes, topic: string): Promise<Record<string, unknown> | undefined> {
+  const persistence = (broker as unknown as { persistence: { createRetainedStream: (pattern: string) => AsyncIterable<{ payload: Buffer | string }> } }).persistence
+  for await (const p of persistence.createRetainedStream(topic)) {
+    try { return JSON.parse(Buffer.from(p.payload).toString('utf8')) as Record<string, unknown> } catch { return undefined }
+  }
+  return undefined
+}
+
 export class MultitechBridge implements Component {
   readonly name = 'multitech'
   readonly conduits = new ConduitRegistry()
@@ -50,7 +59,7 @@ export class MultitechBridge implements Component {
   readonly httpRoutes: RouteRegistrar
   private readonly mqtt: AppConnectMqtt
 
-  constructor (deps: MultitechDeps) {
+  constructor (private readonly deps: MultitechDeps) {
     const { config } = deps
     this.ingest = new AppConnectIngest({
       bus: deps.bus,
@@ -68,14 +77,45 @@ export class MultitechBridge implements Component {
     this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000)
     this.downlinks = new ConduitDownlinks(deps.broker, deps.bus, this.queue, deps.locator)
     this.mqtt = new AppConnectMqtt({ broker: deps.broker, beforeAck: deps.beforeAck, ingest: this.ingest, conduits: this.conduits, presence: deps.presence, locator: deps.locator, log: deps.log })
-    this.httpRoutes = appConnectRoutes({ config, ingest: this.ingest, queue: this.queue, users: deps.users, log: deps.log, metrics: deps.metrics, ready: deps.ready })
+    this.httpRoutes = appConnectRoutes({
+      config, ingest: this.ingest, queue: this.queue, users: deps.users, log: deps.log, metrics: deps.metrics, ready: deps.ready,
+      polled: async gatewayId => {
+        const conduit = this.conduits.get(gatewayId)
+        // Only a Conduit that announced itself (init) over HTTP is kept alive by its polls.
+        if (conduit?.transport === 'http') await deps.presence.seen(gatewayId, { network: 'multitech', protocol: conduit.version, transport: 'http' })
+      },
+    })
   }
+
+  private silenceCheck: NodeJS.Timeout | undefined
 
   async start (): Promise<void> {
     this.mqtt.start()
+    const { pollIntervalSeconds, silentAfterSeconds } = this.deps.config.multitech.http
+    const every = Math.max(1000, Math.min(pollIntervalSeconds, silentAfterSeconds / 4) * 1000)
+    this.silenceCheck = setInterval(() => {
+      this.markSilentOffline().catch((err: unknown) => { this.deps.log.warn({ err }, 'could not check HTTP Conduits\' presence') })
+    }, every)
+    this.silenceCheck.unref()
+  }
+
+  /**
+   * HTTP Conduits have no connection whose end says they are gone: one that sends nothing for
+   * `silentAfterSeconds` goes offline. In a cluster its requests may reach another instance, which
+   * keeps the retained status's `lastSeen` moving: that counts too.
+   */
+  private async markSilentOffline (): Promise<void> {
+    const { presence, config, bus, broker } = this.deps
+    const cutoff = this.deps.now().getTime() - config.multitech.http.silentAfterSeconds * 1000
+    for (const gatewayId of presence.silentSince(cutoff, 'http')) {
+      const retained = await retainedStatus(broker(), bus.gatewayTopic(gatewayId))
+      if (retained !== undefined && retained.online === true && Date.parse(String(retained.lastSeen)) >= cutoff) continue
+      await presence.offline(gatewayId, 'silent')
+    }
   }
 
   async stop (): Promise<void> {
+    clearInterval(this.silenceCheck)
     this.mqtt.stop()
     this.queue.close()
   }

@@ -27,6 +27,8 @@ export interface AppConnectHttpDeps {
   metrics: Metrics
   /** False while the store is unreachable. */
   ready: () => boolean
+  /** A downlink poll by the Conduit a certificate is bound to (its dashed GW-UUID): evidence of life. */
+  polled?: (gatewayId: string) => Promise<void>
 }
 
 const BASE = '/api/v1/lorawan'
@@ -71,7 +73,10 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
       const gw = (req.params as { gw?: string }).gw
       if (user.gateway !== undefined && gw !== undefined && normalizeGatewayId(gw)?.replace(/-/g, '') !== user.gateway.replace(/-/g, '')) {
         await refuse(reply, 403, 'certificate is bound to another gateway', req)
+        return
       }
+      const binding = user.gateway !== undefined ? normalizeGatewayId(user.gateway) : undefined
+      if (binding !== undefined) (req as FastifyRequest & { gatewayBinding?: string }).gatewayBinding = binding
       return
     }
     if (config.multitech.http.anonymous || isLoopbackHost(socket.localAddress ?? '')) return
@@ -191,6 +196,9 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         const list = parsed.value === undefined ? [] : parsed.value
         if (!Array.isArray(list)) return jsonError(reply, 'expected a JSON array of DevEUIs')
         const devEuis = list.map(normalizeEui).filter((d): d is string => d !== undefined)
+        // A poll says nothing of who polls, unless the certificate's user is bound to a gateway.
+        const bound = (req as FastifyRequest & { gatewayBinding?: string }).gatewayBinding
+        if (bound !== undefined) await deps.polled?.(bound)
         return queue.take(devEuis)
       })
     }, { prefix })
