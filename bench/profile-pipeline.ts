@@ -1,4 +1,6 @@
-// Scratch driver: a long saturation run of the Conduit pipeline, for profiling (BENCH_CPU_PROF=dir).
+// Scratch driver for profiling one pipeline run: `vite-node bench/profile-pipeline.ts [tcp|tls] [seconds] [rate,rate]`
+// with BENCH_CPU_PROF=dir or BENCH_NODE_FLAGS (e.g. --trace-gc) for the daemon.
 import { conduitPipeline } from './scenarios/mqtt.js'
-const r = await conduitPipeline({ transport: (process.argv[2] ?? 'tcp') as 'tcp', seconds: Number(process.argv[3] ?? 10), rates: [], conduits: 8, devicesPerConduit: 8, window: 8 })
+const rates = (process.argv[4] ?? '').split(',').filter(r => r !== '').map(Number)
+const r = await conduitPipeline({ transport: (process.argv[2] ?? 'tcp') as 'tcp', seconds: Number(process.argv[3] ?? 10), rates, conduits: 8, devicesPerConduit: 8, window: 8 })
 console.log(JSON.stringify(r))

@@ -47,7 +47,8 @@ export async function startLorabridge (o: DaemonOptions): Promise<Server & { dir
   const lines: Array<Record<string, unknown>> = []
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', l => {
-      try { lines.push(JSON.parse(l) as Record<string, unknown>) } catch { return }
+      // Lines that are not the daemon's JSON (V8 traces asked for with BENCH_NODE_FLAGS) go to stderr.
+      try { lines.push(JSON.parse(l) as Record<string, unknown>) } catch { if (process.env.BENCH_NODE_FLAGS !== undefined) process.stderr.write(l + '\n'); return }
       if (lines.at(-1)?.msg === 'lorabridge started') resolve()
     })
     child.once('exit', code => reject(new Error(`lorabridge exited ${String(code)}`)))

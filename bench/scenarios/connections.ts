@@ -11,7 +11,7 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
 
 export interface ConnectionsResult { count: number, opened: number, failed: number, perSec: number, rssBeforeMiB: number, rssAfterMiB: number, kibPerConnection: number, clientsGauge: number }
 
-export async function idleConnections (o: { count: number, concurrency: number }): Promise<ConnectionsResult> {
+export async function idleConnections (o: { count: number, concurrency: number, settleMs?: number }): Promise<ConnectionsResult> {
   const daemon = await startLorabridge({
     config: {
       mqtt: {
@@ -25,11 +25,11 @@ export async function idleConnections (o: { count: number, concurrency: number }
   })
   let load: Awaited<ReturnType<typeof spawnJson>> | undefined
   try {
-    await sleep(1000)
+    await sleep(Math.min(1000, o.settleMs ?? 1000))
     const rssBeforeMiB = await rssMiB(daemon.child.pid!)
     load = await spawnJson('bench/load/mqtts-connections.mjs', [String(daemon.port('mqtts')), join(daemon.dir, 'data', 'ca.crt'), 'bench-gw', 'bench-password', String(o.count), String(o.concurrency), '60'])
     const r = load.info as { opened: number, failed: number, perSec: number }
-    await sleep(3000) // let the handshakes' garbage be collected and the sockets settle
+    await sleep(o.settleMs ?? 3000) // let the handshakes' garbage be collected and the sockets settle
     const rssAfterMiB = await rssMiB(daemon.child.pid!)
     const metrics = await (await fetch(`http://127.0.0.1:${daemon.port('http')}/metrics`)).text()
     const clientsGauge = Number(/^lorabridge_mqtt_clients (\d+)/m.exec(metrics)?.[1] ?? NaN)
