@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { Ajv, type ValidateFunction } from 'ajv'
 import { parse } from 'yaml'
 import { runCli } from './helpers/cli.js'
+import { filterMatches } from '../src/multitech/downlink.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const require = createRequire(import.meta.url)
@@ -51,16 +52,6 @@ async function composeValidator (): Promise<{ validate: ValidateFunction, warnin
   return { validate: ajv.compile(schema), warnings, errors }
 }
 
-/** MQTT topic filter matching ([MQTT-4.7]; no $-topics here). */
-function filterMatches (filter: string, topic: string): boolean {
-  const f = filter.split('/')
-  const t = topic.split('/')
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true
-    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false
-  }
-  return f.length === t.length
-}
 
 const problems = (v: ValidateFunction): string[] => (v.errors ?? []).map(e => `${e.instancePath || '(root)'} ${e.message ?? ''} ${JSON.stringify(e.params)}`)
 

@@ -22,6 +22,7 @@ import { writeUsersFile, type User } from '../src/auth/users-file.js'
 import { hashPassword } from '../src/auth/password.js'
 import { ConduitSimulator, generatedDevice } from '../src/simulate/conduit.js'
 import { SessionStore, ConsoleTokens, LoginLimiter } from '../src/console/sessions.js'
+import { TANK_DECODER } from './fixtures/farm-rules.js'
 
 const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/console/', import.meta.url))
 const CHROMIUM = '/usr/bin/chromium'
@@ -29,12 +30,7 @@ const FARM_APPEUI = '16-ea-76-f6-ab-66-3d-80'
 /** The page polls every 5 s and refreshes sooner on what the tail shows. */
 const POLL = { timeout: 15_000, interval: 100 }
 
-const DECODER = `decoders:
-  - name: tank
-    when: { app: farm, fPort: 2 }
-    decode: |
-      { "level": $u8(bytes, 0), "battery": $u16be(bytes, 1) / 1000 }
-`
+const DECODER = TANK_DECODER
 const VALVE = `rules:
   - name: close-valve
     on: up

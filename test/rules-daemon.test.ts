@@ -15,16 +15,12 @@ import { ThingParkSimulator } from '../src/simulate/thingpark.js'
 import { compileRuleFile } from '../src/rules/compile.js'
 import { dryRun } from '../src/cli/rules.js'
 import type { RuleCounters } from '../src/rules/engine.js'
+import { TANK_DECODER } from './fixtures/farm-rules.js'
 
 const KEY = '0123456789abcdef0123456789abcdef'
 const AS_ID = 'TWA_100000001.1.AS'
 
-const DECODER = `decoders:
-  - name: tank
-    when: { app: farm, fPort: 2 }
-    decode: |
-      { "level": $u8(bytes, 0), "battery": $u16be(bytes, 1) / 1000 }
-`
+const DECODER = TANK_DECODER
 const VALVE = `rules:
   - name: close-valve
     on: up

@@ -60,18 +60,8 @@ class MinuteCounts {
   }
 }
 
-interface DeviceState {
-  devEui: string
-  app: string
-  network: string | undefined
-  lastUplink: string | undefined
-  lastJoin: string | undefined
-  fCnt: number | undefined
-  fPort: number | undefined
-  rssi: number | undefined
-  snr: number | undefined
-  gateway: string | undefined
-  uplinks: number
+/** A device as kept: its view, with the per-minute counts the view's `rate` is read from. */
+interface DeviceState extends Omit<DeviceView, 'rate'> {
   counts: MinuteCounts
 }
 
