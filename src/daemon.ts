@@ -20,6 +20,7 @@ import { EventBus } from './core/bus.js'
 import { MemoryDeduplicator } from './core/dedup.js'
 import { MemoryRouteTable } from './core/routes.js'
 import { GatewayPresence } from './core/presence.js'
+import { InstanceStatus, instanceName } from './core/instance-status.js'
 import { DownlinkRouter } from './core/downlinks.js'
 import { ApplicationResolver } from './model/applications.js'
 import { MultitechBridge } from './multitech/bridge.js'
@@ -143,6 +144,11 @@ export class Daemon {
       component('cluster-state', async () => {}, async () => { dedup.close(); replays.close(); locator.close() }),
       // Last: clients connect only once everything that handles their messages is in place.
       this.mqtt,
+      // Says the instance runs once it does (and, stopping first, that it stops).
+      new InstanceStatus({
+        bus: this.bus, log: child('instance'), instanceName: instanceName(config.dataDir), instance, store: this.store.kind,
+        listeners: () => [...this.mqtt.bound.map(b => ({ kind: 'mqtt' as const, ...b })), ...this.http.bound.map(b => ({ kind: 'http' as const, ...b }))],
+      }),
     ]
   }
 

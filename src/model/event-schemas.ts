@@ -14,6 +14,7 @@ import type { DeviceLocation, DeviceStatus, DownlinkFailure, DownlinkOutcome, Ev
 import type { GatewayStatus } from '../core/presence.js'
 import type { DeadLetter, RuleCounters } from '../rules/engine.js'
 import type { RuleError } from '../rules/compile.js'
+import type { InstanceStatusBody } from '../core/instance-status.js'
 
 const Closed = { additionalProperties: false } as const
 
@@ -279,6 +280,23 @@ export const RuleDeadLetterSchema = Type.Object({
   at: IsoTime('When the evaluation failed.'),
 }, { ...Closed, title: 'Rule dead letter', description: 'One failed rule or decoder evaluation, on `{root}/_bridge/rules/errors` (not retained).' })
 
+export const InstanceStatusSchema = Type.Object({
+  name: Type.String({ pattern: '^[a-z0-9_-]+$', description: 'The instance: host name and 8 hex digits of its data directory; stable across restarts.' }),
+  instance: Type.String({ format: 'uuid', description: 'Random per start: tells two runs of the same instance apart.' }),
+  version: Type.String({ minLength: 1, description: 'lorabridge\'s version.' }),
+  online: Type.Boolean({ description: 'False once the instance stopped cleanly. An instance that died cannot say so: its `lastSeen` stops moving.' }),
+  startedAt: IsoTime('When this run started.'),
+  lastSeen: IsoTime('Moves every 60 s while the instance runs; older than two minutes means it is gone.'),
+  stoppedAt: Type.Optional(IsoTime('When it stopped cleanly.')),
+  store: Type.Union([Type.Literal('memory'), Type.Literal('redis')], { description: 'Where sessions and shared state live.' }),
+  listeners: Type.Array(Type.Object({
+    kind: Type.Union([Type.Literal('mqtt'), Type.Literal('http')]),
+    protocol: Type.String({ minLength: 1 }),
+    address: Type.String({ minLength: 1 }),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  }, Closed), { description: 'What it listens on.' }),
+}, { ...Closed, title: 'Instance status', description: 'Retained on `{root}/_bridge/instances/{name}`: one per lorabridge instance (several in a cluster), published when it starts, refreshed every 60 s, and with `online: false` when it stops.' })
+
 // ---------------------------------------------------------------- the catalogue
 
 export const EVENT_SCHEMAS = {
@@ -294,6 +312,7 @@ export const EVENT_SCHEMAS = {
   'gateway-status': GatewayStatusSchema,
   'rules-status': RulesStatusSchema,
   'rules-error': RuleDeadLetterSchema,
+  'instance-status': InstanceStatusSchema,
 } as const satisfies Record<string, TSchema>
 
 export type EventSchemaName = keyof typeof EVENT_SCHEMAS
@@ -312,6 +331,7 @@ export const TOPIC_SCHEMAS: ReadonlyArray<{ topic: string, schema: EventSchemaNa
   { topic: '{root}/gateways/{gatewayId}/status', schema: 'gateway-status' },
   { topic: '{root}/_bridge/rules', schema: 'rules-status' },
   { topic: '{root}/_bridge/rules/errors', schema: 'rules-error' },
+  { topic: '{root}/_bridge/instances/{name}', schema: 'instance-status' },
 ]
 
 export const JSON_SCHEMA_DIALECT = 'https://json-schema.org/draft/2020-12/schema'
@@ -351,6 +371,7 @@ type WithThingPark<T> = Omit<T, 'network'> & { network: ThingParkNetwork }
 type Outcome<Omitted extends keyof DownlinkOutcome, Required extends keyof DownlinkOutcome> = Omit<DownlinkOutcome, Omitted | Required> & { [K in Required]-?: NonNullable<DownlinkOutcome[K]> }
 
 export type SchemaTypeChecks = [
+  Assert<Same<Static<typeof InstanceStatusSchema>, InstanceStatusBody>>,
   Assert<Same<Static<typeof MultitechNetworkSchema>, MultitechNetwork>>,
   Assert<Same<Static<typeof ThingParkNetworkSchema>, ThingParkNetwork>>,
   Assert<Same<Static<typeof RadioSchema>, Radio>>,
