@@ -39,6 +39,7 @@ const HttpListener = Type.Object({
     clientCertificates: Type.Optional(ClientCertificateMode),
   }, { ...Strict, description: 'Own TLS settings for this listener; absent: mqtt.tls.' })),
   console: Type.Optional(Type.Boolean({ description: 'Serve the web console on this listener; absent: http.console.enabled. Turn it off on a listener open to the internet for ThingPark.' })),
+  metrics: Type.Optional(Type.Boolean({ description: 'Serve /metrics (unauthenticated: gateway ids, rule names, counters) on this listener. Absent: on a loopback host only; set it for a listener your Prometheus reaches over the network. /healthz and /readyz answer on every listener.' })),
 }, Strict)
 
 const ApplicationMatch = Type.Object({

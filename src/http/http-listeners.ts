@@ -10,6 +10,7 @@ import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { TLSSocket } from 'node:tls'
 import { clientCertificateRefusal, type ServerTls, type TlsFileSettings } from '../tls/server-options.js'
+import { isLoopbackHost } from '../util/net.js'
 
 /** Registers routes on one listener's Fastify instance; `listener` is that listener's settings. */
 export type RouteRegistrar = (app: FastifyInstance, listener: HttpListenerConfig) => void
@@ -30,17 +31,24 @@ export interface HttpListenersDeps {
 
 export interface BoundHttpListener { protocol: HttpListenerConfig['protocol'], address: string, port: number }
 
+/** Metrics name gateways, rules and applications: by default only on a loopback listener. */
+export function servesMetrics (listener: Pick<HttpListenerConfig, 'host' | 'metrics'>): boolean {
+  return listener.metrics ?? isLoopbackHost(listener.host)
+}
+
 function healthRoutes (deps: HttpListenersDeps): RouteRegistrar {
-  return app => {
+  return (app, listener) => {
     app.get('/healthz', async () => ({ status: 'ok' }))
     app.get('/readyz', async (_req, reply) => {
       const r = deps.readiness()
       return reply.code(r.ready ? 200 : 503).send(r)
     })
-    app.get('/metrics', async (_req, reply) => {
-      const body = await deps.metrics.registry.metrics()
-      return reply.type(deps.metrics.registry.contentType).send(body)
-    })
+    if (servesMetrics(listener)) {
+      app.get('/metrics', async (_req, reply) => {
+        const body = await deps.metrics.registry.metrics()
+        return reply.type(deps.metrics.registry.contentType).send(body)
+      })
+    }
   }
 }
 
