@@ -144,6 +144,9 @@ export class Daemon {
       component('cluster-state', async () => {}, async () => { dedup.close(); replays.close(); locator.close() }),
       // Last: clients connect only once everything that handles their messages is in place.
       this.mqtt,
+      // Stopping before the listeners: downlinks still waiting for an HTTP Conduit end in
+      // down/failed `shutdown` while subscribers are connected to hear it.
+      component('http-downlink-drain', async () => {}, () => this.multitech.queue.drain()),
       // Says the instance runs once it does (and, stopping first, that it stops).
       new InstanceStatus({
         bus: this.bus, log: child('instance'), instanceName: instanceName(config.dataDir), instance, store: this.store.kind,

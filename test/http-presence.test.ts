@@ -1,14 +1,15 @@
 /**
- * Presence of HTTP Conduits, which have no connection whose end would tell: one that sends
- * nothing for `multitech.http.silentAfterSeconds` goes offline with reason `silent`, and comes back
- * online with its next message.
+ * HTTP Conduits, which have no connection whose end would tell: one that sends nothing for
+ * `multitech.http.silentAfterSeconds` goes offline with reason `silent` and comes back online with
+ * its next message; downlinks still waiting for it when lorabridge stops end in `down/failed`
+ * `shutdown` rather than vanish.
  */
 import { describe, it, expect, afterAll } from 'vitest'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
 import { observe, until, type MqttClient } from './helpers/mqtt.js'
 import { ConduitSimulator, generatedDevice } from '../src/simulate/conduit.js'
 
-describe('HTTP Conduit presence', () => {
+describe('HTTP Conduits: presence and shutdown', () => {
   let t: TestDaemon | undefined
   let sim: ConduitSimulator | undefined
   let watcher: { client: MqttClient, seen: Array<{ topic: string, payload: string }> } | undefined
@@ -38,5 +39,19 @@ describe('HTTP Conduit presence', () => {
 
     await sim.uplink(0, { port: 2, data: Buffer.from([2]) })
     expect(await until(() => { const s = statuses().at(-1); return s?.online === true ? s : undefined }, 'online again')).toMatchObject({ online: true, transport: 'http' })
+  })
+
+  it('ends the downlinks still waiting for an HTTP Conduit in down/failed shutdown when lorabridge stops', async () => {
+    const devEui = sim!.devices[0]!.devEui.replace(/-/g, '')
+    await watcher!.client.publishAsync(`lorabridge/default/devices/${devEui}/down`, '{"id":"waits-1","fPort":3,"hex":"01"}', { qos: 1 })
+    await watcher!.client.publishAsync(`lorabridge/default/devices/${devEui}/down`, '{"id":"waits-2","fPort":3,"hex":"02"}', { qos: 1 })
+    await until(() => t!.daemon.multitech.queue.size(devEui) === 2 || undefined, 'two waiting downlinks')
+    await sim!.stop()
+    sim = undefined
+    await t!.stop()
+    t = undefined
+    const failed = watcher!.seen.filter(m => m.topic === `lorabridge/default/devices/${devEui}/down/failed`).map(m => JSON.parse(m.payload) as Record<string, unknown>)
+    expect(failed.map(f => f.id).sort()).toEqual(['waits-1', 'waits-2'])
+    for (const f of failed) expect(f).toMatchObject({ reason: 'shutdown', command: 'down', devEui })
   })
 })

@@ -190,10 +190,10 @@ const SentFields = {
 
 export const DownlinkFailureSchema = Type.Union([
   Type.Literal('no-route'), Type.Literal('gateway-offline'), Type.Literal('unsupported'), Type.Literal('invalid'),
-  Type.Literal('expired'), Type.Literal('queue-full'), Type.Literal('flushed'),
+  Type.Literal('expired'), Type.Literal('queue-full'), Type.Literal('flushed'), Type.Literal('shutdown'),
   Type.Literal('lrc-refused'), Type.Literal('network-error'), Type.Literal('rejected'), Type.Literal('not-transmitted'),
 ], {
-  description: 'no-route: no uplink or join seen from the device in this application; gateway-offline: its Conduit is gone without a persistent session; unsupported: the route cannot do this (e.g. clear on app-connect v1.1 or ThingPark); invalid: the request does not match the DownlinkRequest schema; expired / queue-full / flushed: an HTTP Conduit did not fetch it in time / had too many waiting / a clear or flush dropped it; lrc-refused: the ThingPark LRC answered 4xx; network-error: the LRC was unreachable past the retries; rejected: DevEUI_downlink_Rejected; not-transmitted: DevEUI_downlink_Sent with DeliveryStatus 0.',
+  description: 'no-route: no uplink or join seen from the device in this application; gateway-offline: its Conduit is gone without a persistent session; unsupported: the route cannot do this (e.g. clear on app-connect v1.1 or ThingPark); invalid: the request does not match the DownlinkRequest schema; expired / queue-full / flushed: an HTTP Conduit did not fetch it in time / had too many waiting / a clear or flush dropped it; shutdown: the instance holding it for an HTTP Conduit stopped before the Conduit fetched it; lrc-refused: the ThingPark LRC answered 4xx; network-error: the LRC was unreachable past the retries; rejected: DevEUI_downlink_Rejected; not-transmitted: DevEUI_downlink_Sent with DeliveryStatus 0.',
 })
 
 export const DownQueuedSchema = Type.Object(OutcomeFields, { ...Closed, title: 'Downlink queued', description: 'The network server (or the Conduit) accepted the request, on `{root}/{app}/devices/{devEui}/down/queued`.' })

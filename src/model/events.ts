@@ -98,7 +98,7 @@ export interface DownlinkOutcome {
   transmissionSlot?: number
 }
 
-export type DownlinkFailure = 'no-route' | 'gateway-offline' | 'unsupported' | 'invalid' | 'expired' | 'queue-full' | 'flushed'
+export type DownlinkFailure = 'no-route' | 'gateway-offline' | 'unsupported' | 'invalid' | 'expired' | 'queue-full' | 'flushed' | 'shutdown'
   /** ThingPark: the LRC refused the request (4xx), was unreachable past the retries, rejected it later, or did not transmit it. */
   | 'lrc-refused' | 'network-error' | 'rejected' | 'not-transmitted'
 

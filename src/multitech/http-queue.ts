@@ -65,7 +65,17 @@ export class HttpDownlinkQueue {
     }
   }
 
-  private async fail (p: Pending, reason: 'expired' | 'flushed', detail: string): Promise<void> {
+  /**
+   * Ends every downlink still waiting, as `down/failed` `shutdown`: the queue lives in this
+   * process, and what a stop would drop must not be dropped silently (PRODUCT.md §1).
+   */
+  async drain (): Promise<void> {
+    const lists = [...this.pending.values()]
+    this.pending.clear()
+    for (const list of lists) for (const p of list) await this.fail(p, 'shutdown', 'lorabridge stopped before the Conduit fetched it; publish it again')
+  }
+
+  private async fail (p: Pending, reason: 'expired' | 'flushed' | 'shutdown', detail: string): Promise<void> {
     await this.report('down/failed', { id: p.req.id, app: p.target.app, devEui: p.target.devEui, command: 'down', reason, detail, network: networkOf(p.target.entry.route as MultitechRoute) }, 'multitech')
   }
 
