@@ -63,7 +63,8 @@ export function normalizeUplink (f: FieldReader, ctx: TpContext): TpNormalized<U
       devAddr,
       fPort,
       fCnt,
-      // MType 4 is a confirmed data up (§1.2); the ADR bit is reported only when set.
+      // MType 4 is a confirmed data up (§1.2). ThingPark sends ADRbit only when it is set, so its
+      // absence means false (and `adr` is always present here).
       confirmed: mtype !== undefined ? mtype === 4 : undefined,
       adr: adr === 1,
       data: bytes.toString('base64'),
