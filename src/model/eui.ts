@@ -5,16 +5,22 @@
  */
 const EUI = /^(?:[0-9a-f]{2}[-:]?){7}[0-9a-f]{2}$/i
 
+const NORMALIZED = /^[0-9a-f]{16}$/
+
 /** `00-80-00-FF-FF-00-00-03` → `008000ffff000003`; undefined when it is not an EUI-64. */
 export function normalizeEui (value: unknown): string | undefined {
-  if (typeof value !== 'string' || !EUI.test(value)) return undefined
+  if (typeof value !== 'string') return undefined
+  // Already normalized (the common case on the hot path): no copies.
+  if (value.length === 16 && NORMALIZED.test(value)) return value
+  if (!EUI.test(value)) return undefined
   const hex = value.replace(/[-:]/g, '').toLowerCase()
   return hex.length === 16 ? hex : undefined
 }
 
 /** `008000ffff000003` → `00-80-00-ff-ff-00-00-03`, app-connect's spelling. */
 export function dashedEui (normalized: string): string {
-  return normalized.match(/../g)!.join('-')
+  const n = normalized
+  return `${n.slice(0, 2)}-${n.slice(2, 4)}-${n.slice(4, 6)}-${n.slice(6, 8)}-${n.slice(8, 10)}-${n.slice(10, 12)}-${n.slice(12, 14)}-${n.slice(14, 16)}`
 }
 
 export function isEui (value: string): boolean {

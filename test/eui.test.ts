@@ -1,0 +1,23 @@
+/** EUI-64 spellings: what the networks send, what the normalized topics and JSON carry. */
+import { describe, it, expect } from 'vitest'
+import { dashedEui, isEui, normalizeEui } from '../src/model/eui.js'
+
+describe('EUI-64 spellings', () => {
+  it('normalizes every spelling the networks use to 16 lower-case hex digits', () => {
+    for (const spelling of ['00-80-00-FF-FF-00-00-03', '00:80:00:ff:ff:00:00:03', '008000FFFF000003', '008000ffff000003', '00-80-00-ff-ff-00-00-03']) {
+      expect(normalizeEui(spelling), spelling).toBe('008000ffff000003')
+    }
+  })
+
+  it('refuses what is not an EUI-64', () => {
+    for (const bad of ['008000ffff00000', '008000ffff0000033', '008000ffff00000g', '00-80-00-ff-ff-00-00', '', ' 008000ffff000003', 42, undefined, null]) {
+      expect(normalizeEui(bad), String(bad)).toBeUndefined()
+    }
+    expect(isEui('zz-80-00-ff-ff-00-00-03')).toBe(false)
+  })
+
+  it('spells a normalized EUI the way app-connect does, and back', () => {
+    expect(dashedEui('008000ffff000003')).toBe('00-80-00-ff-ff-00-00-03')
+    expect(normalizeEui(dashedEui('0018b20000000b20'))).toBe('0018b20000000b20')
+  })
+})
