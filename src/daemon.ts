@@ -87,15 +87,19 @@ export class Daemon {
     // The web console mints one-time MQTT secrets that the broker's authenticator accepts (docs/console.md).
     const consoleTokens = new ConsoleTokens()
     const authenticator = new Authenticator(users, undefined, consoleTokens)
-    this.broker = new Broker({ config, log: child('broker'), metrics: this.metrics, store: this.store, authenticator })
-    this.mqtt = new MqttListeners({ config, log: child('mqtt'), metrics: this.metrics, broker: this.broker, tls })
-
-    const aedes = () => this.broker.instance
-    const now = opts.now ?? (() => new Date())
     // lorabridge's own keys sit beside the broker's persistence, under their own prefix.
     const stateRedis = config.redis !== undefined ? createRedisConnection(config.redis, 'state', child('redis')) : undefined
     const prefix = `${config.redis?.keyPrefix ?? ''}lorabridge:`
     this.kv = stateRedis !== undefined ? new RedisKeyValueStore(stateRedis, prefix) : new MemoryKeyValueStore()
+    this.broker = new Broker({ config, log: child('broker'), metrics: this.metrics, store: this.store, authenticator, kv: this.kv })
+    this.mqtt = new MqttListeners({ config, log: child('mqtt'), metrics: this.metrics, broker: this.broker, tls })
+    // Access ends with the grant: a user removed or changed in the users file loses its connections.
+    users.onChange(changed => {
+      this.broker.revoke(identity => identity.user !== undefined && changed.has(identity.user), 'the user was removed or changed in the users file')
+    })
+
+    const aedes = () => this.broker.instance
+    const now = opts.now ?? (() => new Date())
     this.bus = new EventBus(aedes, config.topics.root)
     // With Redis, instances form one cluster: what they must agree on lives there.
     const instance = randomUUID()
@@ -125,7 +129,7 @@ export class Daemon {
 
     this.components = [
       devCerts,
-      component('users', () => users.load(), async () => {}),
+      component('users', async () => { await users.load(); users.watch() }, async () => { users.unwatch() }),
       component('store', async () => {}, async () => {
         await this.store.close()
         if (stateRedis !== undefined) await closeRedis(stateRedis)
