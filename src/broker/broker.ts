@@ -20,6 +20,8 @@ import { makeAuthenticate, makeAuthorizeForward, makeAuthorizePublish, makeAutho
 import { SessionOwners } from './session-owners.js'
 import { OutboundQueues } from './outbound-queues.js'
 import { RetainedBudget } from './retained-budget.js'
+import { PublishRateLimiter } from './publish-rate.js'
+import type { BanList } from './bans.js'
 
 export interface BrokerDeps {
   config: Config
@@ -29,6 +31,7 @@ export interface BrokerDeps {
   authenticator: Authenticator
   /** Where session ownership is kept (Redis in a cluster). */
   kv: KeyValueStore
+  bans: BanList
 }
 
 /** Maps the errors Aedes reports for a client to our stable codes; undefined: not the client's fault. */
@@ -77,6 +80,7 @@ export class Broker implements Component {
     const hookContext: HookContext = {
       log, metrics, authenticator, connections: this.connections, topicRoot: config.topics.root, beforeAck: this.beforeAck,
       owners: this.owners, queues: this.queues, retained: new RetainedBudget(limits.retained, config.topics.root, log, metrics),
+      bans: this.deps.bans, publishRate: new PublishRateLimiter(limits.publishRate),
     }
     const aedes = await Aedes.createBroker({
       ...store.aedesOptions,
@@ -155,13 +159,13 @@ export class Broker implements Component {
    * Ends the connections of every identity `revoked` selects (a user removed or changed in the
    * users file, a console session ended): access granted at CONNECT must not outlive the grant.
    */
-  revoke (revoked: (identity: Identity) => boolean, reason: string): number {
+  revoke (revoked: (identity: Identity, client: Client, info: ConnectionInfo | undefined) => boolean, reason: string): number {
     const aedes = this.aedes
     if (aedes === undefined) return 0
     let n = 0
     for (const client of Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)) {
       const identity = this.connections.identity(client)
-      if (identity === undefined || !revoked(identity)) continue
+      if (identity === undefined || !revoked(identity, client, this.connections.get(client.conn))) continue
       n++
       this.deps.metrics.mqttRevoked.inc()
       this.deps.log.warn({ code: 'LB_ERR_AUTH_REVOKED', clientId: client.id, user: identity.user, via: identity.via, reason }, 'connection ended: its access was revoked')

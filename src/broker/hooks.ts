@@ -14,6 +14,8 @@ import type { ConnectionRegistry } from './connections.js'
 import type { SessionOwners } from './session-owners.js'
 import type { OutboundQueues } from './outbound-queues.js'
 import type { RetainedBudget } from './retained-budget.js'
+import type { BanList } from './bans.js'
+import type { PublishRateLimiter } from './publish-rate.js'
 
 export interface HookContext {
   log: Logger
@@ -30,6 +32,8 @@ export interface HookContext {
   owners: SessionOwners
   queues: OutboundQueues
   retained: RetainedBudget
+  bans: BanList
+  publishRate: PublishRateLimiter
 }
 
 /** [MQTT-1.5.3-2]: U+0000 is not allowed in a topic; libmosquitto clients disconnect on it. */
@@ -44,12 +48,17 @@ export function makeAuthenticate (ctx: HookContext) {
       done(Object.assign(new Error('unknown connection'), { returnCode: 3 }) as AuthenticateError, false)
       return
     }
-    ctx.authenticator.authenticate({
-      username,
-      password,
-      certificateUser: info.certificateUser,
-      anonymousAllowed: info.listener.anonymous,
-    }).then(identity => {
+    // Bans first: a banned client costs no password hash.
+    const banned = ctx.bans.match({ address: info.remoteAddress, clientId: client.id, user: username !== undefined && username !== '' ? username : info.certificateUser })
+    const authentication = banned !== undefined
+      ? Promise.reject(new AuthFailure('LB_ERR_MQTT_BANNED', `banned ${banned.kind} "${banned.value}"${banned.reason !== undefined ? ` (${banned.reason})` : ''}`, 5))
+      : ctx.authenticator.authenticate({
+        username,
+        password,
+        certificateUser: info.certificateUser,
+        anonymousAllowed: info.listener.anonymous,
+      })
+    authentication.then(identity => {
       // A will is published after its owner is gone (by another instance, in a cluster, with no
       // client to check), so its topic is checked now. Aedes keeps the CONNECT's will on `_will`.
       const willTopic = (client as Client & { _will?: { topic?: string } })._will?.topic
@@ -108,7 +117,13 @@ export function makeAuthorizePublish (ctx: HookContext) {
       return
     }
     const decision = identity === undefined ? { allowed: false as const, reason: 'not authenticated' } : mayPublish(identity, ctx.topicRoot, packet.topic)
-    if (decision.allowed) { pass(); return }
+    if (decision.allowed) {
+      const hold = ctx.publishRate.enabled ? ctx.publishRate.delay(client, packet.payload.length) : 0
+      if (hold === 0) { pass(); return }
+      ctx.metrics.mqttThrottled.inc()
+      setTimeout(pass, hold)
+      return
+    }
     ctx.metrics.mqttDenied.inc({ action: 'publish', role: identity?.role ?? 'none' })
     ctx.log.warn({ code: 'LB_ERR_MQTT_PUBLISH_DENIED', clientId: client.id, user: identity?.user, topic: packet.topic, reason: decision.reason }, 'publish denied')
     callback(new PublishDenied(decision.reason))

@@ -14,6 +14,7 @@ const startCommand = async (c: Config): Promise<void> => (await import('./start.
 const users$ = async () => import('./users.js')
 const certs$ = async () => import('./certs.js')
 const rules$ = async () => import('./rules.js')
+const bans$ = async () => import('./bans.js')
 
 /** The configuration, or exit 1 with its problems. `secrets: false` for commands that never use them. */
 function configFrom (program: Command, opts: { secrets?: boolean } = {}): Config {
@@ -108,6 +109,24 @@ users.command('remove')
   .description('remove a user')
   .argument('<name>')
   .action(async (name: string) => { await (await users$()).usersRemove(configFrom(program, { secrets: false }), name) })
+
+const ban = program.command('ban').description('the ban list: addresses, networks, client ids and users refused at once (a running daemon applies it within a second)')
+ban.command('add')
+  .description('ban one address or CIDR network, client id or user name; its open connections are closed')
+  .option('--address <address>', 'an address or a CIDR network (10.0.0.7, 10.0.0.0/8, 2001:db8::/32)')
+  .option('--client-id <id>', 'an MQTT client id')
+  .option('--user <name>', 'a user name (password or certificate)')
+  .option('--for <duration>', 'lift it automatically after this long (30m, 12h, 7d)')
+  .option('--reason <text>', 'why (kept in the list and logged)')
+  .action(async (opts: { address?: string, clientId?: string, user?: string, for?: string, reason?: string }) => { await (await bans$()).banAdd(configFrom(program, { secrets: false }), opts) })
+ban.command('list')
+  .description('list bans')
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }) => { await (await bans$()).banList(configFrom(program, { secrets: false }), opts) })
+ban.command('remove')
+  .description('lift the ban on an address, network, client id or user name')
+  .argument('<value>')
+  .action(async (value: string) => { await (await bans$()).banRemove(configFrom(program, { secrets: false }), value) })
 
 const simulate = program.command('simulate').description('simulators for tests and benchmarks')
 simulate.command('conduit')

@@ -93,8 +93,13 @@ export const ConfigSchema = Type.Object({
         perUser: Type.Integer({ minimum: 0, default: 1000, description: 'Retained topics one user (or anonymous) may hold; past it, a retained publication is delivered live only (LB_ERR_MQTT_RETAIN_LIMIT).' }),
         total: Type.Integer({ minimum: 0, default: 100000, description: 'Retained topics all clients together may hold on this instance.' }),
       }, { ...Strict, default: {}, description: 'Retained messages clients may make the broker keep. Command topics (…/down, …/clear) are never retained.' }),
+      maxConnections: Type.Integer({ minimum: 1, default: 100000, description: 'Open MQTT connections on this instance, all listeners together; past it new sockets are closed at accept (LB_ERR_MQTT_CONNECTION_LIMIT).' }),
+      publishRate: Type.Object({
+        messagesPerSecond: Type.Number({ minimum: 0, default: 0, description: 'PUBLISH packets per second one client may send (bursts of one second’s worth); a client over it is slowed down (its socket is not read meanwhile), not disconnected. 0: no limit.' }),
+        bytesPerSecond: Type.Number({ minimum: 0, default: 0, description: 'Payload bytes per second one client may publish, in the same way. 0: no limit.' }),
+      }, { ...Strict, default: {}, description: 'Per-client publish rate (EMQX messages_rate/bytes_rate). Off by default: a Conduit sends a few messages per second, a bridge or a benchmark thousands; set it for listeners open to untrusted users.' }),
       connectRate: Type.Object({
-        perAddress: Type.Integer({ minimum: 0, default: 50, description: 'New connections allowed per address per window (burst); 0 turns the limit off.' }),
+        perAddress: Type.Integer({ minimum: 0, default: 50, description: 'New connections allowed per address per window (burst); 0 turns the limit off. IPv6 addresses count per /64 (one host’s usual allocation).' }),
         windowSeconds: Type.Number({ exclusiveMinimum: 0, default: 10, description: 'Seconds over which perAddress connections are refilled.' }),
       }, { ...Strict, default: {}, description: 'New connections per remote address; excess sockets are closed at once.' }),
     }, { ...Strict, default: {}, description: 'Limits that protect the broker from faulty or hostile clients.' }),
@@ -111,6 +116,7 @@ export const ConfigSchema = Type.Object({
   }, { ...Strict, default: {}, description: 'The HTTP side of the daemon.' }),
   auth: Type.Object({
     usersFile: Type.Optional(Type.String({ description: 'Users file (YAML, salted scrypt hashes). Default: <dataDir>/users.yaml.' })),
+    bansFile: Type.Optional(Type.String({ description: 'Ban list (YAML, written by `lorabridge ban add|remove`): addresses and networks, client ids, user names refused at once. Default: <dataDir>/bans.yaml.' })),
     certificateIdentity: Type.Union([Type.Literal('cn'), Type.Literal('off')], { default: 'cn', description: 'Which part of a verified client certificate names the user (off: certificates authenticate nobody).' }),
   }, { ...Strict, default: {}, description: 'Who may connect: see docs/security.md.' }),
   redis: Type.Optional(Type.Object({
