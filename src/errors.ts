@@ -27,6 +27,7 @@ export const ErrorCodes = {
   LB_ERR_APPCONNECT_TOPIC: 'a lorawan/… topic or app-connect HTTP path that is not part of the protocol',
   LB_ERR_APPCONNECT_TOO_LARGE: 'an app-connect message larger than multitech.maxPayloadBytes',
   LB_ERR_HTTP_AUTH: 'an app-connect HTTP request without an acceptable client certificate (401/403)',
+  LB_ERR_APPCONNECT_OTHER_GATEWAY: 'an uplink or join from a Conduit bound to one GW-UUID that names a gateway EUI another Conduit declared (HTTP 403); nothing is published',
   LB_ERR_THINGPARK_TOKEN: 'a ThingPark report with a missing or wrong Token, or an AS_ID that is not the connection\'s (401)',
   LB_ERR_THINGPARK_TIME: 'a ThingPark report whose query Time is further from our clock than maxTimeDeviation (401)',
   LB_ERR_THINGPARK_REPLAY: 'a ThingPark report whose token was already seen within the time window (401)',

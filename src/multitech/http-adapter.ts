@@ -16,6 +16,7 @@ import { certificateIdentity } from '../tls/server-options.js'
 import type { AppConnectIngest, IngestOutcome } from './ingest.js'
 import type { HttpDownlinkQueue } from './http-queue.js'
 import type { TopicShape } from './topics.js'
+import type { MultitechRoute } from '../core/routes.js'
 import { parseJson } from './payloads.js'
 
 export interface AppConnectHttpDeps {
@@ -32,6 +33,11 @@ export interface AppConnectHttpDeps {
 }
 
 const BASE = '/api/v1/lorawan'
+
+type BoundRequest = FastifyRequest & { gatewayBinding?: string }
+
+/** The GW-UUID (dashed) the request's certificate is bound to; undefined for unbound and anonymous requests. */
+const bindingOf = (req: FastifyRequest): string | undefined => (req as BoundRequest).gatewayBinding
 
 function initResponse (config: Config): Record<string, number> {
   const h = config.multitech.http
@@ -76,7 +82,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         return
       }
       const binding = user.gateway !== undefined ? normalizeGatewayId(user.gateway) : undefined
-      if (binding !== undefined) (req as FastifyRequest & { gatewayBinding?: string }).gatewayBinding = binding
+      if (binding !== undefined) (req as BoundRequest).gatewayBinding = binding
       return
     }
     if (config.multitech.http.anonymous || isLoopbackHost(socket.localAddress ?? '')) return
@@ -87,7 +93,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
   const run = async (req: FastifyRequest, reply: FastifyReply, shape: TopicShape, json: unknown): Promise<IngestOutcome | undefined> => {
     try {
       if (!deps.ready()) throw new Error('the store is unreachable')
-      return await ingest.handle({ shape, payload: { json }, transport: 'http' })
+      return await ingest.handle({ shape, payload: { json }, transport: 'http', boundGateway: bindingOf(req) })
     } catch {
       reply.hijack()
       req.raw.socket.destroy()
@@ -98,7 +104,21 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
   const body = (req: FastifyRequest): { ok: true, value: unknown } | { ok: false, message: string } =>
     parseJson(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0))
 
-  const bad = (reply: FastifyReply, o: Extract<IngestOutcome, { result: 'error' }>): FastifyReply => reply.code(400).send({ error: o.code, message: o.message })
+  const bad = (reply: FastifyReply, o: Extract<IngestOutcome, { result: 'error' }>): FastifyReply =>
+    reply.code(o.code === 'LB_ERR_APPCONNECT_OTHER_GATEWAY' ? 403 : 400).send({ error: o.code, message: o.message })
+
+  /**
+   * Whose waiting downlinks a request may take (issue 12): a bound certificate only those routed
+   * through its own Conduit; an unbound one (a gateway user without `gateway`, an admin, or an
+   * anonymous loopback / `multitech.http.anonymous` request) only those routed through Conduits
+   * that no gateway user is bound to, since nothing tells which Conduit it is.
+   */
+  const takeFilter = async (req: FastifyRequest): Promise<(route: MultitechRoute) => boolean> => {
+    const bound = bindingOf(req)
+    if (bound !== undefined) return route => route.gatewayId === bound
+    const claimed = await users.boundGateways()
+    return route => !claimed.has(route.gatewayId.replace(/-/g, ''))
+  }
 
   const jsonError = (reply: FastifyReply, message: string): FastifyReply => {
     metrics.ingestErrors.inc({ network: 'multitech', code: 'LB_ERR_APPCONNECT_JSON' })
@@ -147,7 +167,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         if (o.result === 'error') return bad(reply, o)
         const devEui = o.result === 'published' ? o.event.devEui : shape.kind === 'device' ? shape.devEui : undefined
         // Class A: the device's pending downlinks ride on the answer (§4).
-        return queue.take(devEui !== undefined ? [devEui] : [])
+        return queue.take(devEui !== undefined ? [devEui] : [], await takeFilter(req))
       })
 
       scope.post<{ Params: { app: string, dev: string } }>('/:app/:dev/joined', { bodyLimit: single }, async (req, reply) => {
@@ -179,7 +199,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
           else if (shape.kind === 'device') devEuis.push(shape.devEui)
         }
         if (refused !== undefined && devEuis.length === 0) return bad(reply, refused)
-        return queue.take(devEuis)
+        return queue.take(devEuis, await takeFilter(req))
       })
 
       // GET with a JSON body listing the DevEUIs the Conduit knows (§3); Fastify does not parse GET bodies.
@@ -197,9 +217,9 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         if (!Array.isArray(list)) return jsonError(reply, 'expected a JSON array of DevEUIs')
         const devEuis = list.map(normalizeEui).filter((d): d is string => d !== undefined)
         // A poll says nothing of who polls, unless the certificate's user is bound to a gateway.
-        const bound = (req as FastifyRequest & { gatewayBinding?: string }).gatewayBinding
+        const bound = bindingOf(req)
         if (bound !== undefined) await deps.polled?.(bound)
-        return queue.take(devEuis)
+        return queue.take(devEuis, await takeFilter(req))
       })
     }, { prefix })
   }

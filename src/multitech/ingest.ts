@@ -24,6 +24,11 @@ export interface IngestMessage {
   payload: Buffer | { json: unknown }
   transport: 'mqtt' | 'http'
   clientId?: string | undefined
+  /**
+   * The GW-UUID (dashed) the sender's credentials are bound to (a gateway user with `gateway`):
+   * its device messages are that Conduit's, whatever they say; unset for unbound senders.
+   */
+  boundGateway?: string | undefined
   receivedAt?: Date
 }
 
@@ -93,6 +98,7 @@ export class AppConnectIngest {
   /** The Conduit a refused message came from, when its topic or connection tells (never learnt from it). */
   private knownGateway (msg: IngestMessage): string | undefined {
     const shape = msg.shape
+    if (msg.boundGateway !== undefined) return msg.boundGateway
     if ((shape.kind === 'device' || shape.kind === 'gateway') && shape.gatewayId !== undefined) return shape.gatewayId
     return msg.clientId !== undefined ? this.deps.conduits.byClientId(msg.clientId)?.gatewayId : undefined
   }
@@ -153,11 +159,30 @@ export class AppConnectIngest {
     }
   }
 
-  /** The Conduit a device message came from: the topic's GW-UUID, the client id, or the radio card's EUI. */
+  /**
+   * The Conduit a device message came from: the one the sender is bound to; else the topic's
+   * GW-UUID, the client id, or the radio card's EUI (which an unbound sender may claim freely).
+   */
   private conduitFor (shape: Extract<TopicShape, { kind: 'device' }>, msg: IngestMessage, gweui: string | undefined): Conduit | undefined {
     const { conduits } = this.deps
+    if (msg.boundGateway !== undefined) return conduits.get(msg.boundGateway) ?? conduits.learn(msg.boundGateway, { transport: msg.transport })
     if (shape.gatewayWire !== undefined) return conduits.get(shape.gatewayId!) ?? conduits.learn(shape.gatewayWire, { transport: msg.transport, clientId: msg.clientId })
     return (msg.clientId !== undefined ? conduits.byClientId(msg.clientId) : undefined) ?? conduits.byGatewayEui(gweui)
+  }
+
+  /**
+   * A bound Conduit naming a gateway EUI that another Conduit declared in its init: an attempt to
+   * pass as that gateway (the EUI feeds `gateways[]` and application matching). An EUI the bound
+   * Conduit declared itself is its own even if a later init elsewhere claimed it too, so a claim
+   * cannot lock the real owner out.
+   */
+  private otherGatewaysEui (msg: IngestMessage, conduit: Conduit | undefined, gweui: string | undefined): IngestOutcome | undefined {
+    if (msg.boundGateway === undefined || gweui === undefined || conduit === undefined) return undefined
+    const eui = normalizeEui(gweui)
+    if (eui === undefined || conduit.gatewayEuis.some(e => normalizeEui(e) === eui)) return undefined
+    const owner = this.deps.conduits.byGatewayEui(eui)
+    if (owner === undefined || owner.gatewayId === conduit.gatewayId) return undefined
+    return { result: 'error', code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY', message: `gateway EUI ${dashedEui(eui)} is declared by Conduit ${owner.gatewayId}, and this sender is bound to ${conduit.gatewayId}` }
   }
 
   private version (shape: Extract<TopicShape, { kind: 'device' }>, conduit: Conduit | undefined): AppConnectVersion {
@@ -174,6 +199,8 @@ export class AppConnectIngest {
     const receivedAt = msg.receivedAt ?? this.deps.now()
     const gweui = typeof (body.value as { gweui?: unknown })?.gweui === 'string' ? (body.value as { gweui: string }).gweui : undefined
     let conduit = this.conduitFor(shape, msg, gweui)
+    const spoofed = this.otherGatewaysEui(msg, conduit, gweui)
+    if (spoofed !== undefined) return spoofed
     const network: MultitechNetwork = {
       type: 'multitech',
       transport: msg.transport,
