@@ -33,6 +33,12 @@ export interface AppConnectHttpDeps {
 }
 
 const BASE = '/api/v1/lorawan'
+/**
+ * app-connect batches at most 10 queued messages, and a re-queued batch nested inside one holds at
+ * most 10 again (§3): more items than that is not app-connect, and would turn one request into
+ * thousands of ingests.
+ */
+const MAX_BATCH_ITEMS = 100
 
 type BoundRequest = FastifyRequest & { gatewayBinding?: string }
 
@@ -186,6 +192,11 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         if (!parsed.ok) return jsonError(reply, parsed.message)
         if (!Array.isArray(parsed.value)) return jsonError(reply, 'a batch must be a JSON array')
         const items = (parsed.value as unknown[]).flat(2)
+        if (items.length > MAX_BATCH_ITEMS) {
+          metrics.ingestErrors.inc({ network: 'multitech', code: 'LB_ERR_APPCONNECT_TOO_LARGE' })
+          log.warn({ code: 'LB_ERR_APPCONNECT_TOO_LARGE', url: req.url, items: items.length }, 'app-connect batch refused')
+          return reply.code(413).send({ error: 'LB_ERR_APPCONNECT_TOO_LARGE', message: `${items.length} messages in a batch; app-connect sends at most ${MAX_BATCH_ITEMS}` })
+        }
         const devEuis: string[] = []
         let refused: Extract<IngestOutcome, { result: 'error' }> | undefined
         for (const item of items) {

@@ -138,7 +138,7 @@ export class AppConnectIngest {
         if (!init.ok) return { result: 'error', code: init.code === 'LB_ERR_APPCONNECT_JSON' ? 'LB_ERR_APPCONNECT_PAYLOAD' : init.code, message: init.message }
         const c = conduits.learn(shape.gatewayWire, {
           version: versionFromInit(init.value.api_version, shape.family),
-          gatewayEuis: (init.value.gateways_euis ?? []).map(e => dashedEui(normalizeEui(e)!)),
+          gatewayEuis: this.ownEuis(msg, shape.gatewayId, (init.value.gateways_euis ?? []).map(e => dashedEui(normalizeEui(e)!))),
           transport: msg.transport,
           clientId: msg.clientId,
           appEui: shape.appEui,
@@ -171,18 +171,37 @@ export class AppConnectIngest {
   }
 
   /**
-   * A bound Conduit naming a gateway EUI that another Conduit declared in its init: an attempt to
-   * pass as that gateway (the EUI feeds `gateways[]` and application matching). An EUI the bound
-   * Conduit declared itself is its own even if a later init elsewhere claimed it too, so a claim
-   * cannot lock the real owner out.
+   * A bound Conduit naming a gateway EUI that another Conduit declared: an attempt to pass as that
+   * gateway (the EUI feeds `gateways[]` and application matching), refused. An EUI nobody declared
+   * becomes the bound Conduit's own (HTTP Conduits do not init again after lorabridge restarts), so
+   * that a later claim by another Conduit cannot lock it out.
    */
-  private otherGatewaysEui (msg: IngestMessage, conduit: Conduit | undefined, gweui: string | undefined): IngestOutcome | undefined {
+  private checkGatewayEui (msg: IngestMessage, conduit: Conduit | undefined, gweui: string | undefined): IngestOutcome | undefined {
     if (msg.boundGateway === undefined || gweui === undefined || conduit === undefined) return undefined
     const eui = normalizeEui(gweui)
     if (eui === undefined || conduit.gatewayEuis.some(e => normalizeEui(e) === eui)) return undefined
     const owner = this.deps.conduits.byGatewayEui(eui)
-    if (owner === undefined || owner.gatewayId === conduit.gatewayId) return undefined
-    return { result: 'error', code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY', message: `gateway EUI ${dashedEui(eui)} is declared by Conduit ${owner.gatewayId}, and this sender is bound to ${conduit.gatewayId}` }
+    if (owner !== undefined && owner.gatewayId !== conduit.gatewayId) {
+      return { result: 'error', code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY', message: `gateway EUI ${dashedEui(eui)} is declared by Conduit ${owner.gatewayId}, and this sender is bound to ${conduit.gatewayId}` }
+    }
+    this.deps.conduits.learn(conduit.gatewayWire, { gatewayEuis: [...conduit.gatewayEuis, dashedEui(eui)] })
+    return undefined
+  }
+
+  /**
+   * The gateway EUIs a bound Conduit's init may declare: not those another Conduit declared first
+   * (else a bound Conduit could take over another's radio EUIs). Each refused one is logged and
+   * counted; the init itself goes on, so that the Conduit starts polling.
+   */
+  private ownEuis (msg: IngestMessage, gatewayId: string, euis: string[]): string[] {
+    if (msg.boundGateway === undefined) return euis
+    return euis.filter(eui => {
+      const owner = this.deps.conduits.byGatewayEui(eui)
+      if (owner === undefined || owner.gatewayId === gatewayId) return true
+      this.deps.metrics.ingestErrors.inc({ network: NETWORK, code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY' })
+      this.deps.log.warn({ code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY', transport: msg.transport, gateway: gatewayId, gatewayEui: eui, owner: owner.gatewayId }, 'init declares a gateway EUI another Conduit declared; ignored')
+      return false
+    })
   }
 
   private version (shape: Extract<TopicShape, { kind: 'device' }>, conduit: Conduit | undefined): AppConnectVersion {
@@ -199,8 +218,9 @@ export class AppConnectIngest {
     const receivedAt = msg.receivedAt ?? this.deps.now()
     const gweui = typeof (body.value as { gweui?: unknown })?.gweui === 'string' ? (body.value as { gweui: string }).gweui : undefined
     let conduit = this.conduitFor(shape, msg, gweui)
-    const spoofed = this.otherGatewaysEui(msg, conduit, gweui)
+    const spoofed = this.checkGatewayEui(msg, conduit, gweui)
     if (spoofed !== undefined) return spoofed
+    if (conduit !== undefined) conduit = this.deps.conduits.get(conduit.gatewayId) ?? conduit
     const network: MultitechNetwork = {
       type: 'multitech',
       transport: msg.transport,

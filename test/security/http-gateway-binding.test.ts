@@ -166,6 +166,24 @@ describe('app-connect over HTTPS: a certificate bound to one gateway cannot act 
     expect(JSON.parse(queued.payload)).toMatchObject({ id: 'for-b-2', network: { gateway: GW_B } })
   })
 
+  it("does not let A's own init take B's gateway EUI: counted, B's uplinks stay B's, A's uplink naming it is still refused", async () => {
+    const before = await t.counter('ingestErrors', { network: 'multitech', code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY' })
+    const init = await call('conduit-a', 'POST', `/api/v1/lorawan/${APP}/${GW_A}/init`, { gateways_euis: [EUI_A, EUI_B] })
+    // The init still succeeds (JSON answer: the Conduit starts polling), without B's EUI.
+    expect(init.status).toBe(200)
+    expect(init.json).toMatchObject({ downlink_query_interval: 30 })
+    expect(await t.counter('ingestErrors', { network: 'multitech', code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY' })).toBe(before + 1)
+    expect(t.logs.withCode('LB_ERR_APPCONNECT_OTHER_GATEWAY').at(-1)).toMatchObject({ gateway: GW_A, owner: GW_B })
+
+    const spoof = await call('conduit-a', 'POST', `/api/v1/lorawan/${APP}/${DEVICE_B.devEui}/up`, uplinkBody(EUI_B, 0xa6))
+    expect(spoof.status).toBe(403)
+    const from = seen.length
+    await conduitB.uplink(0, { data: Buffer.from([0xb3]) })
+    const up = await until(() => upsOf(from).find(u => u.hex === 'b3'), "B's uplink")
+    expect(up).toMatchObject({ network: { gateway: GW_B }, gateways: [expect.objectContaining({ id: EUI_B })] })
+    expect(upsOf(from).some(u => u.hex === 'a6')).toBe(false)
+  })
+
   it("refuses init and close of B from A's certificate (403); B stays online", async () => {
     const init = await call('conduit-a', 'POST', `/api/v1/lorawan/${APP}/${GW_B}/init`, { gateways_euis: [EUI_A] })
     expect(init.status).toBe(403)
