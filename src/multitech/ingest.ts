@@ -189,15 +189,16 @@ export class AppConnectIngest {
   }
 
   /**
-   * The gateway EUIs a bound Conduit's init may declare: not those another Conduit declared first
-   * (else a bound Conduit could take over another's radio EUIs). Each refused one is logged and
+   * The gateway EUIs a bound Conduit's init may declare: its own, and none another Conduit declared
+   * first (else a bound Conduit could take over another's radio EUIs). Each refused one is logged and
    * counted; the init itself goes on, so that the Conduit starts polling.
    */
   private ownEuis (msg: IngestMessage, gatewayId: string, euis: string[]): string[] {
     if (msg.boundGateway === undefined) return euis
+    const declared = this.deps.conduits.get(gatewayId)?.gatewayEuis ?? []
     return euis.filter(eui => {
       const owner = this.deps.conduits.byGatewayEui(eui)
-      if (owner === undefined || owner.gatewayId === gatewayId) return true
+      if (owner === undefined || owner.gatewayId === gatewayId || declared.includes(eui)) return true
       this.deps.metrics.ingestErrors.inc({ network: NETWORK, code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY' })
       this.deps.log.warn({ code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY', transport: msg.transport, gateway: gatewayId, gatewayEui: eui, owner: owner.gatewayId }, 'init declares a gateway EUI another Conduit declared; ignored')
       return false
