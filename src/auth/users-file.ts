@@ -75,6 +75,7 @@ export class UsersStore {
   private pending: Promise<void> | undefined
   private watcher: NodeJS.Timeout | undefined
   private readonly changeListeners: Array<(changed: ReadonlySet<string>) => void> = []
+  private bound: { users: Map<string, User>, ids: Set<string> } | undefined
 
   constructor (readonly file: string, private readonly checkIntervalMs = 1000, private readonly onError: (err: Error) => void = () => {}) {}
 
@@ -107,13 +108,27 @@ export class UsersStore {
   }
 
   async get (name: string): Promise<User | undefined> {
+    return (await this.current()).get(name)
+  }
+
+  /** GW-UUIDs (32 lower-case hex digits) that some gateway user is bound to. */
+  async boundGateways (): Promise<ReadonlySet<string>> {
+    const users = await this.current()
+    if (this.bound?.users !== users) {
+      const ids = [...users.values()].filter(u => u.role === 'gateway' && u.gateway !== undefined).map(u => u.gateway!.replace(/-/g, '').toLowerCase())
+      this.bound = { users, ids: new Set(ids) }
+    }
+    return this.bound.ids
+  }
+
+  private async current (): Promise<Map<string, User>> {
     if (this.pending === undefined && Date.now() - this.checkedAt >= this.checkIntervalMs) {
       this.pending = this.refresh().finally(() => { this.pending = undefined })
     }
     // A lookup that arrives while a reload is in flight waits for it: the reload has already
     // moved `checkedAt`, and reading the old map now would refuse a user just added.
     if (this.pending !== undefined) await this.pending
-    return this.users.get(name)
+    return this.users
   }
 
   private async refresh (): Promise<void> {

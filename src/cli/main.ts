@@ -97,8 +97,9 @@ users.command('add')
   .option('--password-stdin', 'read the password from standard input')
   .option('--apps <list>', 'applications a consumer may read (comma-separated, * for all)', list, [] as string[])
   .option('--downlink', 'allow publishing down/clear commands on those applications')
-  .option('--gateway <uuid>', 'bind a gateway user to one Conduit GW-UUID')
-  .action(async (name: string, opts: { role: 'gateway' | 'consumer' | 'admin', password?: string, passwordStdin?: boolean, apps: string[], downlink?: boolean, gateway?: string }) => {
+  .option('--gateway <uuid>', 'the Conduit GW-UUID a gateway user is bound to (required for --role gateway unless --any-gateway)')
+  .option('--any-gateway', 'a gateway user bound to no GW-UUID: it may read every Conduit\'s lorawan/# traffic and publish on every Conduit\'s lorawan/… topics (downlinks, api_req and lora_req commands, init and close); only for a trusted bridge')
+  .action(async (name: string, opts: { role: 'gateway' | 'consumer' | 'admin', password?: string, passwordStdin?: boolean, apps: string[], downlink?: boolean, gateway?: string, anyGateway?: boolean }) => {
     await (await users$()).usersAdd(configFrom(program, { secrets: false }), name, opts)
   })
 users.command('list')
