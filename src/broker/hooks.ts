@@ -28,7 +28,7 @@ export interface HookContext {
    * writes PUBACK right after this hook, so a message is acknowledged only once it is kept. A
    * rejection closes the connection without PUBACK; the client sends the message again.
    */
-  beforeAck: { gate?: (clientId: string | undefined, packet: PublishPacket) => Promise<void> | undefined }
+  beforeAck: { gate?: (clientId: string | undefined, packet: PublishPacket, boundGateway: string | undefined) => Promise<void> | undefined }
   owners: SessionOwners
   queues: OutboundQueues
   retained: RetainedBudget
@@ -105,7 +105,7 @@ export function makeAuthorizePublish (ctx: HookContext) {
       callback(null)
     }
     const pass = (): void => {
-      const pending = ctx.beforeAck.gate?.(client?.id, packet)
+      const pending = ctx.beforeAck.gate?.(client?.id, packet, identity?.gateway)
       if (pending === undefined) { accept(); return }
       pending.then(accept, (err: unknown) => callback(err as Error))
     }

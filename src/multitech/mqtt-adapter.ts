@@ -11,6 +11,7 @@ import type { HookContext } from '../broker/hooks.js'
 import type { AppConnectIngest } from './ingest.js'
 import { ConduitRegistry, parseConduitClientId } from './conduits.js'
 import { classifyTopic } from './topics.js'
+import { normalizeGatewayId } from '../model/eui.js'
 
 export class AppConnectMqtt {
   private detach: (() => void) | undefined
@@ -30,7 +31,7 @@ export class AppConnectMqtt {
     // Clients' lorawan/… publications are processed before Aedes acknowledges them: a Conduit's
     // uplink is PUBACKed only once its normalized event is kept. If that fails (the store is
     // down), the connection closes without PUBACK and app-connect sends the message again.
-    this.deps.beforeAck.gate = (clientId: string | undefined, packet: PublishPacket) => {
+    this.deps.beforeAck.gate = (clientId: string | undefined, packet: PublishPacket, boundGateway: string | undefined) => {
       if (!packet.topic.startsWith('lorawan/')) return undefined
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
       const shape = classifyTopic(packet.topic)
@@ -38,7 +39,9 @@ export class AppConnectMqtt {
       // events replace them, so the broker does not keep one retained copy per device and topic
       // (in Redis, one more write per uplink): the raw message is still delivered live.
       if (shape.kind === 'device' && packet.payload.length > 0) packet.retain = false
-      return this.deps.ingest.handle({ shape, payload, transport: 'mqtt', clientId }).then(() => undefined)
+      // A gateway user bound to a GW-UUID speaks for that Conduit only, whatever its messages say.
+      const bound = boundGateway !== undefined ? normalizeGatewayId(boundGateway) : undefined
+      return this.deps.ingest.handle({ shape, payload, transport: 'mqtt', clientId, ...(bound !== undefined ? { boundGateway: bound } : {}) }).then(() => undefined)
     }
     const onClient = (client: Client): void => {
       this.deps.locator.connected(client.id).catch((err: unknown) => { this.deps.log.warn({ err, clientId: client.id }, 'could not record the client\'s instance') })

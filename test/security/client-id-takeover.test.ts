@@ -114,9 +114,21 @@ describe('client ids belong to the identities that may use them', () => {
     expect(await connackCode(url, { username: 'gw-a', password: 'gw-a-pw', clientId: `lorawan/00-80-00-00-d0-00-0b-ff/${GW_B.replace(/-/g, '').toUpperCase()}` })).toBe(5)
     await sleep(300)
     expect(gatewayStatuses().length).toBe(statusesBefore)
-    // Its own id works.
-    const own = await as('gw-a', { clientId: `lorawan/ff-ff-ff-ff-ff-ff-ff-ff/${GW_A}` })
-    expect(own.connected).toBe(true)
+    // Its own id works, and on it, it speaks for A only: an uplink naming B's radio EUI is refused.
+    const simA = new ConduitSimulator({
+      url, version: '1.0', gwUuid: GW_A.replace(/-/g, '').toUpperCase(), gatewayEuis: ['00-80-00-00-d0-00-0a-ff'],
+      devices: [generatedDevice(7002)], username: 'gw-a', password: 'gw-a-pw',
+    })
+    sims.push(simA)
+    await simA.start()
+    const devA = simA.devices[0]!.devEui.replace(/-/g, '')
+    await simA.uplink(undefined, { gweui: '00-80-00-00-d0-00-0b-ff' })
+    await until(async () => await t.counter('ingestErrors', { network: 'multitech', code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY' }) === 1 || undefined, 'the spoofed uplink refused')
+    await simA.uplink(undefined, { data: Buffer.from('0a0a', 'hex') })
+    const up = await until(() => seen.find(m => m.topic === `lorabridge/default/devices/${devA}/up`), 'A\'s own uplink')
+    expect(seen.filter(m => m.topic === `lorabridge/default/devices/${devA}/up`)).toHaveLength(1)
+    expect(up.payload).not.toContain('0b-ff')
+    expect(gatewayStatuses().length).toBe(statusesBefore)
   })
 
   it('a user cannot take over another user\'s session by its client id (CONNACK 2); the owner stays connected', async () => {
