@@ -38,6 +38,7 @@ export function makeAuthenticate (ctx: HookContext) {
       username,
       password,
       certificateUser: info.certificateUser,
+      certificate: info.certificate,
       anonymousAllowed: info.listener.anonymous,
     }).then(identity => {
       // A will is published after its owner is gone (by another instance, in a cluster, with no
