@@ -55,6 +55,7 @@ export const ErrorCodes = {
   LB_ERR_CONSOLE_TOO_LARGE: 'a web console API request body larger than 64 KiB (413)',
   LB_ERR_CONSOLE_ASSETS: 'the web console\'s files are missing from the installation; the console answers 503',
   LB_ERR_REDIS: 'Redis is unreachable or answered with an error',
+  LB_ERR_REDIS_AUTH: 'Redis refused the credentials (wrong or missing password in redis.url or redis.options); start-up fails',
   LB_ERR_UNHANDLED: 'a promise rejected with nobody to hear it (typically a library\'s call on a connection being closed); logged, the daemon keeps running',
   LB_ERR_COMPONENT_START: 'a component failed to start; the daemon stops what it started and exits 1',
 } as const

@@ -130,9 +130,15 @@ export const ConfigSchema = Type.Object({
     certificateIdentity: Type.Union([Type.Literal('cn'), Type.Literal('off')], { default: 'cn', description: 'Which part of a verified client certificate names the user (off: certificates authenticate nobody).' }),
   }, { ...Strict, default: {}, description: 'Who may connect: see docs/security.md.' }),
   redis: Type.Optional(Type.Object({
-    url: Type.String({ pattern: '^rediss?://', description: 'redis:// or rediss:// URL. Absent: in-memory store, single instance.' }),
+    url: Type.String({ pattern: '^rediss?://', description: 'redis:// or rediss:// URL (TLS). A password goes in the URL (`redis://:PASSWORD@host:6379`, or `redis://USER:PASSWORD@…` with Redis ACLs) or in `options.password`; keep it out of the file with LORABRIDGE_REDIS_URL. Absent: in-memory store, single instance.' }),
     keyPrefix: Type.String({ default: '', description: 'Prefix for lorabridge’s own keys (not the broker persistence).' }),
-    options: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Passed through to ioredis (sentinels, tls, …); for a Redis Cluster, to each node connection.' })),
+    tls: Type.Optional(Type.Object({
+      ca: Type.Optional(Type.String({ minLength: 1, description: 'CA bundle (PEM) that the Redis server certificate must chain to. Absent: the system CAs.' })),
+      cert: Type.Optional(Type.String({ minLength: 1, description: 'Client certificate (PEM), for a Redis with `tls-auth-clients yes`.' })),
+      key: Type.Optional(Type.String({ minLength: 1, description: 'Private key (PEM) of that client certificate.' })),
+      servername: Type.Optional(Type.String({ minLength: 1, description: 'Name the server certificate must carry, when it is not the URL\'s host.' })),
+    }, { ...Strict, description: 'TLS to Redis from files (relative paths under dataDir); implies TLS even with a redis:// URL. Merged over `options.tls`. The server certificate is always verified.' })),
+    options: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Passed through to ioredis (sentinels, password, username, tls, …); for a Redis Cluster, to each node connection.' })),
     cluster: Type.Optional(Type.Array(Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, Strict), { minItems: 1, description: 'Redis Cluster start-up nodes; when given, lorabridge connects to the cluster through them (ioredis Cluster) instead of `url`.' })),
   }, { ...Strict, description: 'Redis for persistence and clustering; absent: in memory.' })),
   applications: Type.Array(Type.Object({
