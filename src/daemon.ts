@@ -30,7 +30,7 @@ import { RulesComponent } from './rules/component.js'
 import { WebConsole } from './console/component.js'
 import { ConsoleTokens } from './console/sessions.js'
 import { MemoryKeyValueStore, RedisKeyValueStore, type KeyValueStore } from './store/kv.js'
-import { createRedisConnection, closeRedis } from './store/redis.js'
+import { createRedisConnection, closeRedis, verifyRedisCredentials } from './store/redis.js'
 import { MemoryClientLocator, MemoryCooldowns, RedisClientLocator, RedisCooldowns, RedisDeduplicator, RedisRouteTable, type ClientLocator } from './store/cluster-state.js'
 import { randomUUID } from 'node:crypto'
 import type { Deduplicator } from './core/dedup.js'
@@ -141,7 +141,10 @@ export class Daemon {
         await users.load(); users.watch()
         await bans.load(); bans.watch()
       }, async () => { users.unwatch(); bans.unwatch() }),
-      component('store', async () => {}, async () => {
+      // A wrong Redis password ends start-up here, with its code, instead of an endless retry.
+      component('store', async () => {
+        await Promise.all([this.store.verify(), ...(stateRedis !== undefined ? [verifyRedisCredentials(stateRedis)] : [])])
+      }, async () => {
         await this.store.close()
         if (stateRedis !== undefined) await closeRedis(stateRedis)
       }, () => this.store.ready()),

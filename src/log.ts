@@ -13,6 +13,8 @@ export const REDACT_PATHS = [
   'asKey', '*.asKey', '*.*.asKey', '*.*.*.asKey',
   'key', 'tls.key', '*.tls.key',
   'authorization', '*.authorization', 'headers.authorization',
+  // A Redis URL may carry the password (redis://:pw@host); should a configuration ever be logged.
+  'redis.url', '*.redis.url', 'redis.options.password', '*.redis.options.password',
 ]
 
 export function createLogger (level: LevelWithSilent, destination?: DestinationStream): Logger {

@@ -138,8 +138,8 @@ describe('users file', () => {
       expect(text).toMatch(/passwordHash: scrypt\$16384\$8\$1\$/)
       const list = await runCli(['-c', t.configFile, 'users', 'list', '--json'])
       expect(JSON.parse(list.stdout)).toEqual([
-        { name: 'alice', role: 'consumer', apps: ['farm', 'city'], downlink: false, password: false },
-        { name: 'bob', role: 'admin', apps: [], downlink: false, password: true },
+        { name: 'alice', role: 'consumer', apps: ['farm', 'city'], downlink: false, password: false, created: expect.stringMatching(/^\d{4}-/) },
+        { name: 'bob', role: 'admin', apps: [], downlink: false, password: true, created: expect.stringMatching(/^\d{4}-/) },
       ])
       await users(t, 'remove', 'alice')
       expect((await runCli(['-c', t.configFile, 'users', 'remove', 'alice'])).code).toBe(1)

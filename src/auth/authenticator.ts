@@ -9,12 +9,16 @@ import { LorabridgeError } from '../errors.js'
 import { normalizeGatewayUuid, type Identity } from './acl.js'
 import { verifyPassword } from './password.js'
 import type { User, UsersStore } from './users-file.js'
+import type { CertificateFacts } from '../tls/server-options.js'
+import { certificateRecordRefusal } from './certificate-records.js'
 
 export interface Credentials {
   username: string | undefined
   password: Buffer | undefined
   /** Identity from a verified client certificate, if one was presented. */
   certificateUser: string | undefined
+  /** Fingerprint, serial and issue date of that certificate (checked against the users file's records). */
+  certificate?: CertificateFacts | undefined
   /** Whether the listener allows clients without credentials. */
   anonymousAllowed: boolean
 }
@@ -66,6 +70,8 @@ export class Authenticator {
       }
       const user = await this.users.get(c.certificateUser)
       if (user === undefined) throw new AuthFailure('LB_ERR_AUTH_NOT_AUTHORIZED', `no user for certificate identity "${c.certificateUser}"`, 5)
+      const unrecorded = certificateRecordRefusal(user, c.certificate)
+      if (unrecorded !== undefined) throw new AuthFailure('LB_ERR_AUTH_CERT_NOT_REGISTERED', unrecorded, 5)
       // Both together: when a password is sent as well, it must be right too.
       if (c.password !== undefined) {
         await this.checkPassword(user, c.password)

@@ -20,23 +20,47 @@ const UserEntry = Type.Object({
   apps: Type.Array(Type.String({ pattern: '^(\\*|[a-z0-9][a-z0-9_-]*)$' }), { default: [] }),
   downlink: Type.Boolean({ default: false }),
   gateway: Type.Optional(Type.String({ minLength: 1 })),
+  // When `users add` created the user. A client certificate issued (notBefore) earlier authenticates
+  // it only if recorded under `certificates`: re-adding a removed name does not revive its old ones.
+  created: Type.Optional(Type.String({ pattern: '^\\d{4}-\\d\\d-\\d\\dT' })),
 }, { additionalProperties: false })
 
+/** A client certificate recorded for a name by `certs client` or `users add --cert/--fingerprint`. */
+const RecordedCertificate = Type.Object({
+  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  serial: Type.Optional(Type.String({ pattern: '^[0-9A-F]+$' })),
+  notAfter: Type.Optional(Type.String()),
+}, { additionalProperties: false })
+
+const UserName = Type.String({ pattern: '^[^\\s]+$' })
 const UsersDocument = Type.Object({
-  users: Type.Record(Type.String({ pattern: '^[^\\s]+$' }), UserEntry, { default: {} }),
+  users: Type.Record(UserName, UserEntry, { default: {} }),
+  // Kept beside the users, not inside them: `certs client NAME` may run before `users add NAME`.
+  certificates: Type.Record(UserName, Type.Array(RecordedCertificate), { default: {} }),
 }, { additionalProperties: false })
 
 export type UserEntry = Static<typeof UserEntry>
-export interface User extends UserEntry { name: string }
+export type RecordedCertificate = Static<typeof RecordedCertificate>
+export interface User extends UserEntry {
+  name: string
+  /** The certificates recorded for this name; when there are any, only they authenticate it. */
+  certificates?: RecordedCertificate[]
+}
+
+/** The whole file: users, and the certificates recorded per name (for users that may not exist yet). */
+export interface UsersDocument {
+  users: Map<string, User>
+  certificates: Map<string, RecordedCertificate[]>
+}
 
 const validate = new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile(UsersDocument)
 
-export async function readUsersFile (file: string): Promise<Map<string, User>> {
+export async function readUsersDocument (file: string): Promise<UsersDocument> {
   let text: string
   try {
     text = await readFile(file, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map()
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { users: new Map(), certificates: new Map() }
     throw new LorabridgeError('LB_ERR_USERS_FILE', `${file}: ${(err as Error).message}`, { cause: err })
   }
   let doc: unknown
@@ -49,19 +73,38 @@ export async function readUsersFile (file: string): Promise<Map<string, User>> {
     const problems = (validate.errors ?? []).map(e => `${formatPointer(e.instancePath)}: ${e.message ?? 'invalid'}`)
     throw new LorabridgeError('LB_ERR_USERS_FILE', `${file}: ${problems.join('; ')}`)
   }
+  const parsed = doc as Static<typeof UsersDocument>
+  const certificates = new Map(Object.entries(parsed.certificates).filter(([, list]) => list.length > 0))
   const users = new Map<string, User>()
-  for (const [name, entry] of Object.entries((doc as Static<typeof UsersDocument>).users)) users.set(name, { name, ...entry })
-  return users
+  for (const [name, entry] of Object.entries(parsed.users)) {
+    const recorded = certificates.get(name)
+    users.set(name, { name, ...entry, ...(recorded !== undefined ? { certificates: recorded } : {}) })
+  }
+  return { users, certificates }
 }
 
-export async function writeUsersFile (file: string, users: Map<string, User>): Promise<void> {
-  const out: Record<string, UserEntry> = {}
-  for (const user of [...users.values()].sort((a, b) => a.name.localeCompare(b.name))) {
-    const { name, ...entry } = user
-    out[name] = entry
+export async function readUsersFile (file: string): Promise<Map<string, User>> {
+  return (await readUsersDocument(file)).users
+}
+
+export async function writeUsersDocument (file: string, doc: UsersDocument): Promise<void> {
+  const users: Record<string, UserEntry> = {}
+  for (const user of [...doc.users.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+    const { name, certificates: _recorded, ...entry } = user
+    users[name] = entry
   }
-  const header = '# lorabridge users: edit with `lorabridge users add|remove`; passwords are salted scrypt hashes.\n'
-  await writeFileAtomic(file, header + stringify({ users: out }), 0o600)
+  const certificates: Record<string, RecordedCertificate[]> = {}
+  for (const [name, list] of [...doc.certificates].sort(([a], [b]) => a.localeCompare(b))) if (list.length > 0) certificates[name] = list
+  const header = '# lorabridge users: edit with `lorabridge users add|remove`; passwords are salted scrypt hashes.\n' +
+    '# certificates: the client certificates (SHA-256) recorded per name; when a name has any, only they authenticate it.\n'
+  await writeFileAtomic(file, header + stringify({ users, ...(Object.keys(certificates).length > 0 ? { certificates } : {}) }), 0o600)
+}
+
+/** Writes `users`; the certificates recorded are those the users carry. */
+export async function writeUsersFile (file: string, users: Map<string, User>): Promise<void> {
+  const certificates = new Map<string, RecordedCertificate[]>()
+  for (const u of users.values()) if (u.certificates !== undefined) certificates.set(u.name, u.certificates)
+  await writeUsersDocument(file, { users, certificates })
 }
 
 /**

@@ -6,12 +6,15 @@
 import type { Client } from 'aedes'
 import type { MqttListenerConfig } from '../config/schema.js'
 import type { Identity } from '../auth/acl.js'
+import type { CertificateFacts } from '../tls/server-options.js'
 
 export interface ConnectionInfo {
   protocol: MqttListenerConfig['protocol']
   listener: MqttListenerConfig
   remoteAddress: string
   certificateUser: string | undefined
+  /** Fingerprint, serial and issue date of that certificate, checked against the users file's records. */
+  certificate?: CertificateFacts | undefined
 }
 
 export class ConnectionRegistry {

@@ -56,6 +56,7 @@ export function makeAuthenticate (ctx: HookContext) {
         username,
         password,
         certificateUser: info.certificateUser,
+        certificate: info.certificate,
         anonymousAllowed: info.listener.anonymous,
       })
     authentication.then(identity => {

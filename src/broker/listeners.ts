@@ -5,7 +5,7 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net'
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Component } from '../component.js'
@@ -14,7 +14,7 @@ import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { ErrorCode } from '../errors.js'
 import { normalizeAddress, rateLimitKey } from '../util/net.js'
-import { clientCertificateRefusal, certificateIdentity, type ServerTls } from '../tls/server-options.js'
+import { clientCertificateRefusal, certificateIdentity, certificateFacts, type ServerTls } from '../tls/server-options.js'
 import { ConnectRateLimiter, coalesceWrites, guardPacketSize } from './connection-guard.js'
 import type { Broker } from './broker.js'
 import type { BanList } from './bans.js'
@@ -131,6 +131,7 @@ export class MqttListeners implements Component {
       listener,
       remoteAddress: normalizeAddress(remoteAddress),
       certificateUser: tlsSocket !== undefined ? certificateIdentity(tlsSocket, this.deps.config.auth.certificateIdentity) : undefined,
+      certificate: tlsSocket !== undefined ? certificateFacts(tlsSocket) : undefined,
     })
   }
 
@@ -173,6 +174,7 @@ export class MqttListeners implements Component {
         // 'connection' sees the raw TCP socket before the handshake: refuse floods before paying for TLS.
         server.prependListener('connection', (socket: Socket) => { this.accept(socket, listener) })
         server.on('tlsClientError', (err, socket) => { this.onTlsClientError(err, socket, listener) })
+        tls!.attach(server, this.deps.log)
         return server
       }
       case 'ws':
@@ -180,7 +182,10 @@ export class MqttListeners implements Component {
         const server = listener.protocol === 'wss' ? createHttpsServer(tls!.options) : createHttpServer()
         const wss = new WebSocketServer({ noServer: true, handleProtocols: chooseSubprotocol, maxPayload: this.deps.config.mqtt.limits.maxPacketSize + 8 })
         server.prependListener('connection', (socket: Socket) => { this.accept(socket, listener) })
-        if (listener.protocol === 'wss') server.on('tlsClientError', (err: Error, socket: TLSSocket) => { this.onTlsClientError(err, socket, listener) })
+        if (listener.protocol === 'wss') {
+          server.on('tlsClientError', (err: Error, socket: TLSSocket) => { this.onTlsClientError(err, socket, listener) })
+          tls!.attach(server as HttpsServer, this.deps.log)
+        }
         server.on('request', (_req, res) => { res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end(`MQTT over WebSocket at ${listener.path}\n`) })
         server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
           const path = (req.url ?? '').split('?')[0]

@@ -8,7 +8,7 @@ import mqemitterRedis from 'mqemitter-redis'
 import type { RedisConnection } from '../store/redis.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
-import { createRedisConnection, closeRedis } from '../store/redis.js'
+import { createRedisConnection, closeRedis, verifyRedisCredentials } from '../store/redis.js'
 import { serializeSubscriptionChanges, type SubscriptionStore } from './subscription-changes.js'
 
 export interface BrokerStore {
@@ -17,12 +17,14 @@ export interface BrokerStore {
   aedesOptions: { persistence?: unknown, mq?: unknown }
   /** True when every backing connection is usable. */
   ready (): boolean
+  /** Start-up: rejects with LB_ERR_REDIS_AUTH when Redis refuses the credentials. */
+  verify (): Promise<void>
   close (): Promise<void>
 }
 
 export function createBrokerStore (config: Config, log: Logger): BrokerStore {
   if (config.redis === undefined) {
-    return { kind: 'memory', aedesOptions: {}, ready: () => true, close: async () => {} }
+    return { kind: 'memory', aedesOptions: {}, ready: () => true, verify: async () => {}, close: async () => {} }
   }
   const cluster = config.redis.cluster
   const conns: RedisConnection[] = [
@@ -40,12 +42,14 @@ export function createBrokerStore (config: Config, log: Logger): BrokerStore {
     log.debug({ code: 'LB_ERR_REDIS', err }, 'message emitter error')
   })
   // On a Redis Cluster the persistence keeps retained messages under per-topic keys and needs to
-  // know it: it is given the nodes (and makes its own cluster connection).
-  const persistence = serializeSubscriptionChanges((cluster !== undefined ? persistenceRedis({ cluster }) : persistenceRedis({ conn: conn as never })) as SubscriptionStore)
+  // know it (`cluster: true`). It is given our cluster connection rather than the nodes: with the
+  // nodes it would make its own, without redis.options (password, TLS).
+  const persistence = serializeSubscriptionChanges((cluster !== undefined ? persistenceRedis({ cluster: true, conn: conn as never }) : persistenceRedis({ conn: conn as never })) as SubscriptionStore)
   return {
     kind: 'redis',
     aedesOptions: { persistence, mq },
     ready: () => conns.every(c => c.status === 'ready'),
+    verify: async () => { await Promise.all(conns.map(async c => { await verifyRedisCredentials(c) })) },
     close: async () => {
       await Promise.all(conns.map(closeRedis))
     },

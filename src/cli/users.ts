@@ -1,6 +1,8 @@
 import type { Config } from '../config/schema.js'
 import { hashPassword } from '../auth/password.js'
-import { readUsersFile, writeUsersFile, type User } from '../auth/users-file.js'
+import { readFile } from 'node:fs/promises'
+import { readUsersDocument, readUsersFile, writeUsersDocument, type User } from '../auth/users-file.js'
+import { recordOfCertificate, recordOfFingerprint, withRecord } from '../auth/certificate-records.js'
 import { normalizeGatewayUuid } from '../auth/acl.js'
 
 async function readStdin (): Promise<string> {
@@ -18,6 +20,10 @@ export interface UsersAddOptions {
   gateway?: string
   /** Opt-in for a gateway user bound to no GW-UUID (see UNBOUND_GATEWAY). */
   anyGateway?: boolean
+  /** Client certificate files (PEM) to record for the user. */
+  cert?: string[]
+  /** SHA-256 fingerprints of client certificates to record for the user. */
+  fingerprint?: string[]
 }
 
 /** What an unbound gateway user may do (src/auth/acl.ts), said wherever one is made or listed. */
@@ -45,7 +51,13 @@ export async function usersAdd (config: Config, name: string, opts: UsersAddOpti
   if (opts.downlink === true && opts.role !== 'consumer') throw new Error('--downlink only applies to --role consumer')
   const password = opts.passwordStdin === true ? await readStdin() : opts.password
   if (password === '') throw new Error('empty password')
-  const users = await readUsersFile(file)
+  const records = [
+    ...await Promise.all((opts.cert ?? []).map(async f => recordOfCertificate(await readFile(f)))),
+    ...(opts.fingerprint ?? []).map(recordOfFingerprint),
+  ]
+  const doc = await readUsersDocument(file)
+  const users = doc.users
+  const previous = users.get(name)
   const user: User = {
     name,
     role: opts.role,
@@ -53,10 +65,13 @@ export async function usersAdd (config: Config, name: string, opts: UsersAddOpti
     downlink: opts.downlink === true,
     ...(password !== undefined ? { passwordHash: await hashPassword(password) } : {}),
     ...(gateway !== undefined ? { gateway } : {}),
+    // Replacing a user keeps its creation time (and a user from before `created` existed keeps none).
+    ...(previous === undefined ? { created: new Date().toISOString() } : previous.created !== undefined ? { created: previous.created } : {}),
   }
-  const replaced = users.has(name)
+  const replaced = previous !== undefined
   users.set(name, user)
-  await writeUsersFile(file, users)
+  for (const record of records) doc.certificates.set(name, withRecord(doc.certificates.get(name), record))
+  await writeUsersDocument(file, doc)
   process.stdout.write(`${replaced ? 'replaced' : 'added'} ${opts.role} "${name}"${password === undefined ? ' (no password: client certificate only)' : ''} in ${file}\n`)
   if (opts.role === 'gateway' && gateway === undefined) process.stderr.write(`warning: "${name}" is an UNBOUND gateway: ${UNBOUND_GATEWAY}. Bind each Conduit with --gateway UUID instead unless this user is a trusted bridge.\n`)
 }
@@ -77,12 +92,15 @@ export async function usersList (config: Config, opts: { json?: boolean }): Prom
 
 export async function usersRemove (config: Config, name: string): Promise<void> {
   const file = config.auth.usersFile as string
-  const users = await readUsersFile(file)
+  const doc = await readUsersDocument(file)
+  const users = doc.users
+  // The name's recorded certificates go with it: adding the name again must not revive them.
+  doc.certificates.delete(name)
   if (!users.delete(name)) {
     process.stderr.write(`no user "${name}" in ${file}\n`)
     process.exitCode = 1
     return
   }
-  await writeUsersFile(file, users)
+  await writeUsersDocument(file, doc)
   process.stdout.write(`removed "${name}" from ${file}\n`)
 }

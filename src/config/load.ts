@@ -145,6 +145,11 @@ function resolvePaths (c: Config, baseDir: string): void {
     ? resolve(mutable.dataDir, 'bans.yaml')
     : resolve(baseDir, c.auth.bansFile)
   mutable.rules.dir = resolve(baseDir, c.rules.dir)
+  const redisTls = c.redis?.tls as Record<string, string | undefined> | undefined
+  for (const k of ['ca', 'cert', 'key'] as const) {
+    const p = redisTls?.[k]
+    if (p !== undefined) redisTls![k] = resolve(mutable.dataDir, p)
+  }
 }
 
 /** Returns every problem instead of throwing; `config check` prints them all. */

@@ -22,6 +22,22 @@ const TlsFiles = {
   ca: Type.Optional(Type.String({ description: 'CA bundle (PEM) that client certificates must chain to. Relative paths are under dataDir. Absent: the development CA.' })),
 }
 
+/**
+ * TLS 1.2 suites: forward secrecy (ECDHE) and AEAD only, the Mozilla "intermediate" set without
+ * DHE. A Conduit's OpenSSL (TLS 1.2 pinned) offers ECDHE-RSA-AES128/256-GCM; Mosquitto and paho
+ * too. TLS 1.3 suites are not named here, so OpenSSL's TLS 1.3 defaults stay as they are.
+ */
+export const DEFAULT_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':')
+
+const TlsVersion = Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')])
+const CIPHERS_DESCRIPTION = 'OpenSSL cipher list (`:`-separated) for TLS 1.2; names starting with `TLS_` set the TLS 1.3 suites (absent: OpenSSL\'s TLS 1.3 defaults). The default allows only forward-secret AEAD suites (ECDHE with AES-GCM or CHACHA20-POLY1305).'
+const CURVE_DESCRIPTION = 'ECDHE groups, `:`-separated OpenSSL names (`X25519:prime256v1:secp384r1`); `auto` lets OpenSSL choose.'
+const CRL_DESCRIPTION = 'Certificate revocation list(s), PEM files (relative paths under dataDir). With it, a client certificate is checked against the CRL of each CA that issued a certificate in its chain (with intermediate CAs, one CRL per issuing CA; a missing or expired CRL refuses every certificate of that CA); a revoked one is refused (LB_ERR_TLS_CLIENT_CERT). Connections already open are not closed. The files are re-read when they change (checked every 2 s).'
+
 const MqttListener = Type.Object({
   protocol: Type.Union([Type.Literal('mqtt'), Type.Literal('mqtts'), Type.Literal('ws'), Type.Literal('wss')]),
   host: Host,
@@ -37,6 +53,10 @@ const HttpListener = Type.Object({
   tls: Type.Optional(Type.Object({
     ...TlsFiles,
     clientCertificates: Type.Optional(ClientCertificateMode),
+    minVersion: Type.Optional(Type.Union(TlsVersion.anyOf, { description: 'Lowest TLS version; absent: mqtt.tls.minVersion.' })),
+    ciphers: Type.Optional(Type.String({ minLength: 1, description: `${CIPHERS_DESCRIPTION} Absent: mqtt.tls.ciphers.` })),
+    ecdhCurve: Type.Optional(Type.String({ minLength: 1, description: `${CURVE_DESCRIPTION} Absent: mqtt.tls.ecdhCurve.` })),
+    crl: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], { description: `${CRL_DESCRIPTION} Absent: mqtt.tls.crl.` })),
   }, { ...Strict, description: 'Own TLS settings for this listener; absent: mqtt.tls.' })),
   console: Type.Optional(Type.Boolean({ description: 'Serve the web console on this listener; absent: http.console.enabled. Turn it off on a listener open to the internet for ThingPark.' })),
   metrics: Type.Optional(Type.Boolean({ description: 'Serve /metrics (unauthenticated: gateway ids, rule names, counters) on this listener. Absent: on a loopback host only; set it for a listener your Prometheus reaches over the network. /healthz and /readyz answer on every listener.' })),
@@ -78,7 +98,10 @@ export const ConfigSchema = Type.Object({
     tls: Type.Object({
       ...TlsFiles,
       clientCertificates: Type.Union(ClientCertificateMode.anyOf, { default: 'optional', description: ClientCertificateMode.description }),
-      minVersion: Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')], { default: 'TLSv1.2', description: 'Conduits pin TLS 1.2.' }),
+      minVersion: Type.Union(TlsVersion.anyOf, { default: 'TLSv1.2', description: 'Lowest TLS version. Conduits pin TLS 1.2.' }),
+      ciphers: Type.String({ minLength: 1, default: DEFAULT_CIPHERS, description: CIPHERS_DESCRIPTION }),
+      ecdhCurve: Type.String({ minLength: 1, default: 'auto', description: CURVE_DESCRIPTION }),
+      crl: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], { description: CRL_DESCRIPTION })),
     }, { ...Strict, default: {}, description: 'TLS for mqtts and wss listeners, and for https listeners without their own.' }),
     limits: Type.Object({
       maxPacketSize: Type.Integer({ minimum: 64, default: 262144, description: 'Bytes; a larger packet closes the connection.' }),
@@ -120,9 +143,15 @@ export const ConfigSchema = Type.Object({
     certificateIdentity: Type.Union([Type.Literal('cn'), Type.Literal('off')], { default: 'cn', description: 'Which part of a verified client certificate names the user (off: certificates authenticate nobody).' }),
   }, { ...Strict, default: {}, description: 'Who may connect: see docs/security.md.' }),
   redis: Type.Optional(Type.Object({
-    url: Type.String({ pattern: '^rediss?://', description: 'redis:// or rediss:// URL. Absent: in-memory store, single instance.' }),
+    url: Type.String({ pattern: '^rediss?://', description: 'redis:// or rediss:// URL (TLS). A password goes in the URL (`redis://:PASSWORD@host:6379`, or `redis://USER:PASSWORD@…` with Redis ACLs) or in `options.password`; keep it out of the file with LORABRIDGE_REDIS_URL. Absent: in-memory store, single instance.' }),
     keyPrefix: Type.String({ default: '', description: 'Prefix for lorabridge’s own keys (not the broker persistence).' }),
-    options: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Passed through to ioredis (sentinels, tls, …); for a Redis Cluster, to each node connection.' })),
+    tls: Type.Optional(Type.Object({
+      ca: Type.Optional(Type.String({ minLength: 1, description: 'CA bundle (PEM) that the Redis server certificate must chain to. Absent: the system CAs.' })),
+      cert: Type.Optional(Type.String({ minLength: 1, description: 'Client certificate (PEM), for a Redis with `tls-auth-clients yes`.' })),
+      key: Type.Optional(Type.String({ minLength: 1, description: 'Private key (PEM) of that client certificate.' })),
+      servername: Type.Optional(Type.String({ minLength: 1, description: 'Name the server certificate must carry, when it is not the URL\'s host.' })),
+    }, { ...Strict, description: 'TLS to Redis from files (relative paths under dataDir); implies TLS even with a redis:// URL. Merged over `options.tls`. The server certificate is always verified.' })),
+    options: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Passed through to ioredis (sentinels, password, username, tls, …); for a Redis Cluster, to each node connection.' })),
     cluster: Type.Optional(Type.Array(Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, Strict), { minItems: 1, description: 'Redis Cluster start-up nodes; when given, lorabridge connects to the cluster through them (ioredis Cluster) instead of `url`.' })),
   }, { ...Strict, description: 'Redis for persistence and clustering; absent: in memory.' })),
   applications: Type.Array(Type.Object({

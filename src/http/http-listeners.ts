@@ -8,7 +8,7 @@ import type { Component } from '../component.js'
 import type { Config, HttpListenerConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
-import type { TLSSocket } from 'node:tls'
+import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { clientCertificateRefusal, type ServerTls, type TlsFileSettings } from '../tls/server-options.js'
 import { isLoopbackHost } from '../util/net.js'
 
@@ -86,6 +86,14 @@ export class HttpListeners implements Component {
 
   /** Same policy as the MQTT listeners: a bad (or, when required, missing) certificate ends the connection before any request is read. */
   private enforceClientCertificates (app: FastifyInstance, tls: ServerTls, listener: HttpListenerConfig): void {
+    tls.attach(app.server as unknown as TlsServer, this.deps.log)
+    // Refused cipher suites and protocol versions are counted as on the MQTT listeners.
+    app.server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || (socket.destroyed && err.code === undefined)) return
+      const code = /certificate|CERT/.test(err.message) ? 'LB_ERR_TLS_CLIENT_CERT' : 'LB_ERR_TLS_HANDSHAKE'
+      this.deps.metrics.tlsFailures.inc({ code, protocol: listener.protocol })
+      this.deps.log.warn({ code, protocol: listener.protocol, address: socket.remoteAddress, reason: err.message }, 'TLS handshake failed')
+    })
     app.server.on('secureConnection', (socket: TLSSocket) => {
       const refusal = clientCertificateRefusal(socket, tls.clientCertificates)
       if (refusal === undefined) return

@@ -12,7 +12,8 @@ import type { Metrics } from '../metrics.js'
 import type { UsersStore } from '../auth/users-file.js'
 import { isEui, isGatewayUuid, normalizeEui, normalizeGatewayId } from '../model/eui.js'
 import { isLoopbackHost } from '../util/net.js'
-import { certificateIdentity } from '../tls/server-options.js'
+import { certificateFacts, certificateIdentity } from '../tls/server-options.js'
+import { certificateRecordRefusal } from '../auth/certificate-records.js'
 import type { AppConnectIngest, IngestOutcome } from './ingest.js'
 import type { HttpDownlinkQueue } from './http-queue.js'
 import type { TopicShape } from './topics.js'
@@ -82,6 +83,8 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
     if (cn !== undefined) {
       const user = await users.get(cn)
       if (user === undefined || (user.role !== 'gateway' && user.role !== 'admin')) { await refuse(reply, 403, `certificate "${cn}" names no gateway user`, req); return }
+      const unrecorded = certificateRecordRefusal(user, certificateFacts(socket))
+      if (unrecorded !== undefined) { await refuse(reply, 403, unrecorded, req); return }
       const gw = (req.params as { gw?: string }).gw
       if (user.gateway !== undefined && gw !== undefined && normalizeGatewayId(gw)?.replace(/-/g, '') !== user.gateway.replace(/-/g, '')) {
         await refuse(reply, 403, 'certificate is bound to another gateway', req)

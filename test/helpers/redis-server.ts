@@ -15,6 +15,8 @@ import { join } from 'node:path'
 export interface RedisServer {
   port: number
   url: string
+  /** The TLS port, when started with `tls`. */
+  tlsPort?: number
   /** The running redis-server's process id (changes on restart()). */
   readonly pid: number
   /** SIGTERM, wait for exit, remove the temp dir. Safe to call more than once. */
@@ -28,6 +30,10 @@ export interface RedisServer {
 export interface StartRedisOptions {
   /** Enable AOF with fsync always so data survives kill()/restart(). */
   persist?: boolean
+  /** Extra redis-server arguments (`--requirepass`, `--tls-cert-file` …). */
+  args?: string[]
+  /** Also listen for TLS on a second free port (tls-* files must come in `args`). */
+  tls?: boolean
 }
 
 const READY_TIMEOUT_MS = 10_000
@@ -73,7 +79,8 @@ function pingOnce(port: number, timeoutMs = 1000): Promise<boolean> {
     sock.once('connect', () => sock.write('*1\r\n$4\r\nPING\r\n'))
     sock.on('data', (chunk: string) => {
       buf += chunk
-      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'))
+      // A server with requirepass answers NOAUTH: it is up all the same.
+      if (buf.includes('\r\n')) done(buf.startsWith('+PONG') || buf.startsWith('-NOAUTH'))
     })
     sock.once('error', () => done(false))
     sock.once('close', () => done(false))
@@ -90,6 +97,7 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   const dir = await mkdtemp(join(tmpdir(), 'redis-test-'))
   const port = await freePort()
   const url = `redis://127.0.0.1:${port}`
+  const tlsPort = opts.tls === true ? await freePort() : undefined
 
   const args = [
     '--port', String(port),
@@ -99,7 +107,9 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
     '--daemonize', 'no',
     ...(opts.persist
       ? ['--appendonly', 'yes', '--appendfsync', 'always']
-      : ['--appendonly', 'no'])
+      : ['--appendonly', 'no']),
+    ...(tlsPort !== undefined ? ['--tls-port', String(tlsPort)] : []),
+    ...(opts.args ?? [])
   ]
 
   let child: ChildProcess | undefined
@@ -169,6 +179,7 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   return {
     port,
     url,
+    ...(tlsPort !== undefined ? { tlsPort } : {}),
     get pid() { return child?.pid ?? -1 },
     stop() {
       // Memoised: a second (or concurrent) call waits for the same shutdown.
