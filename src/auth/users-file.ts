@@ -133,7 +133,9 @@ export class UsersStore {
     if (this.watcher !== undefined) return
     this.watcher = setInterval(() => {
       if (this.pending !== undefined) return
-      this.pending = this.refresh().finally(() => { this.pending = undefined })
+      // Without moving `checkedAt`: lookups keep their own throttle, so that a lookup just after
+      // a watcher tick still sees a user added since.
+      this.pending = this.refresh(false).finally(() => { this.pending = undefined })
     }, this.checkIntervalMs)
     this.watcher.unref()
   }
@@ -174,8 +176,8 @@ export class UsersStore {
     return this.users
   }
 
-  private async refresh (): Promise<void> {
-    this.checkedAt = Date.now()
+  private async refresh (byLookup = true): Promise<void> {
+    if (byLookup) this.checkedAt = Date.now()
     const st = await stat(this.file).catch(() => undefined)
     const mtimeMs = st?.mtimeMs ?? -1
     if (mtimeMs === this.mtimeMs) return
