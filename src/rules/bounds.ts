@@ -51,6 +51,8 @@ export function jsonSize (value: unknown, limit: number): number {
     const v = stack.pop()
     if (typeof v === 'string') size += v.length + 2
     else if (v === null || typeof v !== 'object') size += 8
+    // Functions are written as "" (JSONata's lambdas are objects holding their environment).
+    else if ('_jsonata_lambda' in v || '_jsonata_function' in v) size += 2
     else if (Array.isArray(v)) { size += 2 + v.length; for (const x of v) stack.push(x) }
     else for (const [k, x] of Object.entries(v)) { size += k.length + 4; stack.push(x) }
   }
@@ -63,7 +65,7 @@ function checked (what: string, s: unknown): unknown {
 }
 
 /** Builds a value's string as $string does, refusing values whose JSON would be too long. */
-function boundedString (this: unknown, arg: unknown, prettify?: unknown): unknown {
+function boundedString (this: unknown, arg: unknown, prettify: unknown = false): unknown {
   if (arg !== null && typeof arg === 'object') {
     const size = jsonSize(arg, MAX_STRING)
     if (size > MAX_STRING) throw tooLong('$string\'s result', size)
@@ -162,6 +164,13 @@ export const BOUNDED_FUNCTIONS: Bounded[] = [
     },
   },
 ]
+
+// JSONata passes a higher-order function's callback as many arguments as the callback declares
+// (`$map(a, $string)` gives $string the value only): keep each built-in's own arity.
+for (const b of BOUNDED_FUNCTIONS) {
+  const o = ORIGINAL[b.name]
+  if (o !== undefined) Object.defineProperty(b.fn, 'length', { value: o.implementation.length })
+}
 
 interface Node { type?: string, value?: unknown, position?: number, [k: string]: unknown }
 
