@@ -41,7 +41,7 @@ export const ErrorCodes = {
   LB_ERR_RULE_FILE: 'a rule file that is not valid YAML or does not match the rule format; its last good version keeps running',
   LB_ERR_RULE_COMPILE: 'a JSONata expression in a rule file that does not compile (file, line, column and token are given)',
   LB_ERR_RULE_TIMEOUT: 'an expression that ran longer than rules.timeoutMs (an infinite loop); dead-lettered',
-  LB_ERR_RULE_LIMIT: 'an expression that asked for more than a size bound allows (a string over 1,000,000 characters, a range or sequence over 1,000,000 entries, $distinct on over 5,000 objects, $eval); dead-lettered',
+  LB_ERR_RULE_LIMIT: 'an expression that asked for more than a size bound allows (a string over 100,000 characters, a range or sequence over 100,000 entries, a regex use over 10,000 matches, $distinct on over 200 values with objects, $eval); dead-lettered',
   LB_ERR_RULE_DEPTH: 'an expression that went deeper than rules.maxDepth (runaway recursion); dead-lettered',
   LB_ERR_RULE_EVAL: 'an expression that failed while evaluating (JSONata\'s own code follows, e.g. LB_ERR_RULE_EVAL:T2002); dead-lettered',
   LB_ERR_RULE_ACTION: 'a rule produced an invalid DownlinkRequest, a forbidden topic, or its action could not be carried out; dead-lettered',

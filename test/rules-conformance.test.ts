@@ -17,7 +17,7 @@ interface Case { expr?: string, 'expr-file'?: string, data?: unknown, dataset?: 
 
 /** Cases whose outcome differs on purpose (group/case: why). */
 const EVAL = '$eval is refused in rules: text evaluated at run time would escape the compile-time rewriting and regex checks'
-const RANGE = 'ranges and sequences are capped at 1,000,000 entries (JSONata: 10,000,000), refused before allocation'
+const RANGE = 'ranges and sequences are capped at 100,000 entries (JSONata: 10,000,000), refused before allocation'
 const DIFFERENT: Record<string, string> = {
   ...Object.fromEntries(['case000', 'case001', 'case002', 'case003', 'case004', 'case005', 'case006', 'case007', 'case008#0', 'case008#1', 'case008#2', 'case008#3']
     .map(c => [`function-eval/${c.replace(/(#|$)/, '.json$1')}`, EVAL])),
@@ -25,6 +25,8 @@ const DIFFERENT: Record<string, string> = {
   'range-operator/case022.json': RANGE,
   'range-operator/case023.json': RANGE,
   'range-operator/case024.json': RANGE,
+  'flattening/large.json#0': RANGE,
+  'flattening/large.json#1': RANGE,
 }
 
 /** Outcomes that are the same failure under our codes: a runaway recursion (U1001: the JavaScript stack) ends on our depth or time bound. */

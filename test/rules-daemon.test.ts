@@ -170,7 +170,7 @@ describe('rules in a running daemon', () => {
     await until(() => seen.slice(from).filter(m => m.topic.endsWith('/up')).length === 3 || undefined, 'three uplinks')
     const letters = await until(() => { const l = seen.slice(from).filter(m => m.topic === 'lorabridge/_bridge/rules/errors'); return l.length >= 6 ? l : undefined }, 'six dead letters', 10_000)
     const parsed = letters.map(l => JSON.parse(l.payload) as Record<string, unknown>)
-    // A range is capped at 1,000,000 entries before it is allocated.
+    // A range is capped at 100,000 entries before it is allocated.
     expect(new Set(parsed.filter(p => p.rule === 'huge-range').map(p => p.code))).toEqual(new Set(['LB_ERR_RULE_LIMIT']))
     expect(new Set(parsed.filter(p => p.rule === 'runaway-recursion').map(p => p.code))).toEqual(new Set(['LB_ERR_RULE_DEPTH']))
     for (const p of parsed) expect(p).toMatchObject({ stage: 'if', app: 'farm', eventId: expect.stringMatching(/^[0-9a-f-]{36}$/) as unknown })
