@@ -92,6 +92,8 @@ export class Daemon {
 
     const aedes = () => this.broker.instance
     const now = opts.now ?? (() => new Date())
+    // In-memory expiries follow the daemon's clock (tests inject one to cross windows instantly).
+    const clockMs = (): number => now().getTime()
     // lorabridge's own keys sit beside the broker's persistence, under their own prefix.
     const stateRedis = config.redis !== undefined ? createRedisConnection(config.redis, 'state', child('redis')) : undefined
     const prefix = `${config.redis?.keyPrefix ?? ''}lorabridge:`
@@ -100,11 +102,11 @@ export class Daemon {
     // With Redis, instances form one cluster: what they must agree on lives there.
     const instance = randomUUID()
     const dedupMs = config.events.dedupWindowSeconds * 1000
-    const dedup: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, prefix, dedupMs) : new MemoryDeduplicator(dedupMs)
+    const dedup: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, prefix, dedupMs) : new MemoryDeduplicator(dedupMs, undefined, clockMs)
     const routes: RouteTable = stateRedis !== undefined ? new RedisRouteTable(stateRedis, prefix) : new MemoryRouteTable()
     const locator: ClientLocator = stateRedis !== undefined ? new RedisClientLocator(stateRedis, prefix, instance) : new MemoryClientLocator(instance)
     const replayWindowMs = 1000 * Math.max(120, 2 * Math.max(0, ...config.thingpark.connections.map(c => c.maxTimeDeviation)))
-    const replays: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, `${prefix}tp-token:`, replayWindowMs) : new MemoryDeduplicator(replayWindowMs)
+    const replays: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, `${prefix}tp-token:`, replayWindowMs) : new MemoryDeduplicator(replayWindowMs, undefined, clockMs)
     const presence = new GatewayPresence(this.bus, child('presence'))
     const apps = new ApplicationResolver(config.applications)
     const storeReady = (): boolean => this.store.ready() && this.kv.ready()
