@@ -48,6 +48,15 @@ describe('cheap checks come before the body is parsed', () => {
     expect(r.status).toBe(401)
   })
 
+  it('does not echo a body the parser refuses into the answer or the log', async () => {
+    const req = signedUplink(uplinkReport(2), new Date(clock), { token: 'ab'.repeat(32) })
+    const r = await post(t.port('http'), { ...req, body: NOT_XML, contentType: 'text/xml' })
+    expect(r.json?.error).toBe('LB_ERR_THINGPARK_BODY')
+    expect(String(r.json?.message).length, 'the answer').toBeLessThan(300)
+    const logged = t.logs.withCode('LB_ERR_THINGPARK_BODY').at(-1)
+    expect(String(logged?.reason).length, 'the log line').toBeLessThan(300)
+  })
+
   it('refuses a replayed token without parsing its body, and still publishes the original', async () => {
     const { client, seen } = await observe(`mqtt://127.0.0.1:${t.port('mqtt')}`)
     try {
