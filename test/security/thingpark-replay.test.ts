@@ -64,6 +64,37 @@ describe('ThingPark replay with maxTimeDeviation 0 (one instance)', () => {
   })
 })
 
+describe('ThingPark replay memory when full (no Redis)', () => {
+  let clock = START
+  let t: TestDaemon
+
+  beforeAll(async () => {
+    t = await startTestDaemon(tpConfig({ maxTimeDeviation: 0 }, { replayMemoryMaxEntries: 1000 }), { env: ENV, now: () => new Date(clock) })
+  })
+  afterAll(async () => { await t?.stop() })
+
+  it('forgets the oldest token past its cap, and then refuses that request as too old rather than accept it again', async () => {
+    const first = signedUplink(uplinkReport(1), new Date(clock))
+    expect((await post(t.port('http'), first)).status).toBe(204)
+    for (let i = 2; i <= 1000; i++) {
+      clock += 1000
+      expect((await post(t.port('http'), signedUplink(uplinkReport(i), new Date(clock)))).status).toBe(204)
+    }
+    expect(await t.counter('thingparkReplayEvictions')).toBe(0)
+    clock += 1000
+    expect((await post(t.port('http'), signedUplink(uplinkReport(1001), new Date(clock)))).status).toBe(204)
+    expect(await t.counter('thingparkReplayEvictions')).toBe(1)
+    const replay = await post(t.port('http'), first)
+    expect(replay.status).toBe(401)
+    expect(replay.json?.error).toBe('LB_ERR_THINGPARK_TIME')
+    // Still remembered, so still a replay; and new reports keep being accepted.
+    const second = signedUplink(uplinkReport(2), new Date(START + 1000))
+    expect((await post(t.port('http'), second)).json?.error).toBe('LB_ERR_THINGPARK_REPLAY')
+    clock += 1000
+    expect((await post(t.port('http'), signedUplink(uplinkReport(1002), new Date(clock)))).status).toBe(204)
+  })
+})
+
 describe('ThingPark replay with maxTimeDeviation 0 (two instances sharing Redis)', () => {
   let clock = START
   let redis: RedisServer
