@@ -96,6 +96,7 @@ export const ConfigSchema = Type.Object({
   http: Type.Object({
     listeners: Type.Array(HttpListener, { default: [{ protocol: 'http', host: '127.0.0.1', port: 8080 }], description: 'HTTP(S) listeners: /healthz, /readyz, /metrics, app-connect HTTP, ThingPark, the web console.' }),
     bodyLimit: Type.Integer({ minimum: 1024, default: 1048576, description: 'Bytes; larger request bodies get 413.' }),
+    requestTimeoutMs: Type.Integer({ minimum: 1000, default: 30000, description: 'Milliseconds to receive a whole request (head and body); a slower one gets 408 and its connection is closed, so that senders trickling bytes cannot hold sockets without end.' }),
     console: Type.Object({
       enabled: Type.Boolean({ default: true, description: 'Serve the web console at / on the HTTP listeners (docs/console.md). Only admin users of the users file can log in.' }),
       sessionIdleMinutes: Type.Integer({ minimum: 1, default: 30, description: 'A console session unused for this long ends.' }),
