@@ -12,6 +12,7 @@ import { UsersStore } from './auth/users-file.js'
 import { Authenticator } from './auth/authenticator.js'
 import { createBrokerStore, type BrokerStore } from './broker/store.js'
 import { Broker } from './broker/broker.js'
+import { BanList } from './broker/bans.js'
 import { MqttListeners } from './broker/listeners.js'
 import { HttpListeners, type Readiness } from './http/http-listeners.js'
 import { loadServerTls, type ServerTls, type TlsFileSettings } from './tls/server-options.js'
@@ -89,17 +90,28 @@ export class Daemon {
     // The web console mints one-time MQTT secrets that the broker's authenticator accepts (docs/console.md).
     const consoleTokens = new ConsoleTokens()
     const authenticator = new Authenticator(users, undefined, consoleTokens)
-    this.broker = new Broker({ config, log: child('broker'), metrics: this.metrics, store: this.store, authenticator })
-    this.mqtt = new MqttListeners({ config, log: child('mqtt'), metrics: this.metrics, broker: this.broker, tls })
+    // lorabridge's own keys sit beside the broker's persistence, under their own prefix.
+    const stateRedis = config.redis !== undefined ? createRedisConnection(config.redis, 'state', child('redis')) : undefined
+    const prefix = `${config.redis?.keyPrefix ?? ''}lorabridge:`
+    this.kv = stateRedis !== undefined ? new RedisKeyValueStore(stateRedis, prefix) : new MemoryKeyValueStore()
+    const bans = new BanList(config.auth.bansFile ?? '', 1000, err => {
+      child('auth').error({ code: 'LB_ERR_BANS_FILE', err }, 'ban list not reloaded; keeping the previous bans')
+    })
+    this.broker = new Broker({ config, log: child('broker'), metrics: this.metrics, store: this.store, authenticator, kv: this.kv, bans })
+    this.mqtt = new MqttListeners({ config, log: child('mqtt'), metrics: this.metrics, broker: this.broker, tls, bans })
+    // A new ban reaches the connections it covers.
+    bans.onChange(() => {
+      this.broker.revoke((identity, client, info) => bans.match({ address: info?.remoteAddress, clientId: client.id, user: identity.user }) !== undefined, 'banned')
+    })
+    // Access ends with the grant: a user removed or changed in the users file loses its connections.
+    users.onChange(changed => {
+      this.broker.revoke(identity => identity.user !== undefined && changed.has(identity.user), 'the user was removed or changed in the users file')
+    })
 
     const aedes = () => this.broker.instance
     const now = opts.now ?? (() => new Date())
     // In-memory expiries follow the daemon's clock (tests inject one to cross windows instantly).
     const clockMs = (): number => now().getTime()
-    // lorabridge's own keys sit beside the broker's persistence, under their own prefix.
-    const stateRedis = config.redis !== undefined ? createRedisConnection(config.redis, 'state', child('redis')) : undefined
-    const prefix = `${config.redis?.keyPrefix ?? ''}lorabridge:`
-    this.kv = stateRedis !== undefined ? new RedisKeyValueStore(stateRedis, prefix) : new MemoryKeyValueStore()
     this.bus = new EventBus(aedes, config.topics.root)
     // With Redis, instances form one cluster: what they must agree on lives there.
     const instance = randomUUID()
@@ -131,7 +143,10 @@ export class Daemon {
 
     this.components = [
       devCerts,
-      component('users', () => users.load(), async () => {}),
+      component('users', async () => {
+        await users.load(); users.watch()
+        await bans.load(); bans.watch()
+      }, async () => { users.unwatch(); bans.unwatch() }),
       component('store', async () => {}, async () => {
         await this.store.close()
         if (stateRedis !== undefined) await closeRedis(stateRedis)

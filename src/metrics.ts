@@ -40,6 +40,10 @@ export function createMetrics () {
     thingparkReplayEvictions: new Counter({ name: 'lorabridge_thingpark_replay_evictions_total', help: 'Unexpired ThingPark tokens the full in-memory replay memory forgot (thingpark.replayMemoryMaxEntries); older reports are then refused', registers: [registry] }),
     mqttSubscriptions: new Gauge({ name: 'lorabridge_mqtt_subscriptions', help: 'Subscriptions of the connected MQTT clients (this instance)', registers: [registry], collect () { if (sources.subscriptions !== undefined) this.set(sources.subscriptions()) } }),
     mqttMessagesReceived: new Counter({ name: 'lorabridge_mqtt_messages_received_total', help: 'PUBLISH packets received from MQTT clients', registers: [registry] }),
+    mqttDropped: new Counter({ name: 'lorabridge_mqtt_dropped_total', help: 'Deliveries to MQTT clients not made, by reason (queue-full: the client did not keep up, mqtt.limits.maxQueued*; not-authorized: a stored session\'s message the client may not read)', labelNames: ['reason'] as const, registers: [registry] }),
+    mqttThrottled: new Counter({ name: 'lorabridge_mqtt_throttled_total', help: 'PUBLISH packets held back because their client was over mqtt.limits.publishRate', registers: [registry] }),
+    mqttRevoked: new Counter({ name: 'lorabridge_mqtt_revoked_total', help: 'Connections ended because their user was removed or changed, or their console session ended', registers: [registry] }),
+    mqttRetainRefused: new Counter({ name: 'lorabridge_mqtt_retain_refused_total', help: 'Retained publications kept live only (command topic, per-user or total retained limit), by reason', labelNames: ['reason'] as const, registers: [registry] }),
     mqttMessagesSent: new Counter({ name: 'lorabridge_mqtt_messages_sent_total', help: 'PUBLISH packets delivered to MQTT clients', registers: [registry] }),
     mqttBytesReceived: new Counter({
       name: 'lorabridge_mqtt_bytes_received_total', help: 'Bytes read from MQTT client sockets (on the wire: TLS and WebSocket framing included), by listener protocol', labelNames: ['protocol'] as const, registers: [registry],

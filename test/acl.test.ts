@@ -31,7 +31,8 @@ describe('authorization by role', () => {
       const r = await runCli(['-c', t.configFile, 'users', 'add', ...args, '--password', `${args[0]}-pw`])
       expect(r.code, r.stderr).toBe(0)
     }
-    await add('gw-free', '--role', 'gateway')
+    // Deliberately unbound: the tests below check what an unbound gateway may and may not do.
+    await add('gw-free', '--role', 'gateway', '--any-gateway')
     await add('gw-bound', '--role', 'gateway', '--gateway', GW_UUID)
     await add('farm-reader', '--role', 'consumer', '--apps', 'farm')
     await add('farm-operator', '--role', 'consumer', '--apps', 'farm', '--downlink')

@@ -10,7 +10,8 @@ import { runCli } from './helpers/cli.js'
 import { connect, connackCode } from './helpers/mqtt.js'
 import { createCa, createClientCert } from '../src/tls/certs.js'
 
-const CONDUIT_CLIENT_ID = 'lorawan/ff-ff-ff-ff-ff-ff-ff-ff/029998e0-6156-cdd4-4523-264b523115c1'
+const GW_UUID = '029998e0-6156-cdd4-4523-264b523115c1'
+const CONDUIT_CLIENT_ID = `lorawan/ff-ff-ff-ff-ff-ff-ff-ff/${GW_UUID}`
 
 async function users (t: TestDaemon, ...args: string[]): Promise<void> {
   const r = await runCli(['-c', t.configFile, 'users', ...args])
@@ -29,9 +30,9 @@ describe.each(['optional', 'required'] as const)('mqtts with client certificates
       },
     })
     ca = await readFile(join(t.dataDir, 'ca.crt'))
-    await users(t, 'add', 'conduit-1', '--role', 'gateway', '--password', 's3cret-pass')
+    await users(t, 'add', 'conduit-1', '--role', 'gateway', '--gateway', GW_UUID, '--password', 's3cret-pass')
     expect((await runCli(['-c', t.configFile, 'certs', 'client', 'conduit-2'])).code).toBe(0)
-    await users(t, 'add', 'conduit-2', '--role', 'gateway')
+    await users(t, 'add', 'conduit-2', '--role', 'gateway', '--gateway', GW_UUID)
     expect((await runCli(['-c', t.configFile, 'certs', 'client', 'nobody'])).code).toBe(0)
   })
   afterAll(async () => { await t?.stop() })
@@ -65,11 +66,11 @@ describe.each(['optional', 'required'] as const)('mqtts with client certificates
     })
 
     it('picks up a password changed with `users add` while running', async () => {
-      await users(t, 'add', 'conduit-1', '--role', 'gateway', '--password', 'rotated-pass')
+      await users(t, 'add', 'conduit-1', '--role', 'gateway', '--gateway', GW_UUID, '--password', 'rotated-pass')
       await new Promise(resolve => setTimeout(resolve, 1100))
       expect(await connackCode(`mqtts://localhost:${t.port('mqtts')}`, { ...await tlsOpts(), username: 'conduit-1', password: 's3cret-pass' })).toBe(4)
       expect(await connackCode(`mqtts://localhost:${t.port('mqtts')}`, { ...await tlsOpts(), username: 'conduit-1', password: 'rotated-pass' })).toBe(0)
-      await users(t, 'add', 'conduit-1', '--role', 'gateway', '--password', 's3cret-pass')
+      await users(t, 'add', 'conduit-1', '--role', 'gateway', '--gateway', GW_UUID, '--password', 's3cret-pass')
       await new Promise(resolve => setTimeout(resolve, 1100))
     })
   }
@@ -118,7 +119,7 @@ describe.each(['optional', 'required'] as const)('mqtts with client certificates
 
   if (mode === 'required') {
     it('refuses a client without a certificate even with a right password', async () => {
-      await users(t, 'add', 'pw-only', '--role', 'gateway', '--password', 'pw-only-pass')
+      await users(t, 'add', 'pw-only', '--role', 'gateway', '--gateway', GW_UUID, '--password', 'pw-only-pass')
       await new Promise(resolve => setTimeout(resolve, 1100))
       expect(await connackCode(`mqtts://localhost:${t.port('mqtts')}`, { ca, username: 'pw-only', password: 'pw-only-pass' })).not.toBe(0)
     })

@@ -293,6 +293,9 @@ describe('Mosquitto configured by mosquitto/mosquitto.conf bridging lorabridge',
     await app!.publishAsync(`${DEVICE_TOPIC}/clear`, '{"id":"clear-bridge-1"}', { qos: 1 })
     // The Conduit is told to flush the device's queue, and the outcome crosses back.
     expect(await downstreamEvent(`${DEVICE_TOPIC}/down/queued`, e => e.id === 'clear-bridge-1', from)).toMatchObject({ command: 'clear', devEui: DEV_EUI })
+    // The outcome and the Conduit's copy travel different ways (through Mosquitto, straight over
+    // TCP): wait for the Conduit's rather than assume which arrives first.
+    await until(() => clears.length > 0 || undefined, 'the clear at the Conduit')
     expect(clears.map(c => c.devEui.replace(/-/g, ''))).toEqual([DEV_EUI])
   })
 })

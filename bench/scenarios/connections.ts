@@ -21,7 +21,8 @@ export async function idleConnections (o: { count: number, concurrency: number, 
       http: { listeners: [{ protocol: 'http', host: '127.0.0.1', port: 0 }] },
       log: { level: 'info' },
     },
-    users: [['bench-gw', '--role', 'gateway', '--password', 'bench-password']],
+    // One user for every simulated Conduit (each its own GW-UUID): deliberately unbound.
+    users: [['bench-gw', '--role', 'gateway', '--any-gateway', '--password', 'bench-password']],
   })
   let load: Awaited<ReturnType<typeof spawnJson>> | undefined
   try {

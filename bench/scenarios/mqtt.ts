@@ -223,7 +223,8 @@ export async function conduitPipeline (o: Load & { transport: 'tcp' | 'tls' }): 
       ...COMMON,
     },
     rules: RULES,
-    users: tls ? [['bench-gw', '--role', 'gateway', '--password', 'bench-password']] : [],
+    // One user for every simulated Conduit (each its own GW-UUID): deliberately unbound.
+    users: tls ? [['bench-gw', '--role', 'gateway', '--any-gateway', '--password', 'bench-password']] : [],
   })
   try {
     const appUrl = `mqtt://127.0.0.1:${daemon.port('mqtt')}`

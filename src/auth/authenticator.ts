@@ -20,7 +20,7 @@ export interface Credentials {
 }
 
 export class AuthFailure extends LorabridgeError {
-  constructor (code: ErrorCode, message: string, readonly returnCode: 4 | 5) {
+  constructor (code: ErrorCode, message: string, readonly returnCode: 2 | 3 | 4 | 5) {
     super(code, message)
   }
 }

@@ -73,8 +73,32 @@ export class UsersStore {
   private mtimeMs = -1
   private checkedAt = 0
   private pending: Promise<void> | undefined
+  private watcher: NodeJS.Timeout | undefined
+  private readonly changeListeners: Array<(changed: ReadonlySet<string>) => void> = []
+  private bound: { users: Map<string, User>, ids: Set<string> } | undefined
 
   constructor (readonly file: string, private readonly checkIntervalMs = 1000, private readonly onError: (err: Error) => void = () => {}) {}
+
+  /** Called with the names of the users removed or changed by each reload. */
+  onChange (listener: (changed: ReadonlySet<string>) => void): void { this.changeListeners.push(listener) }
+
+  /**
+   * Checks the file every checkIntervalMs even when nobody connects, so that removing or changing
+   * a user reaches the connections it authenticated (onChange) within that interval.
+   */
+  watch (): void {
+    if (this.watcher !== undefined) return
+    this.watcher = setInterval(() => {
+      if (this.pending !== undefined) return
+      this.pending = this.refresh().finally(() => { this.pending = undefined })
+    }, this.checkIntervalMs)
+    this.watcher.unref()
+  }
+
+  unwatch (): void {
+    if (this.watcher !== undefined) clearInterval(this.watcher)
+    this.watcher = undefined
+  }
 
   async load (): Promise<void> {
     const st = await stat(this.file).catch(() => undefined)
@@ -84,13 +108,27 @@ export class UsersStore {
   }
 
   async get (name: string): Promise<User | undefined> {
+    return (await this.current()).get(name)
+  }
+
+  /** GW-UUIDs (32 lower-case hex digits) that some gateway user is bound to. */
+  async boundGateways (): Promise<ReadonlySet<string>> {
+    const users = await this.current()
+    if (this.bound?.users !== users) {
+      const ids = [...users.values()].filter(u => u.role === 'gateway' && u.gateway !== undefined).map(u => u.gateway!.replace(/-/g, '').toLowerCase())
+      this.bound = { users, ids: new Set(ids) }
+    }
+    return this.bound.ids
+  }
+
+  private async current (): Promise<Map<string, User>> {
     if (this.pending === undefined && Date.now() - this.checkedAt >= this.checkIntervalMs) {
       this.pending = this.refresh().finally(() => { this.pending = undefined })
     }
     // A lookup that arrives while a reload is in flight waits for it: the reload has already
     // moved `checkedAt`, and reading the old map now would refuse a user just added.
     if (this.pending !== undefined) await this.pending
-    return this.users.get(name)
+    return this.users
   }
 
   private async refresh (): Promise<void> {
@@ -99,11 +137,24 @@ export class UsersStore {
     const mtimeMs = st?.mtimeMs ?? -1
     if (mtimeMs === this.mtimeMs) return
     try {
+      const previous = this.users
       this.users = await readUsersFile(this.file)
       this.mtimeMs = mtimeMs
+      const changed = changedUsers(previous, this.users)
+      if (changed.size > 0) for (const listener of this.changeListeners) listener(changed)
     } catch (err) {
       // Keep the last good set: a half-edited file must not lock everyone out.
       this.onError(err as Error)
     }
   }
+}
+
+/** Names of the users that `after` removed or changed (role, grants, binding, password…) from `before`. */
+export function changedUsers (before: ReadonlyMap<string, User>, after: ReadonlyMap<string, User>): Set<string> {
+  const changed = new Set<string>()
+  for (const [name, user] of before) {
+    const now = after.get(name)
+    if (now === undefined || JSON.stringify(now) !== JSON.stringify(user)) changed.add(name)
+  }
+  return changed
 }

@@ -13,8 +13,15 @@ import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { Authenticator } from '../auth/authenticator.js'
 import type { BrokerStore } from './store.js'
+import type { KeyValueStore } from '../store/kv.js'
+import type { Identity } from '../auth/acl.js'
 import { ConnectionRegistry, type ConnectionInfo } from './connections.js'
-import { makeAuthenticate, makeAuthorizePublish, makeAuthorizeSubscribe, type HookContext } from './hooks.js'
+import { makeAuthenticate, makeAuthorizeForward, makeAuthorizePublish, makeAuthorizeSubscribe, type HookContext } from './hooks.js'
+import { SessionOwners } from './session-owners.js'
+import { OutboundQueues } from './outbound-queues.js'
+import { RetainedBudget } from './retained-budget.js'
+import { PublishRateLimiter } from './publish-rate.js'
+import type { BanList } from './bans.js'
 
 export interface BrokerDeps {
   config: Config
@@ -22,6 +29,9 @@ export interface BrokerDeps {
   metrics: Metrics
   store: BrokerStore
   authenticator: Authenticator
+  /** Where session ownership is kept (Redis in a cluster). */
+  kv: KeyValueStore
+  bans: BanList
 }
 
 /** Maps the errors Aedes reports for a client to our stable codes; undefined: not the client's fault. */
@@ -46,8 +56,15 @@ export class Broker implements Component {
   /** Set by the app-connect adapter: its ingest runs before PUBACK. */
   readonly beforeAck: HookContext['beforeAck'] = {}
   private aedes: Aedes | undefined
+  private readonly owners: SessionOwners
+  private readonly queues: OutboundQueues
 
-  constructor (private readonly deps: BrokerDeps) {}
+  constructor (private readonly deps: BrokerDeps) {
+    const { config, kv, log, metrics } = deps
+    this.owners = new SessionOwners(kv, config.mqtt.sessionOwnerDays * 86_400_000)
+    const limits = config.mqtt.limits
+    this.queues = new OutboundQueues({ maxQueuedMessages: limits.maxQueuedMessages, maxQueuedBytes: limits.maxQueuedBytes, drainTimeout: limits.drainTimeout }, log, metrics)
+  }
 
   /** This broker's id in the cluster (new on every start). */
   get id (): string { return this.instance.id }
@@ -60,7 +77,11 @@ export class Broker implements Component {
   async start (): Promise<void> {
     const { config, log, metrics, store, authenticator } = this.deps
     const limits = config.mqtt.limits
-    const hookContext: HookContext = { log, metrics, authenticator, connections: this.connections, topicRoot: config.topics.root, beforeAck: this.beforeAck }
+    const hookContext: HookContext = {
+      log, metrics, authenticator, connections: this.connections, topicRoot: config.topics.root, beforeAck: this.beforeAck,
+      owners: this.owners, queues: this.queues, retained: new RetainedBudget(limits.retained, config.topics.root, log, metrics),
+      bans: this.deps.bans, publishRate: new PublishRateLimiter(limits.publishRate),
+    }
     const aedes = await Aedes.createBroker({
       ...store.aedesOptions,
       drainTimeout: limits.drainTimeout,
@@ -76,7 +97,7 @@ export class Broker implements Component {
       authenticate: makeAuthenticate(hookContext),
       authorizePublish: makeAuthorizePublish(hookContext),
       authorizeSubscribe: makeAuthorizeSubscribe(hookContext),
-      authorizeForward: (_client: Client, packet: AedesPublishPacket) => { metrics.mqttMessagesSent.inc(); return packet },
+      authorizeForward: makeAuthorizeForward(hookContext) as (client: Client, packet: AedesPublishPacket) => AedesPublishPacket,
     })
     metrics.sources.subscriptions = () => {
       let n = 0
@@ -84,7 +105,10 @@ export class Broker implements Component {
       return n
     }
     aedes.on('client', () => { metrics.mqttClients.inc() })
-    aedes.on('clientDisconnect', () => { metrics.mqttClients.dec() })
+    aedes.on('clientDisconnect', (client: Client) => {
+      metrics.mqttClients.dec()
+      this.releaseCleanSession(client)
+    })
     aedes.on('clientError', (client: Client, err: Error) => { this.onClientError(client, err, 'clientError') })
     aedes.on('connectionError', (client: Client, err: Error) => { this.onClientError(client, err, 'connectionError') })
     // Aedes emits persistence failures (Redis down) as 'error' on the broker; unhandled, that
@@ -114,10 +138,40 @@ export class Broker implements Component {
     this.deps.log.warn({ code, kind, clientId: client.id, address: info?.remoteAddress, protocol: info?.protocol, reason: err.message }, 'client disconnected for an error')
   }
 
+  /** A clean session ends with its connection, and so does its owner's hold on the client id. */
+  private releaseCleanSession (client: Client): void {
+    const identity = this.connections.identity(client)
+    if (identity === undefined || !client.clean) return
+    // Taken over by a new connection of the same owner: the id is still in use.
+    const current = (this.aedes as unknown as { clients: Record<string, Client | undefined> } | undefined)?.clients[client.id]
+    if (current !== undefined && current !== client) return
+    this.owners.release(client.id, identity).catch((err: unknown) => { this.deps.log.warn({ code: 'LB_ERR_REDIS', err, clientId: client.id }, 'could not release a client id') })
+  }
+
   /** Hands a new connection to Aedes, remembering where it came from. */
   handle (stream: Duplex, info: ConnectionInfo): void {
     this.connections.register(stream, info)
-    this.instance.handle(stream)
+    const client = this.instance.handle(stream)
+    this.queues.attach(client)
+  }
+
+  /**
+   * Ends the connections of every identity `revoked` selects (a user removed or changed in the
+   * users file, a console session ended): access granted at CONNECT must not outlive the grant.
+   */
+  revoke (revoked: (identity: Identity, client: Client, info: ConnectionInfo | undefined) => boolean, reason: string): number {
+    const aedes = this.aedes
+    if (aedes === undefined) return 0
+    let n = 0
+    for (const client of Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)) {
+      const identity = this.connections.identity(client)
+      if (identity === undefined || !revoked(identity, client, this.connections.get(client.conn))) continue
+      n++
+      this.deps.metrics.mqttRevoked.inc()
+      this.deps.log.warn({ code: 'LB_ERR_AUTH_REVOKED', clientId: client.id, user: identity.user, via: identity.via, reason }, 'connection ended: its access was revoked')
+      client.close()
+    }
+    return n
   }
 
   async stop (): Promise<void> {

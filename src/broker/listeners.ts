@@ -13,10 +13,11 @@ import type { Config, MqttListenerConfig } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { ErrorCode } from '../errors.js'
-import { normalizeAddress } from '../util/net.js'
+import { normalizeAddress, rateLimitKey } from '../util/net.js'
 import { clientCertificateRefusal, certificateIdentity, type ServerTls } from '../tls/server-options.js'
 import { ConnectRateLimiter, coalesceWrites, guardPacketSize } from './connection-guard.js'
 import type { Broker } from './broker.js'
+import type { BanList } from './bans.js'
 
 export interface MqttListenersDeps {
   config: Config
@@ -25,6 +26,7 @@ export interface MqttListenersDeps {
   broker: Broker
   /** TLS settings, loaded only when a TLS listener exists. */
   tls: () => Promise<ServerTls>
+  bans: BanList
 }
 
 export interface BoundListener {
@@ -86,19 +88,25 @@ export class MqttListeners implements Component {
     }
   }
 
-  /** Common to every accepted TCP socket: rate limit, Nagle off, tracking for shutdown. */
+  /** Closes a socket refused at accept, counted, with one log line per address and code per window. */
+  private refuseAtAccept (socket: Socket, listener: MqttListenerConfig, address: string, code: ErrorCode, message: string): false {
+    this.deps.metrics.mqttRejected.inc({ code })
+    const key = `${code} ${address}`
+    if (!this.reportedFloods.has(key)) {
+      this.reportedFloods.add(key)
+      setTimeout(() => this.reportedFloods.delete(key), this.deps.config.mqtt.limits.connectRate.windowSeconds * 1000).unref()
+      this.deps.log.warn({ code, address, protocol: listener.protocol }, message)
+    }
+    socket.destroy()
+    return false
+  }
+
+  /** Common to every accepted TCP socket: bans, limits, Nagle off, tracking for shutdown. */
   private accept (socket: Socket, listener: MqttListenerConfig): boolean {
     const address = normalizeAddress(socket.remoteAddress)
-    if (!this.limiter.allow(address)) {
-      this.deps.metrics.mqttRejected.inc({ code: 'LB_ERR_MQTT_CONNECT_RATE' })
-      if (!this.reportedFloods.has(address)) {
-        this.reportedFloods.add(address)
-        setTimeout(() => this.reportedFloods.delete(address), this.deps.config.mqtt.limits.connectRate.windowSeconds * 1000).unref()
-        this.deps.log.warn({ code: 'LB_ERR_MQTT_CONNECT_RATE', address, protocol: listener.protocol }, 'connect rate exceeded; closing new connections from this address')
-      }
-      socket.destroy()
-      return false
-    }
+    if (this.deps.bans.addressBanned(address)) return this.refuseAtAccept(socket, listener, address, 'LB_ERR_MQTT_BANNED', 'connection from a banned address closed')
+    if (this.sockets.size >= this.deps.config.mqtt.limits.maxConnections) return this.refuseAtAccept(socket, listener, address, 'LB_ERR_MQTT_CONNECTION_LIMIT', 'connection limit reached; closing new connections')
+    if (!this.limiter.allow(rateLimitKey(address))) return this.refuseAtAccept(socket, listener, address, 'LB_ERR_MQTT_CONNECT_RATE', 'connect rate exceeded; closing new connections from this address')
     // Nagle's algorithm costs ~40 ms per hop on small MQTT packets (STYLE §6).
     socket.setNoDelay(true)
     this.sockets.set(socket, listener.protocol)

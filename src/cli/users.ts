@@ -16,7 +16,12 @@ export interface UsersAddOptions {
   apps: string[]
   downlink?: boolean
   gateway?: string
+  /** Opt-in for a gateway user bound to no GW-UUID (see UNBOUND_GATEWAY). */
+  anyGateway?: boolean
 }
+
+/** What an unbound gateway user may do (src/auth/acl.ts), said wherever one is made or listed. */
+export const UNBOUND_GATEWAY = 'it may subscribe to lorawan/# (every Conduit\'s uplinks, downlinks and api/lora/log answers) and publish on every Conduit\'s lorawan/… topics (downlinks, api_req and lora_req commands, init and close in its name)'
 
 export async function usersAdd (config: Config, name: string, opts: UsersAddOptions): Promise<void> {
   const file = config.auth.usersFile as string
@@ -29,6 +34,13 @@ export async function usersAdd (config: Config, name: string, opts: UsersAddOpti
     if (opts.role !== 'gateway') throw new Error('--gateway only applies to --role gateway')
     gateway = normalizeGatewayUuid(opts.gateway)
     if (gateway === undefined) throw new Error(`"${opts.gateway}" is not a GW-UUID (32 hex digits, dashed or not)`)
+  }
+  // Gateways are bound by default (issue 12): an unbound one is an explicit, informed choice.
+  if (opts.anyGateway === true && opts.role !== 'gateway') throw new Error('--any-gateway only applies to --role gateway')
+  if (opts.anyGateway === true && gateway !== undefined) throw new Error('--gateway and --any-gateway exclude each other')
+  if (opts.role === 'gateway' && gateway === undefined && opts.anyGateway !== true) {
+    throw new Error('a gateway user is bound to its Conduit: give --gateway UUID (the content of /sys/devices/platform/mts-io/uuid on the Conduit); ' +
+      `--any-gateway makes an unbound gateway instead: ${UNBOUND_GATEWAY}`)
   }
   if (opts.downlink === true && opts.role !== 'consumer') throw new Error('--downlink only applies to --role consumer')
   const password = opts.passwordStdin === true ? await readStdin() : opts.password
@@ -46,18 +58,21 @@ export async function usersAdd (config: Config, name: string, opts: UsersAddOpti
   users.set(name, user)
   await writeUsersFile(file, users)
   process.stdout.write(`${replaced ? 'replaced' : 'added'} ${opts.role} "${name}"${password === undefined ? ' (no password: client certificate only)' : ''} in ${file}\n`)
+  if (opts.role === 'gateway' && gateway === undefined) process.stderr.write(`warning: "${name}" is an UNBOUND gateway: ${UNBOUND_GATEWAY}. Bind each Conduit with --gateway UUID instead unless this user is a trusted bridge.\n`)
 }
 
 export async function usersList (config: Config, opts: { json?: boolean }): Promise<void> {
   const users = [...(await readUsersFile(config.auth.usersFile as string)).values()]
   if (opts.json === true) {
-    process.stdout.write(JSON.stringify(users.map(({ passwordHash, ...u }) => ({ ...u, password: passwordHash !== undefined })), null, 2) + '\n')
+    process.stdout.write(JSON.stringify(users.map(({ passwordHash, ...u }) => ({ ...u, ...(u.role === 'gateway' ? { unbound: u.gateway === undefined } : {}), password: passwordHash !== undefined })), null, 2) + '\n')
     return
   }
   const rows = [['NAME', 'ROLE', 'APPS', 'DOWNLINK', 'GATEWAY', 'PASSWORD'],
-    ...users.map(u => [u.name, u.role, u.apps.join(',') || '-', u.downlink ? 'yes' : 'no', u.gateway ?? '-', u.passwordHash !== undefined ? 'yes' : 'no'])]
+    ...users.map(u => [u.name, u.role, u.apps.join(',') || '-', u.downlink ? 'yes' : 'no', u.role !== 'gateway' ? '-' : u.gateway ?? 'UNBOUND (every Conduit)', u.passwordHash !== undefined ? 'yes' : 'no'])]
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map(r => r[i]!.length)))
   for (const r of rows) process.stdout.write(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n')
+  const unbound = users.filter(u => u.role === 'gateway' && u.gateway === undefined).map(u => u.name)
+  if (unbound.length > 0) process.stderr.write(`note: ${unbound.join(', ')} ${unbound.length === 1 ? 'is an UNBOUND gateway' : 'are UNBOUND gateways'}: ${UNBOUND_GATEWAY}. Bind with \`users add NAME --role gateway --gateway UUID\`.\n`)
 }
 
 export async function usersRemove (config: Config, name: string): Promise<void> {

@@ -136,11 +136,14 @@ function semanticIssues (c: Config, env: NodeJS.ProcessEnv, secrets: boolean): C
 }
 
 function resolvePaths (c: Config, baseDir: string): void {
-  const mutable = c as { dataDir: string, auth: { usersFile?: string }, rules: { dir: string } }
+  const mutable = c as { dataDir: string, auth: { usersFile?: string, bansFile?: string }, rules: { dir: string } }
   mutable.dataDir = resolve(baseDir, c.dataDir)
   mutable.auth.usersFile = c.auth.usersFile === undefined
     ? resolve(mutable.dataDir, 'users.yaml')
     : resolve(baseDir, c.auth.usersFile)
+  mutable.auth.bansFile = c.auth.bansFile === undefined
+    ? resolve(mutable.dataDir, 'bans.yaml')
+    : resolve(baseDir, c.auth.bansFile)
   mutable.rules.dir = resolve(baseDir, c.rules.dir)
 }
 

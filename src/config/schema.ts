@@ -85,13 +85,25 @@ export const ConfigSchema = Type.Object({
       maxTopicLevels: Type.Integer({ minimum: 1, maximum: 100, default: 32, description: 'Levels in a topic or filter (Aedes caps this at 100).' }),
       maxInflightInbound: Type.Integer({ minimum: 0, default: 1000, description: 'Inbound QoS 2 messages awaiting PUBREL per client; 0 = unlimited.' }),
       maxClientIdLength: Type.Integer({ minimum: 23, default: 256, description: 'Conduit client ids (`lorawan/<eui>/<uuid>`) are longer than MQTT 3.1.1’s 23.' }),
-      drainTimeout: Type.Integer({ minimum: 0, default: 30000, description: 'Milliseconds a client may leave the broker’s writes unread before it is disconnected; 0 = never.' }),
+      drainTimeout: Type.Integer({ minimum: 0, default: 30000, description: 'Milliseconds a client may leave the broker’s writes unread before it is disconnected; 0 = never. Publishers never wait for a slow reader (see maxQueuedMessages).' }),
+      maxQueuedMessages: Type.Integer({ minimum: 1, default: 1000, description: 'Messages written to one client while it has not read the ones before (its outbound queue). Past this, or maxQueuedBytes: a clean-session client misses the message (counted in lorabridge_mqtt_dropped_total); a persistent-session client is disconnected (LB_ERR_MQTT_QUEUE_FULL) and gets its stored QoS 1 messages when it reconnects.' }),
+      maxQueuedBytes: Type.Integer({ minimum: 1024, default: 16777216, description: 'Bytes of one client’s outbound queue (see maxQueuedMessages).' }),
       connectTimeout: Type.Integer({ minimum: 1000, default: 30000, description: 'Milliseconds from TCP accept to CONNECT.' }),
+      retained: Type.Object({
+        perUser: Type.Integer({ minimum: 0, default: 1000, description: 'Retained topics one user (or anonymous) may hold; past it, a retained publication is delivered live only (LB_ERR_MQTT_RETAIN_LIMIT).' }),
+        total: Type.Integer({ minimum: 0, default: 100000, description: 'Retained topics all clients together may hold on this instance.' }),
+      }, { ...Strict, default: {}, description: 'Retained messages clients may make the broker keep. Command topics (…/down, …/clear) are never retained.' }),
+      maxConnections: Type.Integer({ minimum: 1, default: 100000, description: 'Open MQTT connections on this instance, all listeners together; past it new sockets are closed at accept (LB_ERR_MQTT_CONNECTION_LIMIT).' }),
+      publishRate: Type.Object({
+        messagesPerSecond: Type.Number({ minimum: 0, default: 0, description: 'PUBLISH packets per second one client may send (bursts of one second’s worth); a client over it is slowed down (its socket is not read meanwhile), not disconnected. 0: no limit.' }),
+        bytesPerSecond: Type.Number({ minimum: 0, default: 0, description: 'Payload bytes per second one client may publish, in the same way. 0: no limit.' }),
+      }, { ...Strict, default: {}, description: 'Per-client publish rate (EMQX messages_rate/bytes_rate). Off by default: a Conduit sends a few messages per second, a bridge or a benchmark thousands; set it for listeners open to untrusted users.' }),
       connectRate: Type.Object({
-        perAddress: Type.Integer({ minimum: 0, default: 50, description: 'New connections allowed per address per window (burst); 0 turns the limit off.' }),
+        perAddress: Type.Integer({ minimum: 0, default: 50, description: 'New connections allowed per address per window (burst); 0 turns the limit off. IPv6 addresses count per /64 (one host’s usual allocation).' }),
         windowSeconds: Type.Number({ exclusiveMinimum: 0, default: 10, description: 'Seconds over which perAddress connections are refilled.' }),
       }, { ...Strict, default: {}, description: 'New connections per remote address; excess sockets are closed at once.' }),
     }, { ...Strict, default: {}, description: 'Limits that protect the broker from faulty or hostile clients.' }),
+    sessionOwnerDays: Type.Number({ exclusiveMinimum: 0, default: 30, description: 'A client id belongs to the user that first connects with it, for as long as a persistent session may be resumed (renewed at each connection) or while a clean session is connected; another user is refused with CONNACK 2.' }),
   }, { ...Strict, default: {}, description: 'The embedded MQTT broker.' }),
   http: Type.Object({
     listeners: Type.Array(HttpListener, { default: [{ protocol: 'http', host: '127.0.0.1', port: 8080 }], description: 'HTTP(S) listeners: /healthz, /readyz, /metrics, app-connect HTTP, ThingPark, the web console.' }),
@@ -105,6 +117,7 @@ export const ConfigSchema = Type.Object({
   }, { ...Strict, default: {}, description: 'The HTTP side of the daemon.' }),
   auth: Type.Object({
     usersFile: Type.Optional(Type.String({ description: 'Users file (YAML, salted scrypt hashes). Default: <dataDir>/users.yaml.' })),
+    bansFile: Type.Optional(Type.String({ description: 'Ban list (YAML, written by `lorabridge ban add|remove`): addresses and networks, client ids, user names refused at once. Default: <dataDir>/bans.yaml.' })),
     certificateIdentity: Type.Union([Type.Literal('cn'), Type.Literal('off')], { default: 'cn', description: 'Which part of a verified client certificate names the user (off: certificates authenticate nobody).' }),
   }, { ...Strict, default: {}, description: 'Who may connect: see docs/security.md.' }),
   redis: Type.Optional(Type.Object({

@@ -16,6 +16,7 @@ import { certificateIdentity } from '../tls/server-options.js'
 import type { AppConnectIngest, IngestOutcome } from './ingest.js'
 import type { HttpDownlinkQueue } from './http-queue.js'
 import type { TopicShape } from './topics.js'
+import type { MultitechRoute } from '../core/routes.js'
 import { parseJson } from './payloads.js'
 
 export interface AppConnectHttpDeps {
@@ -32,6 +33,17 @@ export interface AppConnectHttpDeps {
 }
 
 const BASE = '/api/v1/lorawan'
+/**
+ * app-connect batches at most 10 queued messages, and a re-queued batch nested inside one holds at
+ * most 10 again (§3): more items than that is not app-connect, and would turn one request into
+ * thousands of ingests.
+ */
+const MAX_BATCH_ITEMS = 100
+
+type BoundRequest = FastifyRequest & { gatewayBinding?: string }
+
+/** The GW-UUID (dashed) the request's certificate is bound to; undefined for unbound and anonymous requests. */
+const bindingOf = (req: FastifyRequest): string | undefined => (req as BoundRequest).gatewayBinding
 
 function initResponse (config: Config): Record<string, number> {
   const h = config.multitech.http
@@ -76,7 +88,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         return
       }
       const binding = user.gateway !== undefined ? normalizeGatewayId(user.gateway) : undefined
-      if (binding !== undefined) (req as FastifyRequest & { gatewayBinding?: string }).gatewayBinding = binding
+      if (binding !== undefined) (req as BoundRequest).gatewayBinding = binding
       return
     }
     if (config.multitech.http.anonymous || isLoopbackHost(socket.localAddress ?? '')) return
@@ -87,7 +99,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
   const run = async (req: FastifyRequest, reply: FastifyReply, shape: TopicShape, json: unknown): Promise<IngestOutcome | undefined> => {
     try {
       if (!deps.ready()) throw new Error('the store is unreachable')
-      return await ingest.handle({ shape, payload: { json }, transport: 'http' })
+      return await ingest.handle({ shape, payload: { json }, transport: 'http', boundGateway: bindingOf(req) })
     } catch {
       reply.hijack()
       req.raw.socket.destroy()
@@ -98,7 +110,21 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
   const body = (req: FastifyRequest): { ok: true, value: unknown } | { ok: false, message: string } =>
     parseJson(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0))
 
-  const bad = (reply: FastifyReply, o: Extract<IngestOutcome, { result: 'error' }>): FastifyReply => reply.code(400).send({ error: o.code, message: o.message })
+  const bad = (reply: FastifyReply, o: Extract<IngestOutcome, { result: 'error' }>): FastifyReply =>
+    reply.code(o.code === 'LB_ERR_APPCONNECT_OTHER_GATEWAY' ? 403 : 400).send({ error: o.code, message: o.message })
+
+  /**
+   * Whose waiting downlinks a request may take (issue 12): a bound certificate only those routed
+   * through its own Conduit; an unbound one (a gateway user without `gateway`, an admin, or an
+   * anonymous loopback / `multitech.http.anonymous` request) only those routed through Conduits
+   * that no gateway user is bound to, since nothing tells which Conduit it is.
+   */
+  const takeFilter = async (req: FastifyRequest): Promise<(route: MultitechRoute) => boolean> => {
+    const bound = bindingOf(req)
+    if (bound !== undefined) return route => route.gatewayId === bound
+    const claimed = await users.boundGateways()
+    return route => !claimed.has(route.gatewayId.replace(/-/g, ''))
+  }
 
   const jsonError = (reply: FastifyReply, message: string): FastifyReply => {
     metrics.ingestErrors.inc({ network: 'multitech', code: 'LB_ERR_APPCONNECT_JSON' })
@@ -147,7 +173,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         if (o.result === 'error') return bad(reply, o)
         const devEui = o.result === 'published' ? o.event.devEui : shape.kind === 'device' ? shape.devEui : undefined
         // Class A: the device's pending downlinks ride on the answer (§4).
-        return queue.take(devEui !== undefined ? [devEui] : [])
+        return queue.take(devEui !== undefined ? [devEui] : [], await takeFilter(req))
       })
 
       scope.post<{ Params: { app: string, dev: string } }>('/:app/:dev/joined', { bodyLimit: single }, async (req, reply) => {
@@ -166,6 +192,11 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         if (!parsed.ok) return jsonError(reply, parsed.message)
         if (!Array.isArray(parsed.value)) return jsonError(reply, 'a batch must be a JSON array')
         const items = (parsed.value as unknown[]).flat(2)
+        if (items.length > MAX_BATCH_ITEMS) {
+          metrics.ingestErrors.inc({ network: 'multitech', code: 'LB_ERR_APPCONNECT_TOO_LARGE' })
+          log.warn({ code: 'LB_ERR_APPCONNECT_TOO_LARGE', url: req.url, items: items.length }, 'app-connect batch refused')
+          return reply.code(413).send({ error: 'LB_ERR_APPCONNECT_TOO_LARGE', message: `${items.length} messages in a batch; app-connect sends at most ${MAX_BATCH_ITEMS}` })
+        }
         const devEuis: string[] = []
         let refused: Extract<IngestOutcome, { result: 'error' }> | undefined
         for (const item of items) {
@@ -179,7 +210,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
           else if (shape.kind === 'device') devEuis.push(shape.devEui)
         }
         if (refused !== undefined && devEuis.length === 0) return bad(reply, refused)
-        return queue.take(devEuis)
+        return queue.take(devEuis, await takeFilter(req))
       })
 
       // GET with a JSON body listing the DevEUIs the Conduit knows (§3); Fastify does not parse GET bodies.
@@ -197,9 +228,9 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
         if (!Array.isArray(list)) return jsonError(reply, 'expected a JSON array of DevEUIs')
         const devEuis = list.map(normalizeEui).filter((d): d is string => d !== undefined)
         // A poll says nothing of who polls, unless the certificate's user is bound to a gateway.
-        const bound = (req as FastifyRequest & { gatewayBinding?: string }).gatewayBinding
+        const bound = bindingOf(req)
         if (bound !== undefined) await deps.polled?.(bound)
-        return queue.take(devEuis)
+        return queue.take(devEuis, await takeFilter(req))
       })
     }, { prefix })
   }

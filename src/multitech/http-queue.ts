@@ -33,14 +33,22 @@ export class HttpDownlinkQueue {
 
   size (devEui: string): number { return this.pending.get(devEui)?.length ?? 0 }
 
-  /** Hands over every pending downlink of these devices, as the Conduit's downlink JSON. */
-  async take (devEuis: Iterable<string>): Promise<Array<Record<string, unknown>>> {
+  /**
+   * Hands over the pending downlinks of these devices that `mayTake` allows, as the Conduit's
+   * downlink JSON; the others stay for the Conduit they were routed through. A poll lists DevEUIs
+   * the requester chose, so the DevEUI alone says nothing of whose downlink it is (issue 12).
+   */
+  async take (devEuis: Iterable<string>, mayTake: (route: MultitechRoute) => boolean = () => true): Promise<Array<Record<string, unknown>>> {
     const out: Array<Record<string, unknown>> = []
     for (const devEui of new Set(devEuis)) {
       const list = this.pending.get(devEui)
       if (list === undefined) continue
-      this.pending.delete(devEui)
-      for (const p of list) {
+      const handed = list.filter(p => mayTake(p.target.entry.route as MultitechRoute))
+      if (handed.length === 0) continue
+      const kept = list.filter(p => !handed.includes(p))
+      if (kept.length === 0) this.pending.delete(devEui)
+      else this.pending.set(devEui, kept)
+      for (const p of handed) {
         const route = p.target.entry.route as MultitechRoute
         out.push(downlinkBody(route, devEui, p.req))
         await this.report('down/queued', { id: p.req.id, app: p.target.app, devEui, command: 'down', network: networkOf(route) }, 'multitech')

@@ -24,6 +24,11 @@ export interface IngestMessage {
   payload: Buffer | { json: unknown }
   transport: 'mqtt' | 'http'
   clientId?: string | undefined
+  /**
+   * The GW-UUID (dashed) the sender's credentials are bound to (a gateway user with `gateway`):
+   * its device messages are that Conduit's, whatever they say; unset for unbound senders.
+   */
+  boundGateway?: string | undefined
   receivedAt?: Date
 }
 
@@ -93,6 +98,7 @@ export class AppConnectIngest {
   /** The Conduit a refused message came from, when its topic or connection tells (never learnt from it). */
   private knownGateway (msg: IngestMessage): string | undefined {
     const shape = msg.shape
+    if (msg.boundGateway !== undefined) return msg.boundGateway
     if ((shape.kind === 'device' || shape.kind === 'gateway') && shape.gatewayId !== undefined) return shape.gatewayId
     return msg.clientId !== undefined ? this.deps.conduits.byClientId(msg.clientId)?.gatewayId : undefined
   }
@@ -132,7 +138,7 @@ export class AppConnectIngest {
         if (!init.ok) return { result: 'error', code: init.code === 'LB_ERR_APPCONNECT_JSON' ? 'LB_ERR_APPCONNECT_PAYLOAD' : init.code, message: init.message }
         const c = conduits.learn(shape.gatewayWire, {
           version: versionFromInit(init.value.api_version, shape.family),
-          gatewayEuis: (init.value.gateways_euis ?? []).map(e => dashedEui(normalizeEui(e)!)),
+          gatewayEuis: this.ownEuis(msg, shape.gatewayId, (init.value.gateways_euis ?? []).map(e => dashedEui(normalizeEui(e)!))),
           transport: msg.transport,
           clientId: msg.clientId,
           appEui: shape.appEui,
@@ -153,11 +159,50 @@ export class AppConnectIngest {
     }
   }
 
-  /** The Conduit a device message came from: the topic's GW-UUID, the client id, or the radio card's EUI. */
+  /**
+   * The Conduit a device message came from: the one the sender is bound to; else the topic's
+   * GW-UUID, the client id, or the radio card's EUI (which an unbound sender may claim freely).
+   */
   private conduitFor (shape: Extract<TopicShape, { kind: 'device' }>, msg: IngestMessage, gweui: string | undefined): Conduit | undefined {
     const { conduits } = this.deps
+    if (msg.boundGateway !== undefined) return conduits.get(msg.boundGateway) ?? conduits.learn(msg.boundGateway, { transport: msg.transport })
     if (shape.gatewayWire !== undefined) return conduits.get(shape.gatewayId!) ?? conduits.learn(shape.gatewayWire, { transport: msg.transport, clientId: msg.clientId })
     return (msg.clientId !== undefined ? conduits.byClientId(msg.clientId) : undefined) ?? conduits.byGatewayEui(gweui)
+  }
+
+  /**
+   * A bound Conduit naming a gateway EUI that another Conduit declared: an attempt to pass as that
+   * gateway (the EUI feeds `gateways[]` and application matching), refused. An EUI nobody declared
+   * becomes the bound Conduit's own (HTTP Conduits do not init again after lorabridge restarts), so
+   * that a later claim by another Conduit cannot lock it out.
+   */
+  private checkGatewayEui (msg: IngestMessage, conduit: Conduit | undefined, gweui: string | undefined): IngestOutcome | undefined {
+    if (msg.boundGateway === undefined || gweui === undefined || conduit === undefined) return undefined
+    const eui = normalizeEui(gweui)
+    if (eui === undefined || conduit.gatewayEuis.some(e => normalizeEui(e) === eui)) return undefined
+    const owner = this.deps.conduits.byGatewayEui(eui)
+    if (owner !== undefined && owner.gatewayId !== conduit.gatewayId) {
+      return { result: 'error', code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY', message: `gateway EUI ${dashedEui(eui)} is declared by Conduit ${owner.gatewayId}, and this sender is bound to ${conduit.gatewayId}` }
+    }
+    this.deps.conduits.learn(conduit.gatewayWire, { gatewayEuis: [...conduit.gatewayEuis, dashedEui(eui)] })
+    return undefined
+  }
+
+  /**
+   * The gateway EUIs a bound Conduit's init may declare: its own, and none another Conduit declared
+   * first (else a bound Conduit could take over another's radio EUIs). Each refused one is logged and
+   * counted; the init itself goes on, so that the Conduit starts polling.
+   */
+  private ownEuis (msg: IngestMessage, gatewayId: string, euis: string[]): string[] {
+    if (msg.boundGateway === undefined) return euis
+    const declared = this.deps.conduits.get(gatewayId)?.gatewayEuis ?? []
+    return euis.filter(eui => {
+      const owner = this.deps.conduits.byGatewayEui(eui)
+      if (owner === undefined || owner.gatewayId === gatewayId || declared.includes(eui)) return true
+      this.deps.metrics.ingestErrors.inc({ network: NETWORK, code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY' })
+      this.deps.log.warn({ code: 'LB_ERR_APPCONNECT_OTHER_GATEWAY', transport: msg.transport, gateway: gatewayId, gatewayEui: eui, owner: owner.gatewayId }, 'init declares a gateway EUI another Conduit declared; ignored')
+      return false
+    })
   }
 
   private version (shape: Extract<TopicShape, { kind: 'device' }>, conduit: Conduit | undefined): AppConnectVersion {
@@ -174,6 +219,9 @@ export class AppConnectIngest {
     const receivedAt = msg.receivedAt ?? this.deps.now()
     const gweui = typeof (body.value as { gweui?: unknown })?.gweui === 'string' ? (body.value as { gweui: string }).gweui : undefined
     let conduit = this.conduitFor(shape, msg, gweui)
+    const spoofed = this.checkGatewayEui(msg, conduit, gweui)
+    if (spoofed !== undefined) return spoofed
+    if (conduit !== undefined) conduit = this.deps.conduits.get(conduit.gatewayId) ?? conduit
     const network: MultitechNetwork = {
       type: 'multitech',
       transport: msg.transport,

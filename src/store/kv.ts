@@ -10,6 +10,13 @@ export interface KeyValueStore {
   /** ttlMs: forget the key after this long (undefined: keep). */
   set (key: string, value: string, ttlMs?: number): Promise<void>
   del (key: string): Promise<void>
+  /**
+   * Atomically: when `key` is absent, sets it to `value` for ttlMs; when it holds `value`, renews
+   * its ttl. Returns what the key holds afterwards (another value: someone else's claim).
+   */
+  claim (key: string, value: string, ttlMs: number): Promise<string>
+  /** Atomically deletes `key` if it holds `value`. */
+  release (key: string, value: string): Promise<void>
   /** Every key with this prefix, and its value. For start-up recovery, not hot paths. */
   entries (prefix: string): Promise<Array<[string, string]>>
   ready (): boolean
@@ -33,6 +40,17 @@ export class MemoryKeyValueStore implements KeyValueStore {
   }
 
   async del (key: string): Promise<void> { this.data.delete(key) }
+  async claim (key: string, value: string, ttlMs: number): Promise<string> {
+    const current = this.live(key)
+    if (current !== undefined && current !== value) return current
+    this.data.set(key, { value, until: this.now() + ttlMs })
+    return value
+  }
+
+  async release (key: string, value: string): Promise<void> {
+    if (this.live(key) === value) this.data.delete(key)
+  }
+
   async entries (prefix: string): Promise<Array<[string, string]>> {
     const out: Array<[string, string]> = []
     for (const key of [...this.data.keys()]) {
@@ -44,6 +62,17 @@ export class MemoryKeyValueStore implements KeyValueStore {
 
   ready (): boolean { return true }
 }
+
+const CLAIM = `
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return current end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+`
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+`
 
 export class RedisKeyValueStore implements KeyValueStore {
   constructor (private readonly redis: RedisConnection, private readonly prefix: string) {}
@@ -59,6 +88,14 @@ export class RedisKeyValueStore implements KeyValueStore {
 
   async del (key: string): Promise<void> {
     await this.redis.del(this.prefix + key)
+  }
+
+  async claim (key: string, value: string, ttlMs: number): Promise<string> {
+    return String(await this.redis.eval(CLAIM, 1, this.prefix + key, value, String(Math.max(1, Math.round(ttlMs)))))
+  }
+
+  async release (key: string, value: string): Promise<void> {
+    await this.redis.eval(RELEASE, 1, this.prefix + key, value)
   }
 
   async entries (prefix: string): Promise<Array<[string, string]>> {

@@ -20,7 +20,7 @@ import type { Deduplicator } from '../core/dedup.js'
 import type { RouteTable } from '../core/routes.js'
 import type { OutcomeReporter } from '../core/downlinks.js'
 import type { FailureBudget } from '../util/failure-budget.js'
-import { rateLimitKey } from '../util/net.js'
+import { normalizeAddress, rateLimitKey } from '../util/net.js'
 import { frameId } from '../model/ids.js'
 import { contentKind, FieldReader, KNOWN_REPORTS, parseReport, type KnownReport } from './reports.js'
 import { parseRawQuery, verifyReportToken } from './token.js'
@@ -91,7 +91,7 @@ export class ThingParkIngest {
 
   /** Spends one failure of `address` (also for refusals made outside the ingest: a body too large). */
   failed (address: string | undefined): void {
-    this.deps.failures.fail(rateLimitKey(address))
+    this.deps.failures.fail(rateLimitKey(normalizeAddress(address)))
   }
 
   /**
@@ -99,7 +99,7 @@ export class ThingParkIngest {
    * refusal, or what the later checks need.
    */
   precheck (req: TpRequestHead): TpAnswer | TpHeadOk {
-    const source = rateLimitKey(req.address)
+    const source = rateLimitKey(normalizeAddress(req.address))
     if (this.deps.failures.exhausted(source)) {
       this.deps.metrics.ingestErrors.inc({ network: NETWORK, code: 'LB_ERR_THINGPARK_RATE_LIMITED' })
       // One line per address per window: a flood must not become a flood of log lines.

@@ -14,27 +14,19 @@ export function normalizeAddress (address: string | undefined): string {
 }
 
 /**
- * The key a per-source limit counts under: the address for IPv4, and the /64 prefix for IPv6 — one
- * IPv6 host usually holds a whole /64 and can pick a new address for every request.
+ * The key per-address limits count under: an IPv4 address as it is, an IPv6 address by its /64
+ * network — one host usually holds a whole /64 and can pick any address in it, so limits per
+ * IPv6 address would be limits per connection.
  */
-export function rateLimitKey (address: string | undefined): string {
-  const a = normalizeAddress(address)
-  if (isIP(a.split('%')[0]!) !== 6) return a
-  const groups = expandIpv6(a.split('%')[0]!)
+export function rateLimitKey (address: string): string {
+  if (isIP(address) !== 6) return address
+  const [head = '', tail = ''] = address.toLowerCase().split('::')
+  const headGroups = head === '' ? [] : head.split(':')
+  const tailGroups = tail === '' ? [] : tail.split(':')
+  // An embedded IPv4 tail (::ffff:1.2.3.4 is normalized away earlier) counts as two groups.
+  const width = (groups: string[]): number => groups.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0)
+  const groups = address.includes('::')
+    ? [...headGroups, ...Array(8 - width(headGroups) - width(tailGroups)).fill('0'), ...tailGroups]
+    : headGroups
   return `${groups.slice(0, 4).map(g => g.replace(/^0+(?=.)/, '')).join(':')}::/64`
-}
-
-/** The eight 16-bit groups of an IPv6 address (lower-case hex); an embedded IPv4 tail becomes two groups. */
-function expandIpv6 (address: string): string[] {
-  let a = address.toLowerCase()
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a)
-  if (v4 !== null) {
-    const [b1, b2, b3, b4] = v4.slice(1).map(Number) as [number, number, number, number]
-    a = a.slice(0, v4.index) + `${((b1 << 8) | b2).toString(16)}:${((b3 << 8) | b4).toString(16)}`
-  }
-  const [head, tail] = a.includes('::') ? a.split('::') as [string, string] : [a, undefined]
-  const left = head === '' ? [] : head.split(':')
-  if (tail === undefined) return left
-  const right = tail === '' ? [] : tail.split(':')
-  return [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right]
 }

@@ -13,7 +13,6 @@ import { describe, it, expect, afterAll, beforeAll } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { observe, sleep, until, type MqttClient } from '../helpers/mqtt.js'
-import { rateLimitKey } from '../../src/util/net.js'
 import { tpConfig, ENV, signedUplink, uplinkReport, post, type TpRequest } from './thingpark-helpers.js'
 
 const START = Date.parse('2026-03-01T10:00:00.000Z')
@@ -123,19 +122,5 @@ describe('failed tokens are limited per source address', () => {
     await until(() => ups() === LIMIT + 2, 'the last two uplinks')
     await sleep(50)
     expect(ups()).toBe(LIMIT + 2)
-  })
-})
-
-describe('the rate limit key', () => {
-  it('is the address for IPv4 (mapped or not) and the /64 prefix for IPv6', () => {
-    expect(rateLimitKey('192.0.2.7')).toBe('192.0.2.7')
-    expect(rateLimitKey('::ffff:192.0.2.7')).toBe('192.0.2.7')
-    expect(rateLimitKey('2001:db8:1:2:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2::/64')
-    expect(rateLimitKey('2001:db8:1:2::9')).toBe('2001:db8:1:2::/64')
-    expect(rateLimitKey('2001:DB8:0001:0002:0:0:0:1')).toBe('2001:db8:1:2::/64')
-    expect(rateLimitKey('2001:db8::1')).toBe('2001:db8:0:0::/64')
-    expect(rateLimitKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64')
-    expect(rateLimitKey('::1')).toBe('0:0:0:0::/64')
-    expect(rateLimitKey(undefined)).toBe('unknown')
   })
 })
