@@ -26,6 +26,8 @@ import { DownlinkRouter } from './core/downlinks.js'
 import { ApplicationResolver } from './model/applications.js'
 import { MultitechBridge } from './multitech/bridge.js'
 import { ThingParkBridge } from './thingpark/bridge.js'
+import { MemoryReplayMemory, RedisReplayMemory, type ReplayMemory } from './thingpark/replay-memory.js'
+import { FailureBudget } from './util/failure-budget.js'
 import { RulesComponent } from './rules/component.js'
 import { WebConsole } from './console/component.js'
 import { ConsoleTokens } from './console/sessions.js'
@@ -108,20 +110,24 @@ export class Daemon {
 
     const aedes = () => this.broker.instance
     const now = opts.now ?? (() => new Date())
+    // In-memory expiries follow the daemon's clock (tests inject one to cross windows instantly).
+    const clockMs = (): number => now().getTime()
     this.bus = new EventBus(aedes, config.topics.root)
     // With Redis, instances form one cluster: what they must agree on lives there.
     const instance = randomUUID()
     const dedupMs = config.events.dedupWindowSeconds * 1000
-    const dedup: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, prefix, dedupMs) : new MemoryDeduplicator(dedupMs)
+    const dedup: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, prefix, dedupMs) : new MemoryDeduplicator(dedupMs, undefined, clockMs)
     const routes: RouteTable = stateRedis !== undefined ? new RedisRouteTable(stateRedis, prefix) : new MemoryRouteTable()
     const locator: ClientLocator = stateRedis !== undefined ? new RedisClientLocator(stateRedis, prefix, instance) : new MemoryClientLocator(instance)
-    const replayWindowMs = 1000 * Math.max(120, 2 * Math.max(0, ...config.thingpark.connections.map(c => c.maxTimeDeviation)))
-    const replays: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, `${prefix}tp-token:`, replayWindowMs) : new MemoryDeduplicator(replayWindowMs)
+    const replays: ReplayMemory = stateRedis !== undefined
+      ? new RedisReplayMemory(stateRedis, prefix, clockMs)
+      : new MemoryReplayMemory(config.thingpark.replayMemoryMaxEntries, clockMs, () => { this.metrics.thingparkReplayEvictions.inc() })
+    const tpFailures = new FailureBudget(config.thingpark.failedTokenLimit.perAddress, config.thingpark.failedTokenLimit.windowSeconds, clockMs)
     const presence = new GatewayPresence(this.bus, child('presence'))
     const apps = new ApplicationResolver(config.applications)
     const storeReady = (): boolean => this.store.ready() && this.kv.ready()
     this.multitech = new MultitechBridge({ config, broker: aedes, bus: this.bus, dedup, routes, presence, apps, users, locator, beforeAck: this.broker.beforeAck, log: child('multitech'), metrics: this.metrics, now, ready: storeReady })
-    this.thingpark = new ThingParkBridge({ config, bus: this.bus, dedup, replays, routes, apps, kv: this.kv, log: child('thingpark'), metrics: this.metrics, now, ready: storeReady, ...(opts.env !== undefined ? { env: opts.env } : {}) })
+    this.thingpark = new ThingParkBridge({ config, bus: this.bus, dedup, replays, failures: tpFailures, routes, apps, kv: this.kv, log: child('thingpark'), metrics: this.metrics, now, ready: storeReady, ...(opts.env !== undefined ? { env: opts.env } : {}) })
     this.downlinks = new DownlinkRouter({ bus: this.bus, routes, log: child('downlinks'), metrics: this.metrics, transports: { multitech: this.multitech.downlinks, thingpark: this.thingpark.downlinks } })
     const report = (kind: 'down/queued' | 'down/failed' | 'down/sent', o: Parameters<DownlinkRouter['outcome']>[1], network: string): Promise<void> => this.downlinks.outcome(kind, o, network)
     this.multitech.queue.report = report
@@ -159,7 +165,7 @@ export class Daemon {
       component('downlinks', () => this.downlinks.start(), () => this.downlinks.stop()),
       // After the router: pending ThingPark retries resume and report outcomes through it.
       this.thingpark,
-      component('cluster-state', async () => {}, async () => { dedup.close(); replays.close(); locator.close() }),
+      component('cluster-state', async () => {}, async () => { dedup.close(); replays.close(); tpFailures.close(); locator.close() }),
       // Last: clients connect only once everything that handles their messages is in place.
       this.mqtt,
       // Stopping before the listeners: downlinks still waiting for an HTTP Conduit end in

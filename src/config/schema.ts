@@ -76,7 +76,7 @@ const ThingParkConnection = Type.Object({
   asKey: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{32}$', description: 'AS key (32 hex digits). Prefer asKeyEnv.' })),
   asKeyEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the environment variable holding the AS key.' })),
   downlinkUrl: Type.String({ default: 'https://api.thingpark.com/thingpark/lrc/rest/downlink' }),
-  maxTimeDeviation: Type.Integer({ minimum: 0, default: 60, description: 'Seconds allowed between the query Time and our clock; 0 turns the check off. Tokens seen within this window are refused as replays.' }),
+  maxTimeDeviation: Type.Integer({ minimum: 0, default: 60, description: 'Seconds allowed between the query Time and our clock. Every accepted token is remembered until its Time leaves this window, so a replay is refused either as seen or as too old. 0: no tight window; thingpark.replayHorizonSeconds applies instead.' }),
   downlinkValiditySeconds: Type.Optional(Type.Integer({ minimum: 1, description: 'ValidityTime sent with each downlink: the LRC drops it if not transmitted by then.' })),
 }, Strict)
 
@@ -131,6 +131,7 @@ export const ConfigSchema = Type.Object({
   http: Type.Object({
     listeners: Type.Array(HttpListener, { default: [{ protocol: 'http', host: '127.0.0.1', port: 8080 }], description: 'HTTP(S) listeners: /healthz, /readyz, /metrics, app-connect HTTP, ThingPark, the web console.' }),
     bodyLimit: Type.Integer({ minimum: 1024, default: 1048576, description: 'Bytes; larger request bodies get 413.' }),
+    requestTimeoutMs: Type.Integer({ minimum: 1000, default: 30000, description: 'Milliseconds to receive a whole request (head and body); a slower one gets 408 and its connection is closed, so that senders trickling bytes cannot hold sockets without end.' }),
     console: Type.Object({
       enabled: Type.Boolean({ default: true, description: 'Serve the web console at / on the HTTP listeners (docs/console.md). Only admin users of the users file can log in.' }),
       sessionIdleMinutes: Type.Integer({ minimum: 1, default: 30, description: 'A console session unused for this long ends.' }),
@@ -178,6 +179,12 @@ export const ConfigSchema = Type.Object({
   thingpark: Type.Object({
     connections: Type.Array(ThingParkConnection, { default: [], description: 'One uplink endpoint per connection.' }),
     maxBodyBytes: Type.Integer({ minimum: 1024, default: 65536, description: 'Largest report body accepted (reports are a few kB); larger ones get 413.' }),
+    replayHorizonSeconds: Type.Integer({ minimum: 60, maximum: 604800, default: 86400, description: 'For connections with maxTimeDeviation 0: reports whose query Time is further than this from our clock are refused (LB_ERR_THINGPARK_TIME), and accepted tokens are remembered this long, so a captured request is never accepted twice.' }),
+    replayMemoryMaxEntries: Type.Integer({ minimum: 1000, default: 250000, description: 'Tokens the replay memory holds without Redis (about 180 bytes each: 45 MB at the default). When full the oldest are forgotten, and reports whose Time is not later than theirs are refused (LB_ERR_THINGPARK_TIME), counted in lorabridge_thingpark_replay_evictions_total.' }),
+    failedTokenLimit: Type.Object({
+      perAddress: Type.Integer({ minimum: 0, default: 20, description: 'Refused unauthenticated reports (bad or missing token, wrong AS_ID, Time outside the window, bad query, body or Content-Type) allowed per source address (IPv6: per /64) per window; past it the address gets 429 before its body is read. 0 turns the limit off.' }),
+      windowSeconds: Type.Number({ exclusiveMinimum: 0, default: 60, description: 'Seconds over which perAddress failures are refilled.' }),
+    }, { ...Strict, default: {}, description: 'Keeps an unauthenticated sender from making lorabridge parse bodies without end. Behind a proxy every sender shares its address: raise perAddress or set it to 0 there.' }),
     answerTimeoutMs: Type.Integer({ minimum: 100, default: 2000, description: 'A report not stored within this time is answered 503 (not acknowledged); ThingPark wants fast answers.' }),
     downlink: Type.Object({
       maxAttempts: Type.Integer({ minimum: 1, default: 6, description: 'POSTs per downlink before it ends in down/failed; 5xx answers and network errors are retried, 4xx are not.' }),

@@ -72,8 +72,13 @@ export class HttpListeners implements Component {
         bodyLimit: this.deps.config.http.bodyLimit,
         // app-connect polls over HTTP keep-alive; keep idle connections longer than its interval.
         keepAliveTimeout: 75_000,
-        ...(tls !== undefined ? { https: tls.options } : {}),
+        // Fastify's default is no limit: a sender trickling a body would hold its socket for ever.
+        requestTimeout: this.deps.config.http.requestTimeoutMs,
+        // Node looks for requests past their timeout every this often (its default: 30 s).
+        ...(tls !== undefined ? { https: { ...tls.options, connectionsCheckingInterval: 1000 } } : { http: { connectionsCheckingInterval: 1000 } }),
       }) as unknown as FastifyInstance
+      // Node enforces requestTimeout only while headersTimeout (default 60 s) is not longer.
+      app.server.headersTimeout = Math.min(60_000, this.deps.config.http.requestTimeoutMs)
       if (tls !== undefined) this.enforceClientCertificates(app, tls, listener)
       for (const register of [healthRoutes(this.deps), ...this.deps.routes]) register(app, listener)
       await app.listen({ port: listener.port, host: listener.host })

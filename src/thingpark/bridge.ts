@@ -2,7 +2,7 @@
  * The ThingPark adapter (STYLE §2): one uplink endpoint per configured connection on the HTTP
  * listeners, and the token-signed downlink transport.
  */
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Component } from '../component.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
@@ -15,15 +15,19 @@ import type { OutcomeReporter } from '../core/downlinks.js'
 import type { RouteTable } from '../core/routes.js'
 import type { RouteRegistrar } from '../http/http-listeners.js'
 import type { KeyValueStore } from '../store/kv.js'
+import type { FailureBudget } from '../util/failure-budget.js'
 import { ThingParkDownlinks, type TpConnection } from './downlink.js'
-import { ThingParkIngest } from './ingest.js'
+import { ThingParkIngest, type TpAnswer, type TpHeadOk } from './ingest.js'
+import type { ReplayMemory } from './replay-memory.js'
 
 export interface ThingParkDeps {
   config: Config
   bus: EventBus
   dedup: Deduplicator
-  /** Tokens accepted within the time window; shared through Redis in a cluster. */
-  replays: Deduplicator
+  /** Tokens accepted, until their Time leaves the window; shared through Redis in a cluster. */
+  replays: ReplayMemory
+  /** Refused unauthenticated requests per sender (thingpark.failedTokenLimit). */
+  failures: FailureBudget
   routes: RouteTable
   apps: ApplicationResolver
   kv: KeyValueStore
@@ -61,7 +65,7 @@ export class ThingParkBridge implements Component {
     this.downlinks = new ThingParkDownlinks({ config, kv: deps.kv, connections: this.connections, log: deps.log, metrics: deps.metrics })
     this.downlinks.report = (kind, o, network) => this.report(kind, o, network)
     this.ingest = new ThingParkIngest({
-      bus: deps.bus, dedup: deps.dedup, replays: deps.replays, routes: deps.routes, apps: deps.apps, downlinks: this.downlinks,
+      bus: deps.bus, dedup: deps.dedup, replays: deps.replays, failures: deps.failures, replayHorizonSeconds: config.thingpark.replayHorizonSeconds, routes: deps.routes, apps: deps.apps, downlinks: this.downlinks,
       report: () => this.report, log: deps.log, metrics: deps.metrics, includeRaw: config.events.includeRaw, now: deps.now, ready: deps.ready,
     })
     this.httpRoutes = app => { this.register(app) }
@@ -76,25 +80,41 @@ export class ThingParkBridge implements Component {
       scope.setErrorHandler((err: Error & { statusCode?: number, code?: string }, req, reply) => {
         const tooLarge = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
         const code = tooLarge ? 'LB_ERR_THINGPARK_TOO_LARGE' : 'LB_ERR_THINGPARK_BODY'
+        // The sender passed the cheap checks but sent no report we could read: one failure spent.
+        this.ingest.failed(req.socket.remoteAddress)
         metrics.ingestErrors.inc({ network: 'thingpark', code })
-        log.warn({ code, url: req.url.split('?')[0], reason: err.message }, 'ThingPark report refused')
-        void reply.code(err.statusCode ?? 400).send({ error: code, message: err.message })
+        log.warn({ code, url: req.url.split('?')[0], address: req.socket.remoteAddress, reason: err.message.slice(0, 200) }, 'ThingPark report refused')
+        void reply.code(err.statusCode ?? 400).send({ error: code, message: err.message.slice(0, 200) })
       })
       for (const c of config.thingpark.connections) {
-        scope.post(c.path, async (req, reply) => {
+        // The checks that need no body run before it is read (onRequest); what they found is kept for the handler.
+        const heads = new WeakMap<object, TpHeadOk>()
+        const head = (req: FastifyRequest) => {
           const connection = this.connections.get(c.name)
-          if (connection === undefined) return reply.code(503).send({ error: 'LB_ERR_COMPONENT_START', message: 'not started' })
+          if (connection === undefined) return undefined
           const url = req.raw.url ?? ''
           const i = url.indexOf('?')
+          return { connection, maxTimeDeviation: c.maxTimeDeviation, rawQuery: i < 0 ? '' : url.slice(i + 1), contentType: req.headers['content-type'], address: req.socket.remoteAddress }
+        }
+        const send = (reply: FastifyReply, answer: TpAnswer): FastifyReply => answer.body === undefined ? reply.code(answer.status).send() : reply.code(answer.status).send(answer.body)
+        scope.post(c.path, {
+          onRequest: async (req, reply) => {
+            const h = head(req)
+            if (h === undefined) return reply.code(503).send({ error: 'LB_ERR_COMPONENT_START', message: 'not started' })
+            const pre = this.ingest.precheck(h)
+            if ('status' in pre) return send(reply, pre)
+            heads.set(req, pre)
+          },
+        }, async (req, reply) => {
+          const h = head(req)
+          const pre = heads.get(req)
+          if (h === undefined || pre === undefined) return reply.code(503).send({ error: 'LB_ERR_COMPONENT_START', message: 'not started' })
           const answer = await this.ingest.handle({
-            connection,
-            maxTimeDeviation: c.maxTimeDeviation,
+            ...h,
             answerTimeoutMs: config.thingpark.answerTimeoutMs,
-            rawQuery: i < 0 ? '' : url.slice(i + 1),
-            contentType: req.headers['content-type'],
             body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
-          })
-          return answer.body === undefined ? reply.code(answer.status).send() : reply.code(answer.status).send(answer.body)
+          }, pre)
+          return send(reply, answer)
         })
       }
     })

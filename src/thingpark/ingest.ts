@@ -1,8 +1,14 @@
 /**
- * One ThingPark report, checked in the order a user can act on (thingpark-tunnel.md §2):
- * content type (415), query (400), body (400), token (401), time window (401), replay (401),
- * field types (400). Then it is published — and only then answered 2xx, because ThingPark never
- * retries (§0.5): what we acknowledge we must not lose.
+ * One ThingPark report (thingpark-tunnel.md §2). The checks that need no body come first, in
+ * `precheck`, before the body is even read: the sender's failure budget (429), Content-Type (415),
+ * query (400), AS_ID and Token format (401), Time window (401). Then, with the body: a token
+ * already accepted (401), the parse (400), the token itself (401), field types (400). A report is
+ * published — and only then answered 2xx, because ThingPark never retries (§0.5): what we
+ * acknowledge we must not lose.
+ *
+ * Every refusal before the token is verified spends one of the sender's failures (issue 12: an
+ * unauthenticated sender could make us parse 62 KB of XML per request); a replay does not, since
+ * ThingPark itself posts one report to several URLs ("Blast" routing).
  */
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
@@ -13,29 +19,45 @@ import type { EventBus } from '../core/bus.js'
 import type { Deduplicator } from '../core/dedup.js'
 import type { RouteTable } from '../core/routes.js'
 import type { OutcomeReporter } from '../core/downlinks.js'
+import type { FailureBudget } from '../util/failure-budget.js'
+import { normalizeAddress, rateLimitKey } from '../util/net.js'
 import { frameId } from '../model/ids.js'
 import { contentKind, FieldReader, KNOWN_REPORTS, parseReport, type KnownReport } from './reports.js'
 import { parseRawQuery, verifyReportToken } from './token.js'
+import { CLOCK_SLACK_MS, type ReplayMemory } from './replay-memory.js'
 import { deliveryCauses, isJoinRequest, normalizeJoin, normalizeLocation, normalizeNotification, normalizeUplink, type TpContext } from './normalize.js'
 import type { TpConnection, ThingParkDownlinks } from './downlink.js'
 
-export interface TpRequest {
+/** What is known of a request before its body is read. */
+export interface TpRequestHead {
   connection: TpConnection
   maxTimeDeviation: number
-  /** Past this, the answer is 503 even if the report is stored later. */
-  answerTimeoutMs: number
   rawQuery: string
   contentType: string | undefined
+  /** The sender's address: failures are counted per address (IPv6: per /64). */
+  address: string | undefined
+}
+
+export interface TpRequest extends TpRequestHead {
+  /** Past this, the answer is 503 even if the report is stored later. */
+  answerTimeoutMs: number
   body: Buffer
 }
 
 export interface TpAnswer { status: number, body?: { error: ErrorCode, message: string } }
 
+/** A request that passed the checks needing no body: its query, and its Time on our clock. */
+export interface TpHeadOk { query: Record<string, string> & { Token: string }, timeMs: number, windowMs: number }
+
 export interface TpIngestDeps {
   bus: EventBus
   dedup: Deduplicator
-  /** Tokens seen within the time window. */
-  replays: Deduplicator
+  /** Tokens accepted, until their Time leaves the window. */
+  replays: ReplayMemory
+  /** Refusals before the token is verified, per sender. */
+  failures: FailureBudget
+  /** The window for connections with maxTimeDeviation 0. */
+  replayHorizonSeconds: number
   routes: RouteTable
   apps: ApplicationResolver
   downlinks: ThingParkDownlinks
@@ -49,22 +71,71 @@ export interface TpIngestDeps {
 }
 
 const NETWORK = 'thingpark'
+const TOKEN = /^[0-9a-fA-F]{64}$/
 
 export class ThingParkIngest {
   constructor (private readonly deps: TpIngestDeps) {}
 
-  private refuse (status: number, code: ErrorCode, message: string, req: TpRequest): TpAnswer {
+  private refuse (status: number, code: ErrorCode, message: string, req: TpRequestHead): TpAnswer {
     this.deps.metrics.ingestErrors.inc({ network: NETWORK, code })
     if (status === 401) this.deps.metrics.thingparkTokenFailures.inc({ connection: req.connection.name, code })
-    this.deps.log.warn({ code, connection: req.connection.name, status, reason: message }, 'ThingPark report refused')
+    this.deps.log.warn({ code, connection: req.connection.name, status, address: req.address, reason: message }, 'ThingPark report refused')
     return { status, body: { error: code, message } }
+  }
+
+  /** A refusal of a request not (yet) shown to come from ThingPark: it spends one of the sender's failures. */
+  private reject (status: number, code: ErrorCode, message: string, req: TpRequestHead): TpAnswer {
+    this.failed(req.address)
+    return this.refuse(status, code, message, req)
+  }
+
+  /** Spends one failure of `address` (also for refusals made outside the ingest: a body too large). */
+  failed (address: string | undefined): void {
+    this.deps.failures.fail(rateLimitKey(normalizeAddress(address)))
+  }
+
+  /**
+   * The checks that need no body, cheapest first; run before the body is read. Returns the
+   * refusal, or what the later checks need.
+   */
+  precheck (req: TpRequestHead): TpAnswer | TpHeadOk {
+    const source = rateLimitKey(normalizeAddress(req.address))
+    if (this.deps.failures.exhausted(source)) {
+      this.deps.metrics.ingestErrors.inc({ network: NETWORK, code: 'LB_ERR_THINGPARK_RATE_LIMITED' })
+      // One line per address per window: a flood must not become a flood of log lines.
+      if (this.deps.failures.firstRefusalInWindow(source)) {
+        this.deps.log.warn({ code: 'LB_ERR_THINGPARK_RATE_LIMITED', connection: req.connection.name, status: 429, address: req.address, source }, 'ThingPark requests refused: too many failures from this address (further refusals in this window are counted, not logged)')
+      }
+      return { status: 429, body: { error: 'LB_ERR_THINGPARK_RATE_LIMITED', message: 'too many refused requests from this address; try again later' } }
+    }
+    if (contentKind(req.contentType) === undefined) return this.reject(415, 'LB_ERR_THINGPARK_CONTENT_TYPE', `Content-Type "${(req.contentType ?? '').slice(0, 100)}" is neither JSON nor XML`, req)
+    const q = parseRawQuery(req.rawQuery)
+    if (!q.ok) return this.reject(400, 'LB_ERR_THINGPARK_QUERY', q.message, req)
+    const query = q.params
+    if (query.LrnDevEui === undefined || !/^[0-9a-fA-F]{16}$/.test(query.LrnDevEui)) return this.reject(400, 'LB_ERR_THINGPARK_QUERY', 'the query has no valid LrnDevEui', req)
+    if (query.AS_ID !== req.connection.asId) return this.reject(401, 'LB_ERR_THINGPARK_TOKEN', query.AS_ID === undefined ? 'the query has no AS_ID' : 'AS_ID is not this connection\'s', req)
+    if (query.Token === undefined) return this.reject(401, 'LB_ERR_THINGPARK_TOKEN', 'the query has no Token', req)
+    if (!TOKEN.test(query.Token)) return this.reject(401, 'LB_ERR_THINGPARK_TOKEN', 'Token is not 64 hex digits', req)
+    // Always a window: with maxTimeDeviation 0 the replay horizon, so that replay memory is bounded.
+    const windowS = req.maxTimeDeviation > 0 ? req.maxTimeDeviation : this.deps.replayHorizonSeconds
+    const timeMs = Date.parse(query.Time ?? '')
+    if (Number.isNaN(timeMs)) return this.reject(401, 'LB_ERR_THINGPARK_TIME', query.Time === undefined ? 'the query has no Time' : 'the query Time is not a time', req)
+    const skew = Math.abs(this.deps.now().getTime() - timeMs) / 1000
+    if (skew > windowS) {
+      const allowed = req.maxTimeDeviation > 0 ? `maxTimeDeviation ${windowS} s` : `replayHorizonSeconds ${windowS} s, as maxTimeDeviation is 0`
+      return this.reject(401, 'LB_ERR_THINGPARK_TIME', `the query Time is ${Math.round(skew)} s from our clock (allowed: ${allowed})`, req)
+    }
+    return { query: { ...query, Token: query.Token.toLowerCase() }, timeMs, windowMs: windowS * 1000 }
   }
 
   /**
    * Answers within `answerTimeoutMs`: a report that could not be stored by then (the store went
    * away mid-request) is answered 503 — not acknowledged — even if it is published afterwards.
+   * `head` is the precheck's result when it ran before the body was read.
    */
-  async handle (req: TpRequest): Promise<TpAnswer> {
+  async handle (req: TpRequest, head?: TpHeadOk): Promise<TpAnswer> {
+    const pre = head ?? this.precheck(req)
+    if ('status' in pre) return pre
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<TpAnswer>(resolve => {
       timer = setTimeout(() => {
@@ -73,43 +144,40 @@ export class ThingParkIngest {
       }, req.answerTimeoutMs)
     })
     try {
-      return await Promise.race([this.check(req), late])
+      return await Promise.race([this.check(req, pre), late])
     } finally {
       clearTimeout(timer)
     }
   }
 
-  private async check (req: TpRequest): Promise<TpAnswer> {
-    const kind = contentKind(req.contentType)
-    if (kind === undefined) return this.refuse(415, 'LB_ERR_THINGPARK_CONTENT_TYPE', `Content-Type "${req.contentType ?? ''}" is neither JSON nor XML`, req)
-    const q = parseRawQuery(req.rawQuery)
-    if (!q.ok) return this.refuse(400, 'LB_ERR_THINGPARK_QUERY', q.message, req)
-    const query = q.params
-    if (query.LrnDevEui === undefined || !/^[0-9a-fA-F]{16}$/.test(query.LrnDevEui)) return this.refuse(400, 'LB_ERR_THINGPARK_QUERY', 'the query has no valid LrnDevEui', req)
-    const parsed = parseReport(req.body, kind)
-    if (!parsed.ok) return this.refuse(400, 'LB_ERR_THINGPARK_BODY', parsed.message, req)
-    const { root, report } = parsed
-    if (!root.startsWith('DevEUI_')) return this.refuse(400, 'LB_ERR_THINGPARK_BODY', `"${root}" is not a ThingPark report`, req)
+  private replayRefusal (verdict: 'seen' | 'too-old', req: TpRequest): TpAnswer {
+    return verdict === 'seen'
+      ? this.refuse(401, 'LB_ERR_THINGPARK_REPLAY', 'this token was already used', req)
+      : this.reject(401, 'LB_ERR_THINGPARK_TIME', 'the query Time is older than the replay memory reaches (thingpark.replayMemoryMaxEntries)', req)
+  }
 
-    if (query.AS_ID !== req.connection.asId) return this.refuse(401, 'LB_ERR_THINGPARK_TOKEN', query.AS_ID === undefined ? 'the query has no AS_ID' : 'AS_ID is not this connection\'s', req)
-    if (query.Token === undefined) return this.refuse(401, 'LB_ERR_THINGPARK_TOKEN', 'the query has no Token', req)
-    if (!verifyReportToken(root, report, query, req.connection.asKey)) return this.refuse(401, 'LB_ERR_THINGPARK_TOKEN', 'Token does not match', req)
-    if (req.maxTimeDeviation > 0) {
-      const t = Date.parse(query.Time ?? '')
-      if (Number.isNaN(t)) return this.refuse(401, 'LB_ERR_THINGPARK_TIME', 'the query Time is not a time', req)
-      const skew = Math.abs(this.deps.now().getTime() - t) / 1000
-      if (skew > req.maxTimeDeviation) return this.refuse(401, 'LB_ERR_THINGPARK_TIME', `the query Time is ${Math.round(skew)} s from our clock (allowed: ${req.maxTimeDeviation} s)`, req)
-    }
-    // Before anything that needs the store (the replay check is in Redis in a cluster).
+  private async check (req: TpRequest, { query, timeMs, windowMs }: TpHeadOk): Promise<TpAnswer> {
+    // Before anything that needs the store (the replay memory is in Redis in a cluster).
     if (!this.deps.ready()) {
       // ThingPark never retries and wants a fast answer: say at once that this one is not kept.
       this.deps.log.warn({ code: 'LB_ERR_REDIS', connection: req.connection.name }, 'ThingPark report refused: the store is unreachable')
       return { status: 503, body: { error: 'LB_ERR_REDIS', message: 'the store is unreachable; the report is not kept' } }
     }
-    if (!await this.deps.replays.firstSighting(query.Token.toLowerCase())) return this.refuse(401, 'LB_ERR_THINGPARK_REPLAY', 'this token was already used', req)
+    // A replayed token is refused before its body is parsed.
+    const seen = await this.deps.replays.check(query.Token, timeMs)
+    if (seen !== 'unknown') return this.replayRefusal(seen, req)
+
+    const parsed = parseReport(req.body, contentKind(req.contentType)!)
+    if (!parsed.ok) return this.reject(400, 'LB_ERR_THINGPARK_BODY', parsed.message, req)
+    const { root, report } = parsed
+    if (!root.startsWith('DevEUI_')) return this.reject(400, 'LB_ERR_THINGPARK_BODY', `"${root.slice(0, 100)}" is not a ThingPark report`, req)
+    if (!verifyReportToken(root, report, query, req.connection.asKey)) return this.reject(401, 'LB_ERR_THINGPARK_TOKEN', 'Token does not match', req)
+    // Remembered until its Time leaves the window (plus the cluster's clock slack): a replay is then refused as too old.
+    const first = await this.deps.replays.remember(query.Token, timeMs, timeMs + windowMs + CLOCK_SLACK_MS)
+    if (first !== 'unknown') return this.replayRefusal(first, req)
 
     const devEui = typeof report.DevEUI === 'string' ? report.DevEUI : String(report.DevEUI ?? '')
-    if (devEui.toLowerCase() !== query.LrnDevEui.toLowerCase()) return this.refuse(400, 'LB_ERR_THINGPARK_QUERY', 'LrnDevEui and the body\'s DevEUI differ', req)
+    if (devEui.toLowerCase() !== query.LrnDevEui!.toLowerCase()) return this.refuse(400, 'LB_ERR_THINGPARK_QUERY', 'LrnDevEui and the body\'s DevEUI differ', req)
 
     if (!(KNOWN_REPORTS as readonly string[]).includes(root)) {
       // New report types appear release by release (§1.8): accepted, counted, not published.

@@ -36,8 +36,14 @@ function single (doc: unknown): Parsed {
   if (keys.length !== 1) return { ok: false, message: `expected one root element, found ${keys.length}` }
   const root = keys[0]!
   const report = (doc as Record<string, unknown>)[root]
-  if (report === null || typeof report !== 'object' || Array.isArray(report)) return { ok: false, message: `${root} is not an object` }
+  if (report === null || typeof report !== 'object' || Array.isArray(report)) return { ok: false, message: `${root.slice(0, 100)} is not an object` }
   return { ok: true, root, report: report as Record<string, unknown> }
+}
+
+/** Parser messages can quote the input (62 KB of it for unclosed XML tags): keep answers and log lines short. */
+function shortError (err: unknown): string {
+  const m = err instanceof Error ? err.message : String(err)
+  return m.length > 200 ? `${m.slice(0, 200)}…` : m
 }
 
 export function parseReport (body: Buffer, kind: ContentKind): Parsed {
@@ -46,7 +52,7 @@ export function parseReport (body: Buffer, kind: ContentKind): Parsed {
     try {
       return single(JSON.parse(text))
     } catch (err) {
-      return { ok: false, message: `not JSON: ${(err as Error).message}` }
+      return { ok: false, message: `not JSON: ${shortError(err)}` }
     }
   }
   // ThingPark sends no DTD; one here is an entity-expansion attack ("billion laughs") or a mistake.
@@ -54,7 +60,7 @@ export function parseReport (body: Buffer, kind: ContentKind): Parsed {
   try {
     return single(xml.parse(text, true))
   } catch (err) {
-    return { ok: false, message: `not XML: ${(err as Error).message}` }
+    return { ok: false, message: `not XML: ${shortError(err)}` }
   }
 }
 

@@ -10,6 +10,7 @@
 import { describe, it, expect, afterAll } from 'vitest'
 import { execFileSync } from 'node:child_process'
 import { connect as netConnect } from 'node:net'
+import { request as httpRequest } from 'node:http'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,6 +30,18 @@ const TP_RATE = 10 // ThingPark reports per second
 const SEED = 20261121
 const KEY = '0123456789abcdef0123456789abcdef'
 const AS_ID = 'TWA_100000001.1.AS'
+
+/**
+ * A POST from another loopback address than the simulated ThingPark's: refused requests spend
+ * their sender's failure budget (thingpark.failedTokenLimit), and the fuzzer is not ThingPark.
+ */
+function postFrom (localAddress: string, url: string, body: string, contentType: string): Promise<number> {
+  return new Promise(resolve => {
+    const req = httpRequest(url, { method: 'POST', localAddress, agent: false, headers: { 'content-type': contentType } }, res => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)) })
+    req.on('error', () => resolve(0))
+    req.end(body)
+  })
+}
 
 /** mulberry32: the same "random" inputs on every run. */
 function rng (seed: number): () => number {
@@ -87,7 +100,9 @@ describe('reliability suite', () => {
       redis: { url: redis.url },
       mqtt: { listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }], limits: { connectRate: { perAddress: 0 } } },
       http: { listeners: [{ protocol: 'http', host: '127.0.0.1', port: 0 }] },
-      thingpark: { connections: [{ name: 'tp', path: '/tp', asId: AS_ID, asKey: KEY, downlinkUrl: 'http://127.0.0.1:9/unused' }] },
+      // The fuzzer must reach the parser on every try: no failure budget here (it is tested in
+      // test/security/thingpark-cheap-checks.test.ts).
+      thingpark: { connections: [{ name: 'tp', path: '/tp', asId: AS_ID, asKey: KEY, downlinkUrl: 'http://127.0.0.1:9/unused' }], failedTokenLimit: { perAddress: 0 } },
       log: { level: 'info' },
     }))
     daemon = await startDaemonProcess([], { cwd: dir })
@@ -174,9 +189,10 @@ describe('reliability suite', () => {
     const tpStatuses = new Map<number, number>()
     for (let i = 0; i < FUZZ; i++) {
       const body = mutate(JSON.stringify({ DevEUI_uplink: { DevEUI: '0018B20000000B21', FPort: 2, FCntUp: i, payload_hex: '01', CustomerID: '1' } }), r)
-      const query = mutate('LrnDevEui=0018B20000000B21&LrnFPort=2&LrnInfos=x&AS_ID=TWA_100000001.1.AS&Time=2024-01-01T00%3A00%3A00%2B00%3A00&Token=' + 'ab'.repeat(32), r)
-      const res = await fetch(`${http}/tp?${encodeURI(query)}`, { method: 'POST', body, headers: { 'content-type': r() < 0.8 ? 'application/json' : 'text/xml' } }).catch(() => undefined)
-      tpStatuses.set(res?.status ?? 0, (tpStatuses.get(res?.status ?? 0) ?? 0) + 1)
+      // A current Time: the checks that need no body come first, and the body should reach the parser.
+      const query = mutate(`LrnDevEui=0018B20000000B21&LrnFPort=2&LrnInfos=x&AS_ID=TWA_100000001.1.AS&Time=${encodeURIComponent(new Date().toISOString())}&Token=` + 'ab'.repeat(32), r)
+      const status = await postFrom('127.0.0.2', `${http}/tp?${encodeURI(query)}`, body, r() < 0.8 ? 'application/json' : 'text/xml')
+      tpStatuses.set(status, (tpStatuses.get(status) ?? 0) + 1)
     }
     let ruleFilesOk = 0
     const ruleSample = 'rules:\n  - name: r\n    on: up\n    when: { app: farm, fPort: 2 }\n    if: decoded.level > 80\n    cooldown: 10m\n    downlink: |\n      { "fPort": 3, "hex": "01" }\n'
