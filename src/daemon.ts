@@ -86,7 +86,7 @@ export class Daemon {
     this.store = createBrokerStore(config, child('redis'))
     // The web console mints one-time MQTT secrets that the broker's authenticator accepts (docs/console.md).
     const consoleTokens = new ConsoleTokens()
-    const authenticator = new Authenticator(users, undefined, consoleTokens)
+    const authenticator = new Authenticator(users, { oneTime: consoleTokens, failedAuth: config.auth.failedAuth })
     this.broker = new Broker({ config, log: child('broker'), metrics: this.metrics, store: this.store, authenticator })
     this.mqtt = new MqttListeners({ config, log: child('mqtt'), metrics: this.metrics, broker: this.broker, tls })
 

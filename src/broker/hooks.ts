@@ -39,6 +39,7 @@ export function makeAuthenticate (ctx: HookContext) {
       password,
       certificateUser: info.certificateUser,
       anonymousAllowed: info.listener.anonymous,
+      address: info.remoteAddress,
     }).then(identity => {
       // A will is published after its owner is gone (by another instance, in a cluster, with no
       // client to check), so its topic is checked now. Aedes keeps the CONNECT's will on `_will`.

@@ -28,6 +28,7 @@ const MqttListener = Type.Object({
   port: Port,
   anonymous: Type.Boolean({ default: false, description: 'Allow clients without credentials (full access). Only on loopback addresses.' }),
   path: Type.String({ default: '/mqtt', pattern: '^/', description: 'WebSocket path (ws, wss).' }),
+  allowedOrigins: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'ws, wss: web page origins (`https://dashboard.example.com`, scheme://host[:port]) whose browsers may connect. An upgrade with any other Origin gets 403 (LB_ERR_MQTT_WS_ORIGIN); clients that are not browsers send none and are accepted. `*`: any origin.' }),
 }, Strict)
 
 const HttpListener = Type.Object({
@@ -38,7 +39,7 @@ const HttpListener = Type.Object({
     ...TlsFiles,
     clientCertificates: Type.Optional(ClientCertificateMode),
   }, { ...Strict, description: 'Own TLS settings for this listener; absent: mqtt.tls.' })),
-  console: Type.Optional(Type.Boolean({ description: 'Serve the web console on this listener; absent: http.console.enabled. Turn it off on a listener open to the internet for ThingPark.' })),
+  console: Type.Optional(Type.Boolean({ description: 'Serve the web console on this listener. Absent: http.console.enabled on a loopback host, off elsewhere; set it (on an https listener) to reach the console from other machines.' })),
   metrics: Type.Optional(Type.Boolean({ description: 'Serve /metrics (unauthenticated: gateway ids, rule names, counters) on this listener. Absent: on a loopback host only; set it for a listener your Prometheus reaches over the network. /healthz and /readyz answer on every listener.' })),
 }, Strict)
 
@@ -97,7 +98,8 @@ export const ConfigSchema = Type.Object({
     listeners: Type.Array(HttpListener, { default: [{ protocol: 'http', host: '127.0.0.1', port: 8080 }], description: 'HTTP(S) listeners: /healthz, /readyz, /metrics, app-connect HTTP, ThingPark, the web console.' }),
     bodyLimit: Type.Integer({ minimum: 1024, default: 1048576, description: 'Bytes; larger request bodies get 413.' }),
     console: Type.Object({
-      enabled: Type.Boolean({ default: true, description: 'Serve the web console at / on the HTTP listeners (docs/console.md). Only admin users of the users file can log in.' }),
+      enabled: Type.Boolean({ default: true, description: 'Serve the web console at / on the loopback HTTP listeners, and on others that say `console: true` (docs/console.md). Only admin users of the users file can log in.' }),
+      allowedHosts: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Host names, besides IP addresses, localhost, the machine\'s name and the listener\'s host, under which browsers may reach the console (the `Host` header; anything else gets 421, LB_ERR_CONSOLE_HOST, against DNS rebinding). `*` turns the check off.' }),
       sessionIdleMinutes: Type.Integer({ minimum: 1, default: 30, description: 'A console session unused for this long ends.' }),
       sessionMaxHours: Type.Integer({ minimum: 1, default: 12, description: 'A console session ends this long after its login, used or not.' }),
     }, { ...Strict, default: {}, description: 'The admin web console: gateways, devices, a live tail, rules and a dry run.' }),
@@ -105,6 +107,12 @@ export const ConfigSchema = Type.Object({
   auth: Type.Object({
     usersFile: Type.Optional(Type.String({ description: 'Users file (YAML, salted scrypt hashes). Default: <dataDir>/users.yaml.' })),
     certificateIdentity: Type.Union([Type.Literal('cn'), Type.Literal('off')], { default: 'cn', description: 'Which part of a verified client certificate names the user (off: certificates authenticate nobody).' }),
+    failedAuth: Type.Object({
+      perUser: Type.Integer({ minimum: 0, default: 20, description: 'Failed password checks allowed per user name (existing or not) within windowSeconds, over MQTT and the web console together; past it, logins with that name are refused without a check (CONNACK 3, LB_ERR_AUTH_RATE_LIMITED) until the window ends, except a password already verified since the start. 0 turns it off.' }),
+      windowSeconds: Type.Number({ exclusiveMinimum: 0, default: 60, description: 'The window of perUser: it starts at a name\'s first failure; a successful login clears the count.' }),
+      maxConcurrentHashes: Type.Integer({ minimum: 1, default: 2, description: 'scrypt derivations running at once for passwords not already verified (they share libuv\'s thread pool with file access).' }),
+      maxWaitingHashes: Type.Integer({ minimum: 0, default: 256, description: 'Password checks that may wait for a derivation, served round-robin across source addresses; past it, the address with the most waiting loses its newest, or the newcomer is refused (CONNACK 3, LB_ERR_AUTH_RATE_LIMITED).' }),
+    }, { ...Strict, default: {}, description: 'Limits on password guessing and on the hashing that unauthenticated clients can cause (docs/security.md).' }),
   }, { ...Strict, default: {}, description: 'Who may connect: see docs/security.md.' }),
   redis: Type.Optional(Type.Object({
     url: Type.String({ pattern: '^rediss?://', description: 'redis:// or rediss:// URL. Absent: in-memory store, single instance.' }),
