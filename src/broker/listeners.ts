@@ -191,7 +191,7 @@ export class MqttListeners implements Component {
           if (path !== listener.path) { socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n'); return }
           // Version 8 of the protocol spelled it Sec-WebSocket-Origin.
           const origin = req.headers.origin ?? req.headers['sec-websocket-origin'] as string | undefined
-          if (!webSocketOriginAllowed(origin, listener.allowedOrigins)) {
+          if (!webSocketOriginAllowed(origin, listener.allowedOrigins ?? [])) {
             this.deps.metrics.mqttRejected.inc({ code: 'LB_ERR_MQTT_WS_ORIGIN' })
             this.deps.log.warn({ code: 'LB_ERR_MQTT_WS_ORIGIN', protocol: listener.protocol, address: normalizeAddress(req.socket.remoteAddress), origin, reason: 'a web page of an origin not in allowedOrigins' }, 'connection refused')
             socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')

@@ -28,7 +28,7 @@ const MqttListener = Type.Object({
   port: Port,
   anonymous: Type.Boolean({ default: false, description: 'Allow clients without credentials (full access). Only on loopback addresses.' }),
   path: Type.String({ default: '/mqtt', pattern: '^/', description: 'WebSocket path (ws, wss).' }),
-  allowedOrigins: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'ws, wss: web page origins (`https://dashboard.example.com`, scheme://host[:port]) whose browsers may connect. An upgrade with any other Origin gets 403 (LB_ERR_MQTT_WS_ORIGIN); clients that are not browsers send none and are accepted. `*`: any origin.' }),
+  allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'ws, wss: web page origins (`https://dashboard.example.com`, scheme://host[:port]) whose browsers may connect. Absent: none. An upgrade with any other Origin gets 403 (LB_ERR_MQTT_WS_ORIGIN); clients that are not browsers send none and are accepted. `*`: any origin.' })),
 }, Strict)
 
 const HttpListener = Type.Object({

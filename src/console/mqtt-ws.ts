@@ -41,7 +41,7 @@ function refuse (socket: Duplex, status: keyof typeof STATUS_TEXT): void {
 export function serveMqttOverWebSocket (server: Server, listener: HttpListenerConfig, deps: MqttOverWebSocketDeps): void {
   const protocol: MqttListenerConfig['protocol'] = listener.protocol === 'https' ? 'wss' : 'ws'
   // What the broker and its logs see as the accepting listener; never anonymous.
-  const asListener: MqttListenerConfig = { protocol, host: listener.host, port: listener.port, anonymous: false, path: MQTT_WS_PATH, allowedOrigins: [] }
+  const asListener: MqttListenerConfig = { protocol, host: listener.host, port: listener.port, anonymous: false, path: MQTT_WS_PATH }
   const maxPacketSize = deps.config.mqtt.limits.maxPacketSize
   const wss = new WebSocketServer({
     noServer: true,

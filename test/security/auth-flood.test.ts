@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks'
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { connect, until } from '../helpers/mqtt.js'
 import { rawConnect, writeUsers } from './console-helpers.js'
+import { HashGate } from '../../src/auth/hash-gate.js'
 
 const FLOOD = 400
 const SOURCES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`)
@@ -79,5 +80,33 @@ describe('authentication flood', () => {
 
     // After the flood, legitimate traffic flows as before.
     expect(await timedLogin('reader', 'reader-secret', 'reader-after')).toBeLessThan(PROMPT_MS)
+  })
+})
+
+describe('the password-check gate', () => {
+  it('serves waiting addresses round-robin, and a full waiting room makes room for the address with fewer', async () => {
+    const gate = new HashGate(1, 3)
+    const order: string[] = []
+    const ask = (source: string, tag: string): Promise<void> => gate.acquire(source).then(granted => { order.push(granted ? tag : `refused ${tag}`) })
+    await ask('a', 'a0') // runs
+    const waiting = [ask('a', 'a1'), ask('a', 'a2'), ask('a', 'a3')]
+    // Full: b takes the place of a's newest.
+    const b = ask('b', 'b1')
+    await Promise.resolve()
+    expect(order).toEqual(['a0', 'refused a3'])
+    // Full again, and b has no more than one waiting: c cannot push b out, a gives way.
+    const c = ask('c', 'c1')
+    await Promise.resolve()
+    expect(order).toEqual(['a0', 'refused a3', 'refused a2'])
+    for (let i = 0; i < 3; i++) { gate.release(); await Promise.resolve() }
+    await Promise.all([...waiting, b, c])
+    expect(order.slice(3)).toEqual(['a1', 'b1', 'c1'])
+    expect(gate.inFlight).toBe(1)
+    gate.release()
+    expect(gate.inFlight).toBe(0)
+    // With no waiting room, what cannot run at once is refused.
+    const none = new HashGate(1, 0)
+    expect(await none.acquire('x')).toBe(true)
+    expect(await none.acquire('y')).toBe(false)
   })
 })
