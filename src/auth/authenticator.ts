@@ -88,6 +88,8 @@ export class Authenticator {
   private readonly oneTime: OneTimeSecrets | undefined
   /** Failed password checks per user name as given (existing or not, so that this tells nothing either). */
   private readonly failures: FailureLimiter
+  /** Addresses with a failed password check within the window: their checks wait behind the others'. */
+  private readonly failingAddresses: FailureLimiter
   private readonly gate: HashGate
   private decoy: Promise<string> | undefined
 
@@ -96,7 +98,8 @@ export class Authenticator {
     this.cacheSize = opts.cacheSize ?? 10000
     this.oneTime = opts.oneTime
     this.failures = new FailureLimiter(limits.perUser, limits.windowSeconds * 1000, 10_000, opts.now)
-    this.gate = new HashGate(limits.maxConcurrentHashes, limits.maxWaitingHashes)
+    this.failingAddresses = new FailureLimiter(1, limits.windowSeconds * 1000, 10_000, opts.now)
+    this.gate = new HashGate(limits.maxConcurrentHashes, limits.maxWaitingHashes, address => this.failingAddresses.blockedFor(address) > 0)
   }
 
   /** Password derivations running and waiting now (for tests and metrics). */
@@ -151,6 +154,7 @@ export class Authenticator {
     }
     if (!ok || stored === undefined || digest === undefined) {
       this.failures.fail(name)
+      this.failingAddresses.fail(address)
       const reason = user === undefined ? `unknown user "${name}"` : stored === undefined ? `user "${name}" has no password (certificate only)` : `wrong password for "${name}"`
       throw new AuthFailure('LB_ERR_AUTH_BAD_CREDENTIALS', reason, 4)
     }

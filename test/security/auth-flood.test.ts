@@ -104,6 +104,21 @@ describe('the password-check gate', () => {
     expect(gate.inFlight).toBe(1)
     gate.release()
     expect(gate.inFlight).toBe(0)
+    // An address that failed recently waits behind those that did not — asked when a slot frees,
+    // since a flood's first wave arrives before any of it failed — and gives way when full.
+    const failed = new Set<string>()
+    const prio = new HashGate(1, 3, source => failed.has(source))
+    const served: string[] = []
+    const take = (source: string, tag: string): Promise<void> => prio.acquire(source).then(granted => { served.push(granted ? tag : `refused ${tag}`) })
+    await take('x', 'x0')
+    const rest = [take('x', 'x1'), take('y', 'y1'), take('fresh', 'fresh1')]
+    failed.add('x').add('y')
+    const more = take('fresh', 'fresh2')
+    await Promise.resolve()
+    expect(served).toEqual(['x0', 'refused x1'])
+    for (let i = 0; i < 3; i++) { prio.release(); await Promise.resolve() }
+    await Promise.all([...rest, more])
+    expect(served.slice(2)).toEqual(['fresh1', 'fresh2', 'y1'])
     // With no waiting room, what cannot run at once is refused.
     const none = new HashGate(1, 0)
     expect(await none.acquire('x')).toBe(true)
