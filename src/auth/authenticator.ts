@@ -102,9 +102,6 @@ export class Authenticator {
     this.gate = new HashGate(limits.maxConcurrentHashes, limits.maxWaitingHashes, address => this.failingAddresses.blockedFor(address) > 0)
   }
 
-  /** Password derivations running and waiting now (for tests and metrics). */
-  get hashing (): { inFlight: number, queued: number } { return { inFlight: this.gate.inFlight, queued: this.gate.queued } }
-
   async authenticate (c: Credentials): Promise<Identity> {
     const username = c.username !== undefined && c.username !== '' ? c.username : undefined
     const address = c.address ?? 'unknown'

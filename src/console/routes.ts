@@ -196,7 +196,7 @@ export function consoleRoutes (app: FastifyInstance, listener: HttpListenerConfi
         if (err.code === 'LB_ERR_AUTH_RATE_LIMITED') {
           // The name (or the daemon) is refusing password checks for now: say so, as for any name.
           web.limiter.fail(address)
-          return fail(reply.header('retry-after', '60'), req, 429, 'LB_ERR_CONSOLE_LOGIN_RATE', 'too many failed logins; try again later', username, err.message)
+          return fail(reply.header('retry-after', String(Math.ceil(config.auth.failedAuth.windowSeconds))), req, 429, 'LB_ERR_CONSOLE_LOGIN_RATE', 'too many failed logins; try again later', username, err.message)
         }
         return badLogin(err.message)
       }
