@@ -16,7 +16,8 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { connackCode } from '../helpers/mqtt.js'
-import { consoleLogin, median, rawConnect, writeUsers } from './console-helpers.js'
+import { consoleLogin, httpRequest, median, rawConnect, writeUsers } from './console-helpers.js'
+import type { EndedSession } from '../../src/console/component.js'
 
 describe('console login: brute force and user enumeration', () => {
   let t: TestDaemon
@@ -122,5 +123,21 @@ describe('console login: brute force and user enumeration', () => {
     expect(median(certOnly), `known ${known.map(Math.round).join(',')} cert-only ${certOnly.map(Math.round).join(',')}`).toBeGreaterThanOrEqual(0.5 * k)
     // Legitimate traffic: the right password still connects.
     expect(await connackCode(`mqtt://127.0.0.1:${port}`, { username: 'conduit', password: 'conduit-secret', clientId: 'timing-ok' })).toBe(0)
+  })
+
+  it('a logout reports the session that ended, with the one-time MQTT secrets minted for it', async () => {
+    const ended: EndedSession[] = []
+    const off = t.daemon.console.onSessionEnd(e => { ended.push(e) })
+    try {
+      const ok = await consoleLogin(http, 'root', 'admin-secret', { localAddress: '127.0.0.24' })
+      expect(ok.status).toBe(200)
+      const cookie = String(ok.headers['set-cookie']).split(';')[0]!
+      const post = (path: string): Promise<{ status: number, body: string }> => httpRequest({ port: http, method: 'POST', path, headers: { cookie, 'content-type': 'application/json' }, body: '{}' })
+      const minted = JSON.parse((await post('/console/api/mqtt-token')).body) as { password: string }
+      expect((await post('/console/api/logout')).status).toBe(204)
+      expect(ended).toEqual([{ user: 'root', session: expect.any(String) as unknown, reason: 'logout', secrets: [minted.password] }])
+    } finally {
+      off()
+    }
   })
 })
