@@ -89,7 +89,7 @@ export class Daemon {
     this.store = createBrokerStore(config, child('redis'))
     // The web console mints one-time MQTT secrets that the broker's authenticator accepts (docs/console.md).
     const consoleTokens = new ConsoleTokens()
-    const authenticator = new Authenticator(users, undefined, consoleTokens)
+    const authenticator = new Authenticator(users, { oneTime: consoleTokens, failedAuth: config.auth.failedAuth })
     // lorabridge's own keys sit beside the broker's persistence, under their own prefix.
     const stateRedis = config.redis !== undefined ? createRedisConnection(config.redis, 'state', child('redis')) : undefined
     const prefix = `${config.redis?.keyPrefix ?? ''}lorabridge:`

@@ -58,6 +58,7 @@ export function makeAuthenticate (ctx: HookContext) {
         certificateUser: info.certificateUser,
         certificate: info.certificate,
         anonymousAllowed: info.listener.anonymous,
+        address: info.remoteAddress,
       })
     authentication.then(identity => {
       // A will is published after its owner is gone (by another instance, in a cluster, with no

@@ -35,6 +35,18 @@ export interface BoundListener {
   port: number
 }
 
+/**
+ * Browsers let any page open a WebSocket to any host and send the page's origin: the server must
+ * check it (RFC 6455 §10.2). Other clients send no Origin. Origins compare as scheme://host[:port],
+ * case-insensitively.
+ */
+export function webSocketOriginAllowed (origin: string | undefined, allowed: readonly string[]): boolean {
+  if (origin === undefined) return true
+  if (allowed.includes('*')) return true
+  const o = origin.trim().toLowerCase().replace(/\/$/, '')
+  return allowed.some(a => a.trim().toLowerCase().replace(/\/$/, '') === o)
+}
+
 /** MQTT 3.1.1 over WebSocket uses subprotocol `mqtt`; some old clients still offer `mqttv3.1`. */
 function chooseSubprotocol (offered: Set<string>): string | false {
   if (offered.has('mqtt')) return 'mqtt'
@@ -190,6 +202,14 @@ export class MqttListeners implements Component {
         server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
           const path = (req.url ?? '').split('?')[0]
           if (path !== listener.path) { socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n'); return }
+          // Version 8 of the protocol spelled it Sec-WebSocket-Origin.
+          const origin = req.headers.origin ?? req.headers['sec-websocket-origin'] as string | undefined
+          if (!webSocketOriginAllowed(origin, listener.allowedOrigins ?? [])) {
+            this.deps.metrics.mqttRejected.inc({ code: 'LB_ERR_MQTT_WS_ORIGIN' })
+            this.deps.log.warn({ code: 'LB_ERR_MQTT_WS_ORIGIN', protocol: listener.protocol, address: normalizeAddress(req.socket.remoteAddress), origin, reason: 'a web page of an origin not in allowedOrigins' }, 'connection refused')
+            socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+            return
+          }
           const tlsSocket = listener.protocol === 'wss' ? req.socket as TLSSocket : undefined
           if (tlsSocket !== undefined && !this.verifyClientCertificate(tlsSocket, listener, tls!.clientCertificates)) return
           wss.handleUpgrade(req, socket, head, ws => {

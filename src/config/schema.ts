@@ -44,6 +44,7 @@ const MqttListener = Type.Object({
   port: Port,
   anonymous: Type.Boolean({ default: false, description: 'Allow clients without credentials (full access). Only on loopback addresses.' }),
   path: Type.String({ default: '/mqtt', pattern: '^/', description: 'WebSocket path (ws, wss).' }),
+  allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'ws, wss: web page origins (`https://dashboard.example.com`, scheme://host[:port]) whose browsers may connect. Absent: none. An upgrade with any other Origin gets 403 (LB_ERR_MQTT_WS_ORIGIN); clients that are not browsers send none and are accepted. `*`: any origin.' })),
 }, Strict)
 
 const HttpListener = Type.Object({
@@ -58,7 +59,7 @@ const HttpListener = Type.Object({
     ecdhCurve: Type.Optional(Type.String({ minLength: 1, description: `${CURVE_DESCRIPTION} Absent: mqtt.tls.ecdhCurve.` })),
     crl: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], { description: `${CRL_DESCRIPTION} Absent: mqtt.tls.crl.` })),
   }, { ...Strict, description: 'Own TLS settings for this listener; absent: mqtt.tls.' })),
-  console: Type.Optional(Type.Boolean({ description: 'Serve the web console on this listener; absent: http.console.enabled. Turn it off on a listener open to the internet for ThingPark.' })),
+  console: Type.Optional(Type.Boolean({ description: 'Serve the web console on this listener. Absent: http.console.enabled on a loopback host, off elsewhere; set it (on an https listener) to reach the console from other machines.' })),
   metrics: Type.Optional(Type.Boolean({ description: 'Serve /metrics (unauthenticated: gateway ids, rule names, counters) on this listener. Absent: on a loopback host only; set it for a listener your Prometheus reaches over the network. /healthz and /readyz answer on every listener.' })),
 }, Strict)
 
@@ -133,7 +134,8 @@ export const ConfigSchema = Type.Object({
     bodyLimit: Type.Integer({ minimum: 1024, default: 1048576, description: 'Bytes; larger request bodies get 413.' }),
     requestTimeoutMs: Type.Integer({ minimum: 1000, default: 30000, description: 'Milliseconds to receive a whole request (head and body); a slower one gets 408 and its connection is closed, so that senders trickling bytes cannot hold sockets without end.' }),
     console: Type.Object({
-      enabled: Type.Boolean({ default: true, description: 'Serve the web console at / on the HTTP listeners (docs/console.md). Only admin users of the users file can log in.' }),
+      enabled: Type.Boolean({ default: true, description: 'Serve the web console at / on the loopback HTTP listeners, and on others that say `console: true` (docs/console.md). Only admin users of the users file can log in.' }),
+      allowedHosts: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Host names, besides IP addresses, localhost, the machine\'s name and the listener\'s host, under which browsers may reach the console (the `Host` header; anything else gets 421, LB_ERR_CONSOLE_HOST, against DNS rebinding). `*` turns the check off.' }),
       sessionIdleMinutes: Type.Integer({ minimum: 1, default: 30, description: 'A console session unused for this long ends.' }),
       sessionMaxHours: Type.Integer({ minimum: 1, default: 12, description: 'A console session ends this long after its login, used or not.' }),
     }, { ...Strict, default: {}, description: 'The admin web console: gateways, devices, a live tail, rules and a dry run.' }),
@@ -142,6 +144,12 @@ export const ConfigSchema = Type.Object({
     usersFile: Type.Optional(Type.String({ description: 'Users file (YAML, salted scrypt hashes). Default: <dataDir>/users.yaml.' })),
     bansFile: Type.Optional(Type.String({ description: 'Ban list (YAML, written by `lorabridge ban add|remove`): addresses and networks, client ids, user names refused at once. Default: <dataDir>/bans.yaml.' })),
     certificateIdentity: Type.Union([Type.Literal('cn'), Type.Literal('off')], { default: 'cn', description: 'Which part of a verified client certificate names the user (off: certificates authenticate nobody).' }),
+    failedAuth: Type.Object({
+      perUser: Type.Integer({ minimum: 0, default: 20, description: 'Failed password checks allowed per user name (existing or not) within windowSeconds, over MQTT and the web console together; past it, logins with that name are refused without a check (CONNACK 3, LB_ERR_AUTH_RATE_LIMITED) until the window ends, except a password already verified since the start. 0 turns it off.' }),
+      windowSeconds: Type.Number({ exclusiveMinimum: 0, default: 60, description: 'The window of perUser: it starts at a name\'s first failure; a successful login clears the count.' }),
+      maxConcurrentHashes: Type.Integer({ minimum: 1, default: 2, description: 'scrypt derivations running at once for passwords not already verified (they share libuv\'s thread pool with file access).' }),
+      maxWaitingHashes: Type.Integer({ minimum: 0, default: 256, description: 'Password checks that may wait for a derivation: addresses without a failed check within windowSeconds first, each set served round-robin across source addresses; past it, a waiter of a failing address (else of the address with the most waiting) gives way, or the newcomer is refused (CONNACK 3, LB_ERR_AUTH_RATE_LIMITED).' }),
+    }, { ...Strict, default: {}, description: 'Limits on password guessing and on the hashing that unauthenticated clients can cause (docs/security.md).' }),
   }, { ...Strict, default: {}, description: 'Who may connect: see docs/security.md.' }),
   redis: Type.Optional(Type.Object({
     url: Type.String({ pattern: '^rediss?://', description: 'redis:// or rediss:// URL (TLS). A password goes in the URL (`redis://:PASSWORD@host:6379`, or `redis://USER:PASSWORD@…` with Redis ACLs) or in `options.password`; keep it out of the file with LORABRIDGE_REDIS_URL. Absent: in-memory store, single instance.' }),

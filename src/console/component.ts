@@ -18,7 +18,8 @@ import type { RulesComponent } from '../rules/component.js'
 import type { RouteRegistrar } from '../http/http-listeners.js'
 import { loadAssets, type Asset } from './assets.js'
 import { ConsoleState } from './state.js'
-import { ConsoleTokens, LoginLimiter, SessionStore } from './sessions.js'
+import { ConsoleTokens, LoginLimiter, SessionStore, type SessionEndReason } from './sessions.js'
+import { isLoopbackHost } from '../util/net.js'
 import { consoleRoutes, type ConsoleRefusal } from './routes.js'
 
 export interface WebConsoleDeps {
@@ -38,6 +39,14 @@ export interface WebConsoleDeps {
 
 const SWEEP_MS = 60_000
 
+/** A console session that ended, with every one-time MQTT secret minted for it (spent or not). */
+export interface EndedSession {
+  user: string
+  session: string
+  reason: SessionEndReason
+  secrets: string[]
+}
+
 export class WebConsole implements Component {
   readonly name = 'console'
   readonly sessions: SessionStore
@@ -49,6 +58,7 @@ export class WebConsole implements Component {
   readonly refusals: Counter<'code'>
   private unsubscribe: Array<() => Promise<void>> = []
   private sweeper: NodeJS.Timeout | undefined
+  private readonly endListeners = new Set<(ended: EndedSession) => void>()
 
   constructor (private readonly deps: WebConsoleDeps) {
     const { config, metrics } = deps
@@ -57,14 +67,28 @@ export class WebConsole implements Component {
       maxAgeMs: config.http.console.sessionMaxHours * 3_600_000,
       ...(deps.now !== undefined ? { now: deps.now } : {}),
     })
-    this.sessions.onEnd = s => { deps.tokens.revokeSession(s.id) }
+    this.sessions.onEnd = (s, reason) => {
+      const ended: EndedSession = { user: s.user, session: s.id, reason, secrets: deps.tokens.revokeSession(s.id) }
+      for (const listener of this.endListeners) listener(ended)
+    }
     this.state = new ConsoleState(config.topics.root)
     this.refusals = new Counter({ name: 'lorabridge_console_refused_total', help: 'Web console requests refused (no session, other origin, malformed, too large), by error code', labelNames: ['code'] as const, registers: [metrics.registry] })
     this.httpRoutes = (app, listener) => { if (this.servedOn(listener)) consoleRoutes(app, listener, { ...deps, console: this, refuse: r => { this.refuse(r) } }) }
   }
 
+  /** Loopback listeners by default; any other only when it says `console: true`. */
   servedOn (listener: HttpListenerConfig): boolean {
-    return listener.console ?? this.deps.config.http.console.enabled
+    return listener.console ?? (this.deps.config.http.console.enabled && isLoopbackHost(listener.host))
+  }
+
+  /**
+   * Calls `listener` for every session that ends (logout, expiry, its user removed or no longer an
+   * admin, daemon stop), with the one-time MQTT secrets minted for it: whoever keeps the broker's
+   * connections can close the ones those secrets opened. Returns the unsubscribe function.
+   */
+  onSessionEnd (listener: (ended: EndedSession) => void): () => void {
+    this.endListeners.add(listener)
+    return () => { this.endListeners.delete(listener) }
   }
 
   /** Counts and logs a refusal; login failures are authentication failures, the rest console refusals. */
@@ -74,7 +98,7 @@ export class WebConsole implements Component {
     else this.refusals.inc({ code: r.code })
     // A page left open past its session asks a few more times before it shows the login form.
     const level = r.code === 'LB_ERR_CONSOLE_SESSION' ? 'debug' : 'warn'
-    this.deps.log[level]({ code: r.code, address: r.address, user: r.user, url: r.url, reason: r.reason }, login ? 'console login refused' : 'console request refused')
+    this.deps.log[level]({ code: r.code, address: r.address, user: r.user, url: r.url, reason: r.reason, ...(r.host !== undefined ? { host: r.host } : {}) }, login ? 'console login refused' : 'console request refused')
   }
 
   async start (): Promise<void> {

@@ -25,11 +25,13 @@ export interface MqttOverWebSocketDeps {
   metrics: Metrics
   broker: Broker
   /** The session the request's cookie names, if live and still an admin's; refuses with a reason otherwise. */
-  session: (req: IncomingMessage) => Promise<{ session: Session } | { status: 401 | 403, code: 'LB_ERR_CONSOLE_SESSION' | 'LB_ERR_CONSOLE_ORIGIN' }>
-  refused: (code: 'LB_ERR_CONSOLE_SESSION' | 'LB_ERR_CONSOLE_ORIGIN', address: string, reason: string) => void
+  session: (req: IncomingMessage) => Promise<{ session: Session } | { status: 401 | 403 | 421, code: UpgradeRefusal }>
+  refused: (code: UpgradeRefusal, address: string, reason: string) => void
 }
 
-const STATUS_TEXT = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' } as const
+type UpgradeRefusal = 'LB_ERR_CONSOLE_SESSION' | 'LB_ERR_CONSOLE_ORIGIN' | 'LB_ERR_CONSOLE_HOST'
+
+const STATUS_TEXT = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 421: 'Misdirected Request', 503: 'Service Unavailable' } as const
 
 function refuse (socket: Duplex, status: keyof typeof STATUS_TEXT): void {
   socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
@@ -55,7 +57,7 @@ export function serveMqttOverWebSocket (server: Server, listener: HttpListenerCo
     if ((req.url ?? '').split('?')[0] !== MQTT_WS_PATH) { refuse(socket, 404); return }
     deps.session(req).then(found => {
       if (!('session' in found)) {
-        deps.refused(found.code, address, 'WebSocket upgrade without a live console session')
+        deps.refused(found.code, address, found.code === 'LB_ERR_CONSOLE_SESSION' ? 'WebSocket upgrade without a live console session' : found.code === 'LB_ERR_CONSOLE_HOST' ? `WebSocket upgrade for host ${req.headers.host ?? '(none)'}` : 'WebSocket upgrade from another origin')
         refuse(socket, found.status)
         return
       }

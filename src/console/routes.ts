@@ -5,7 +5,11 @@
  *
  * Cross-site requests: the session cookie is SameSite=Strict, every POST must be
  * `application/json` (which no cross-site form can send without a CORS preflight we never answer),
- * and an `Origin` other than the console's own is refused.
+ * and an `Origin` other than the console's own is refused. The console's own origin is only worth
+ * something once `Host` is known to name this machine (DNS rebinding): see host-check.ts.
+ *
+ * Logins: every failure (unknown user, wrong password, no password, not an admin) gets one and the
+ * same answer, and only an admin's successful login clears the address's failure count.
  */
 import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -13,7 +17,6 @@ import type { HttpListenerConfig } from '../config/schema.js'
 import type { ErrorCode } from '../errors.js'
 import { AuthFailure } from '../auth/authenticator.js'
 import type { Identity } from '../auth/acl.js'
-import { hashPassword, verifyPassword } from '../auth/password.js'
 import { normalizeAddress } from '../util/net.js'
 import { EVENT_KINDS, type CompiledFile } from '../rules/compile.js'
 import type { RulesComponent } from '../rules/component.js'
@@ -23,6 +26,7 @@ import { PUBLIC_ASSETS } from './assets.js'
 import { COOKIE_NAME, readCookie, sessionCookie, type Session } from './sessions.js'
 import { MQTT_WS_PATH, serveMqttOverWebSocket } from './mqtt-ws.js'
 import type { WebConsole, WebConsoleDeps } from './component.js'
+import { ConsoleHosts } from './host-check.js'
 
 export interface ConsoleRefusal {
   code: ErrorCode
@@ -30,6 +34,8 @@ export interface ConsoleRefusal {
   user?: string | undefined
   url?: string | undefined
   reason: string
+  /** The Host header of a request refused for it. */
+  host?: string | undefined
 }
 
 export interface ConsoleRouteDeps extends WebConsoleDeps {
@@ -40,6 +46,8 @@ export interface ConsoleRouteDeps extends WebConsoleDeps {
 /** Try-it events and logins are small; the listener-wide limit is for ThingPark and app-connect. */
 export const API_BODY_LIMIT = 64 * 1024
 const MAX_CREDENTIAL_LENGTH = 1024
+/** The one answer to every failed login: it must not tell which user names exist, nor confirm a password. */
+const LOGIN_FAILED = 'login failed'
 
 // mqtt.js keeps its keepalive timers in a worker made from a blob, so that a background tab's
 // throttled timers do not let the broker drop the tail: hence `worker-src blob:`.
@@ -80,21 +88,21 @@ export function consoleRoutes (app: FastifyInstance, listener: HttpListenerConfi
   const { config, users, authenticator, tokens, console: web } = deps
   const secure = listener.protocol === 'https'
   const sessionOf = new WeakMap<FastifyRequest, Session>()
-  // Unknown users cost a password derivation too, so that timing does not tell which names exist.
-  let decoy: Promise<string> | undefined
+  const hosts = new ConsoleHosts(listener.host, config.http.console.allowedHosts)
 
   /** The live session of a request, while its user still exists and is an admin. */
   const liveSession = async (cookieHeader: string | undefined): Promise<Session | undefined> => {
     const session = web.sessions.touch(readCookie(cookieHeader, COOKIE_NAME))
     if (session === undefined) return undefined
     const user = await users.get(session.user)
-    if (user?.role !== 'admin') { web.sessions.end(session.id); return undefined }
+    if (user?.role !== 'admin') { web.sessions.end(session.id, 'revoked'); return undefined }
     return session
   }
 
-  const fail = (reply: FastifyReply, req: FastifyRequest, status: number, code: ErrorCode, message: string, user?: string): FastifyReply => {
-    deps.refuse({ code, address: normalizeAddress(req.socket.remoteAddress), user, url: req.url.split('?')[0], reason: message })
-    return reply.code(status).headers({ 'cache-control': 'no-store' }).send({ error: code, message })
+  /** Logs and counts the refusal under `code` with `reason`, and answers `status` with `code` and `message`. */
+  const fail = (reply: FastifyReply, req: FastifyRequest, status: number, code: ErrorCode, message: string, user?: string, reason = message, answerCode = code): FastifyReply => {
+    deps.refuse({ code, address: normalizeAddress(req.socket.remoteAddress), user, url: req.url.split('?')[0], reason, ...(code === 'LB_ERR_CONSOLE_HOST' ? { host: req.headers.host } : {}) })
+    return reply.code(status).headers({ 'cache-control': 'no-store' }).send({ error: answerCode, message })
   }
 
   /** preHandler of everything behind the login. */
@@ -132,6 +140,11 @@ export function consoleRoutes (app: FastifyInstance, listener: HttpListenerConfi
     // Bodies are taken as bytes and parsed here, so that every refusal carries our own code.
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: API_BODY_LIMIT }, (_req, body, done) => { done(null, body) })
+    // Before anything else, even the login page: a rebound name gets nothing of the console.
+    scope.addHook('onRequest', async (req, reply) => {
+      if (!hosts.allows(req.headers.host)) return fail(reply, req, 421, 'LB_ERR_CONSOLE_HOST', 'the console is not served under this host name')
+      return undefined
+    })
     scope.setErrorHandler((err: Error & { statusCode?: number, code?: string }, req, reply) => {
       if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return fail(reply, req, 413, 'LB_ERR_CONSOLE_TOO_LARGE', `the body exceeds ${API_BODY_LIMIT} bytes`)
       if (err.statusCode !== undefined && err.statusCode < 500) return fail(reply, req, err.statusCode, 'LB_ERR_CONSOLE_REQUEST', err.message)
@@ -169,26 +182,29 @@ export function consoleRoutes (app: FastifyInstance, listener: HttpListenerConfi
       const address = normalizeAddress(req.socket.remoteAddress)
       const wait = web.limiter.blockedFor(address)
       if (wait > 0) return fail(reply.header('retry-after', String(wait)), req, 429, 'LB_ERR_CONSOLE_LOGIN_RATE', `too many failed logins; try again in ${wait} s`, username)
-      const badLogin = (reason: string): FastifyReply => {
+      /** One answer for every failure; the log keeps the real reason, under `code`. */
+      const badLogin = (reason: string, code: ErrorCode = 'LB_ERR_CONSOLE_LOGIN'): FastifyReply => {
         web.limiter.fail(address)
-        return fail(reply, req, 401, 'LB_ERR_CONSOLE_LOGIN', reason, username)
-      }
-      if (await users.get(username) === undefined) {
-        decoy ??= hashPassword('lorabridge-decoy')
-        await verifyPassword(password, await decoy)
-        return badLogin(`unknown user "${username}"`)
+        return fail(reply, req, 401, code, LOGIN_FAILED, username, reason, 'LB_ERR_CONSOLE_LOGIN')
       }
       let identity: Identity
       try {
-        identity = await authenticator.authenticate({ username, password: Buffer.from(password, 'utf8'), certificateUser: undefined, anonymousAllowed: false })
+        // Unknown users and users without a password cost a derivation too (a decoy hash).
+        identity = await authenticator.authenticate({ username, password: Buffer.from(password, 'utf8'), certificateUser: undefined, anonymousAllowed: false, address })
       } catch (err) {
-        if (err instanceof AuthFailure) return badLogin(err.message)
-        throw err
+        if (!(err instanceof AuthFailure)) throw err
+        if (err.code === 'LB_ERR_AUTH_RATE_LIMITED') {
+          // The name (or the daemon) is refusing password checks for now: say so, as for any name.
+          web.limiter.fail(address)
+          return fail(reply.header('retry-after', String(Math.ceil(config.auth.failedAuth.windowSeconds))), req, 429, 'LB_ERR_CONSOLE_LOGIN_RATE', 'too many failed logins; try again later', username, err.message)
+        }
+        return badLogin(err.message)
       }
       // A one-time MQTT secret is not a password.
-      if (identity.via !== 'password') return badLogin('not a password')
+      if (identity.via !== 'password') return badLogin('a one-time MQTT secret is not a console password')
+      if (identity.role !== 'admin') return badLogin(`role ${identity.role}: the console is for admins`, 'LB_ERR_CONSOLE_FORBIDDEN')
+      // Only now: a right password of any other kind of user must not clear the count.
       web.limiter.succeed(address)
-      if (identity.role !== 'admin') return fail(reply, req, 403, 'LB_ERR_CONSOLE_FORBIDDEN', `user "${username}" has role ${identity.role}; the console is for admins`, username)
       const session = web.sessions.create(username)
       deps.log.info({ user: username, address }, 'console login')
       return reply.header('set-cookie', sessionCookie(session.id, { maxAgeSeconds: web.sessions.maxAgeSeconds(session), secure }))
@@ -200,7 +216,7 @@ export function consoleRoutes (app: FastifyInstance, listener: HttpListenerConfi
       if (jsonBody(req, reply) === undefined) return reply
       const session = web.sessions.touch(readCookie(req.headers.cookie, COOKIE_NAME))
       if (session !== undefined) {
-        web.sessions.end(session.id)
+        web.sessions.end(session.id, 'logout')
         deps.log.info({ user: session.user, address: normalizeAddress(req.socket.remoteAddress) }, 'console logout')
       }
       return reply.code(204).header('set-cookie', sessionCookie('', { maxAgeSeconds: 0, secure })).send()
@@ -262,6 +278,7 @@ export function consoleRoutes (app: FastifyInstance, listener: HttpListenerConfi
     metrics: deps.metrics,
     broker: deps.broker,
     session: async req => {
+      if (!hosts.allows(req.headers.host)) return { status: 421, code: 'LB_ERR_CONSOLE_HOST' }
       if (!sameOrigin(req.headers, secure)) return { status: 403, code: 'LB_ERR_CONSOLE_ORIGIN' }
       const session = await liveSession(req.headers.cookie)
       return session !== undefined ? { session } : { status: 401, code: 'LB_ERR_CONSOLE_SESSION' }

@@ -18,6 +18,9 @@ export interface Session {
   readonly sockets: Set<Duplex>
 }
 
+/** logout; expired (idle or too old); evicted (too many sessions); revoked (the user is gone or no longer an admin); stopped (the daemon stops). */
+export type SessionEndReason = 'logout' | 'expired' | 'evicted' | 'revoked' | 'stopped'
+
 export interface SessionLimits {
   idleMs: number
   maxAgeMs: number
@@ -32,8 +35,8 @@ export class SessionStore {
   private readonly sessions = new Map<string, Session>()
   private readonly maxSessions: number
   private readonly now: () => number
-  /** Called for every session that ends (logout, expiry, eviction). */
-  onEnd: (s: Session) => void = () => {}
+  /** Called for every session that ends, with why. */
+  onEnd: (s: Session, reason: SessionEndReason) => void = () => {}
 
   constructor (private readonly limits: SessionLimits) {
     this.maxSessions = limits.maxSessions ?? 1000
@@ -47,7 +50,7 @@ export class SessionStore {
     const s: Session = { id: randomId(), user, createdAt: t, lastSeen: t, sockets: new Set() }
     this.sessions.set(s.id, s)
     // Map order is insertion order: the first entries are the oldest logins.
-    while (this.sessions.size > this.maxSessions) this.end(this.sessions.keys().next().value as string)
+    while (this.sessions.size > this.maxSessions) this.end(this.sessions.keys().next().value as string, 'evicted')
     return s
   }
 
@@ -58,7 +61,7 @@ export class SessionStore {
     if (s === undefined) return undefined
     const t = this.now()
     if (t - s.lastSeen > this.limits.idleMs || t - s.createdAt > this.limits.maxAgeMs) {
-      this.end(id)
+      this.end(id, 'expired')
       return undefined
     }
     s.lastSeen = t
@@ -70,13 +73,13 @@ export class SessionStore {
     return Math.max(1, Math.floor((s.createdAt + this.limits.maxAgeMs - this.now()) / 1000))
   }
 
-  end (id: string): void {
+  end (id: string, reason: SessionEndReason): void {
     const s = this.sessions.get(id)
     if (s === undefined) return
     this.sessions.delete(id)
     for (const socket of s.sockets) socket.destroy()
     s.sockets.clear()
-    this.onEnd(s)
+    this.onEnd(s, reason)
   }
 
   /** Ends the sessions that have expired; returns how many. */
@@ -84,17 +87,18 @@ export class SessionStore {
     const t = this.now()
     let n = 0
     for (const [id, s] of this.sessions) {
-      if (t - s.lastSeen > this.limits.idleMs || t - s.createdAt > this.limits.maxAgeMs) { this.end(id); n++ }
+      if (t - s.lastSeen > this.limits.idleMs || t - s.createdAt > this.limits.maxAgeMs) { this.end(id, 'expired'); n++ }
     }
     return n
   }
 
   clear (): void {
-    for (const id of [...this.sessions.keys()]) this.end(id)
+    for (const id of [...this.sessions.keys()]) this.end(id, 'stopped')
   }
 }
 
 const TOKEN_PREFIX = 'lbc1.'
+const MINTED_PER_SESSION = 256
 
 /**
  * Single-use MQTT secrets, each good for one CONNECT of the session's user within `ttlMs`. The
@@ -102,6 +106,8 @@ const TOKEN_PREFIX = 'lbc1.'
  */
 export class ConsoleTokens implements OneTimeSecrets {
   private readonly tokens = new Map<string, { user: string, session: string, expiresAt: number }>()
+  /** Every secret minted per session, spent or not (the newest 256), until the session is revoked. */
+  private readonly minted = new Map<string, string[]>()
 
   constructor (private readonly ttlMs = 60_000, private readonly maxTokens = 10_000, private readonly now: () => number = Date.now) {}
 
@@ -110,6 +116,10 @@ export class ConsoleTokens implements OneTimeSecrets {
     while (this.tokens.size >= this.maxTokens) this.tokens.delete(this.tokens.keys().next().value as string)
     const secret = TOKEN_PREFIX + randomId()
     this.tokens.set(secret, { user, session, expiresAt: this.now() + this.ttlMs })
+    const mine = this.minted.get(session) ?? []
+    mine.push(secret)
+    if (mine.length > MINTED_PER_SESSION) mine.shift()
+    this.minted.set(session, mine)
     return { secret, expiresInSeconds: Math.round(this.ttlMs / 1000) }
   }
 
@@ -125,9 +135,15 @@ export class ConsoleTokens implements OneTimeSecrets {
     return t.expiresAt >= this.now() && a.length === b.length && timingSafeEqual(a, b)
   }
 
-  /** A session that ends takes its unspent secrets with it. */
-  revokeSession (session: string): void {
+  /**
+   * A session that ends takes its unspent secrets with it. Returns every secret minted for it,
+   * spent ones included: the connections that used them belong to the session too.
+   */
+  revokeSession (session: string): string[] {
     for (const [k, t] of this.tokens) if (t.session === session) this.tokens.delete(k)
+    const minted = this.minted.get(session) ?? []
+    this.minted.delete(session)
+    return minted
   }
 
   private sweep (): void {
@@ -135,43 +151,11 @@ export class ConsoleTokens implements OneTimeSecrets {
     for (const [k, v] of this.tokens) if (v.expiresAt < t) this.tokens.delete(k)
   }
 
-  clear (): void { this.tokens.clear() }
+  clear (): void { this.tokens.clear(); this.minted.clear() }
 }
 
-/** Failed logins per address in a fixed window; past `maxFailures` the address is refused until the window ends. */
-export class LoginLimiter {
-  private readonly failures = new Map<string, { count: number, since: number }>()
-
-  constructor (private readonly maxFailures = 10, private readonly windowMs = 15 * 60_000, private readonly maxAddresses = 10_000, private readonly now: () => number = Date.now) {}
-
-  /** Seconds until the address may try again; 0 when it may now. */
-  blockedFor (address: string): number {
-    const f = this.failures.get(address)
-    if (f === undefined) return 0
-    const left = f.since + this.windowMs - this.now()
-    if (left <= 0) { this.failures.delete(address); return 0 }
-    return f.count >= this.maxFailures ? Math.ceil(left / 1000) : 0
-  }
-
-  fail (address: string): void {
-    const t = this.now()
-    let f = this.failures.get(address)
-    if (f === undefined || t - f.since > this.windowMs) {
-      if (f === undefined && this.failures.size >= this.maxAddresses) this.sweep()
-      if (this.failures.size >= this.maxAddresses) this.failures.delete(this.failures.keys().next().value as string)
-      f = { count: 0, since: t }
-      this.failures.set(address, f)
-    }
-    f.count++
-  }
-
-  succeed (address: string): void { this.failures.delete(address) }
-
-  private sweep (): void {
-    const t = this.now()
-    for (const [a, f] of this.failures) if (t - f.since > this.windowMs) this.failures.delete(a)
-  }
-}
+/** Failed console logins per address; past 10 within 15 minutes the address gets 429. */
+export { FailureLimiter as LoginLimiter } from '../auth/failure-limiter.js'
 
 /** The value of one cookie from a Cookie header (RFC 6265 §5.4); no dependency needed for one name. */
 export function readCookie (header: string | undefined, name: string): string | undefined {

@@ -5,9 +5,9 @@
   const form = document.getElementById('login')
   const error = document.getElementById('login-error')
   const MESSAGES = {
-    LB_ERR_CONSOLE_LOGIN: 'Unknown user or wrong password.',
-    LB_ERR_CONSOLE_FORBIDDEN: 'This user is not an admin: the console is for admins only.',
-    LB_ERR_CONSOLE_LOGIN_RATE: 'Too many failed logins from this address. Try again later.',
+    // The daemon gives one answer for every failure, so that it tells an attacker nothing.
+    LB_ERR_CONSOLE_LOGIN: 'Login failed: unknown user, wrong password, or not an admin.',
+    LB_ERR_CONSOLE_LOGIN_RATE: 'Too many failed logins. Try again later.',
   }
   form.addEventListener('submit', async event => {
     event.preventDefault()
