@@ -135,6 +135,11 @@ export class Daemon {
     this.rules = new RulesComponent({ config, bus: this.bus, log: child('rules'), metrics: this.metrics, cooldowns: stateRedis !== undefined ? new RedisCooldowns(stateRedis, prefix) : new MemoryCooldowns() })
 
     this.console = new WebConsole({ config, log: child('console'), metrics: this.metrics, users, authenticator, tokens: consoleTokens, broker: this.broker, bus: this.bus, routes, rules: this.rules })
+    // A console session that ends (logout, expiry, eviction) takes the connections its one-time secrets opened.
+    this.console.onSessionEnd(ended => {
+      const secrets = new Set(ended.secrets)
+      this.broker.revoke((identity, client) => identity.via === 'token' && secrets.has(this.broker.connections.secret(client) ?? ''), `console session ended (${ended.reason})`)
+    })
 
     this.http = new HttpListeners({
       config, log: child('http'), metrics: this.metrics, readiness: () => this.readiness(), tls,

@@ -32,6 +32,11 @@ export interface Credentials {
   anonymousAllowed: boolean
   /** The peer's address: waiting password checks are served fairly across addresses. */
   address?: string | undefined
+  /**
+   * Whether a console one-time secret may stand for the password: only on the console's own
+   * MQTT-over-WebSocket channel, so that a leaked secret opens nothing else.
+   */
+  oneTimeAllowed?: boolean
 }
 
 export class AuthFailure extends LorabridgeError {
@@ -126,7 +131,7 @@ export class Authenticator {
     }
     if (username !== undefined) {
       const user = await this.users.get(username)
-      if (user !== undefined && c.password !== undefined && this.oneTime?.consume(user.name, c.password) === true) return identityOf(user, 'token')
+      if (c.oneTimeAllowed === true && user !== undefined && c.password !== undefined && this.oneTime?.consume(user.name, c.password) === true) return identityOf(user, 'token')
       await this.checkPassword(username, user, c.password, address)
       return identityOf(user!, 'password')
     }

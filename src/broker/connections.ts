@@ -15,14 +15,20 @@ export interface ConnectionInfo {
   certificateUser: string | undefined
   /** Fingerprint, serial and issue date of that certificate, checked against the users file's records. */
   certificate?: CertificateFacts | undefined
+  /** The console's own live-tail channel: the only place its one-time secrets are accepted. */
+  console?: boolean
 }
 
 export class ConnectionRegistry {
   private readonly infos = new WeakMap<object, ConnectionInfo>()
   private readonly identities = new WeakMap<Client, Identity>()
+  /** The console one-time secret a client authenticated with (identity `via: token`). */
+  private readonly secrets = new WeakMap<Client, string>()
 
   register (stream: object, info: ConnectionInfo): void { this.infos.set(stream, info) }
   get (stream: object): ConnectionInfo | undefined { return this.infos.get(stream) }
   setIdentity (client: Client, identity: Identity): void { this.identities.set(client, identity) }
   identity (client: Client): Identity | undefined { return this.identities.get(client) }
+  setSecret (client: Client, secret: string): void { this.secrets.set(client, secret) }
+  secret (client: Client): string | undefined { return this.secrets.get(client) }
 }

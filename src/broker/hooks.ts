@@ -59,6 +59,7 @@ export function makeAuthenticate (ctx: HookContext) {
         certificate: info.certificate,
         anonymousAllowed: info.listener.anonymous,
         address: info.remoteAddress,
+        oneTimeAllowed: info.console === true,
       })
     authentication.then(identity => {
       // A will is published after its owner is gone (by another instance, in a cluster, with no
@@ -76,6 +77,8 @@ export function makeAuthenticate (ctx: HookContext) {
       })
     }).then(identity => {
       ctx.connections.setIdentity(client, identity)
+      // Kept so that the console session's end can close what its secret opened.
+      if (identity.via === 'token' && password !== undefined) ctx.connections.setSecret(client, password.toString('utf8'))
       ctx.log.info({ clientId: client.id, user: identity.user, role: identity.role, via: identity.via, protocol: info.protocol, address: info.remoteAddress }, 'client authenticated')
       done(null, true)
     }, (err: unknown) => {

@@ -75,7 +75,7 @@ export function serveMqttOverWebSocket (server: Server, listener: HttpListenerCo
         })
         deps.metrics.mqttConnections.inc({ protocol })
         try {
-          deps.broker.handle(stream, { protocol, listener: asListener, remoteAddress: address, certificateUser: undefined })
+          deps.broker.handle(stream, { protocol, listener: asListener, remoteAddress: address, certificateUser: undefined, console: true })
         } catch {
           // The broker is stopping (or not yet started): nothing to hand the stream to.
           stream.destroy()
