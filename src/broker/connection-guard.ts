@@ -4,46 +4,12 @@
  * header announces).
  */
 import type { Duplex } from 'node:stream'
+import { TokenBuckets } from '../util/token-buckets.js'
 
-/** Token bucket per remote address: `perAddress` connections, refilled over `windowSeconds`. */
-export class ConnectRateLimiter {
-  private readonly buckets = new Map<string, { tokens: number, at: number }>()
-  private readonly refillPerMs: number
-  private readonly sweeper: NodeJS.Timeout | undefined
-
-  constructor (private readonly perAddress: number, windowSeconds: number, private readonly now: () => number = Date.now) {
-    this.refillPerMs = perAddress / (windowSeconds * 1000)
-    if (perAddress > 0) {
-      // Drop full buckets so that memory follows active addresses, not every address ever seen.
-      this.sweeper = setInterval(() => this.sweep(), Math.max(1000, windowSeconds * 1000))
-      this.sweeper.unref()
-    }
-  }
-
+/** Connections per remote address: `perAddress` of them, refilled over `windowSeconds`. */
+export class ConnectRateLimiter extends TokenBuckets {
   /** Takes one token for `address`; false when the address is over its rate. */
-  allow (address: string): boolean {
-    if (this.perAddress === 0) return true
-    const t = this.now()
-    const bucket = this.buckets.get(address) ?? { tokens: this.perAddress, at: t }
-    bucket.tokens = Math.min(this.perAddress, bucket.tokens + (t - bucket.at) * this.refillPerMs)
-    bucket.at = t
-    const ok = bucket.tokens >= 1
-    if (ok) bucket.tokens -= 1
-    this.buckets.set(address, bucket)
-    return ok
-  }
-
-  private sweep (): void {
-    const t = this.now()
-    for (const [address, b] of this.buckets) {
-      if (b.tokens + (t - b.at) * this.refillPerMs >= this.perAddress) this.buckets.delete(address)
-    }
-  }
-
-  close (): void {
-    if (this.sweeper !== undefined) clearInterval(this.sweeper)
-    this.buckets.clear()
-  }
+  allow (address: string): boolean { return this.take(address) }
 }
 
 /**
