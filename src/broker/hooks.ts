@@ -160,11 +160,16 @@ export function makeAuthorizeSubscribe (ctx: HookContext) {
  * client's outbound queue decides whether it is written (outbound-queues.ts).
  */
 export function makeAuthorizeForward (ctx: HookContext) {
+  // One log line per client: a stored session can hold thousands of such messages.
+  const reported = new WeakSet<Client>()
   return function authorizeForward (client: Client, packet: AedesPublishPacket): AedesPublishPacket | null | undefined {
     const identity = ctx.connections.identity(client)
     if (identity === undefined || (identity.role !== 'admin' && !maySubscribe(identity, ctx.topicRoot, packet.topic).allowed)) {
       ctx.metrics.mqttDropped.inc({ reason: 'not-authorized' })
-      ctx.log.warn({ code: 'LB_ERR_MQTT_SUBSCRIBE_DENIED', clientId: client.id, user: identity?.user, topic: packet.topic }, 'message of a stored session not delivered: the client may not read it')
+      if (!reported.has(client)) {
+        reported.add(client)
+        ctx.log.warn({ code: 'LB_ERR_MQTT_SUBSCRIBE_DENIED', clientId: client.id, user: identity?.user, topic: packet.topic }, 'messages of a stored session not delivered: the client may not read them (counted in lorabridge_mqtt_dropped_total)')
+      }
       return null
     }
     if (ctx.queues.admit(client) === 'drop') return null
