@@ -209,6 +209,13 @@ async function drivePipeline (targets: Target[], serverPids: number[], o: Load):
 }
 
 const MQTT_LOOPBACK = { protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }
+/**
+ * The load generator reads every Conduit's downlinks and the application's uplinks in one busy
+ * process: at saturation it falls thousands of messages behind, and the per-client queue bounds
+ * (mqtt.limits.maxQueued*, which disconnect a persistent-session Conduit that far behind) would
+ * end the run. Raised, so that saturation measures the pipeline; plain Aedes has no bound either.
+ */
+const LIMITS = { connectRate: { perAddress: 0 }, maxQueuedMessages: 1_000_000, maxQueuedBytes: 1024 * 1024 * 1024 }
 const COMMON = {
   http: { listeners: [{ protocol: 'http', host: '127.0.0.1', port: 0 }] },
   log: { level: 'info' },
@@ -219,7 +226,7 @@ export async function conduitPipeline (o: Load & { transport: 'tcp' | 'tls' }): 
   const tls = o.transport === 'tls'
   const daemon = await startLorabridge({
     config: {
-      mqtt: { listeners: [MQTT_LOOPBACK, ...(tls ? [{ protocol: 'mqtts', host: '127.0.0.1', port: 0 }] : [])], limits: { connectRate: { perAddress: 0 } } },
+      mqtt: { listeners: [MQTT_LOOPBACK, ...(tls ? [{ protocol: 'mqtts', host: '127.0.0.1', port: 0 }] : [])], limits: LIMITS },
       ...COMMON,
     },
     rules: RULES,
@@ -252,7 +259,7 @@ export async function clusterPipeline (o: Omit<Load, 'rates'>): Promise<ClusterR
   try {
     for (let i = 0; i < 2; i++) {
       daemons.push(await startLorabridge({
-        config: { redis: { url: redis.url }, mqtt: { listeners: [MQTT_LOOPBACK], limits: { connectRate: { perAddress: 0 } } }, ...COMMON },
+        config: { redis: { url: redis.url }, mqtt: { listeners: [MQTT_LOOPBACK], limits: LIMITS }, ...COMMON },
         rules: RULES,
       }))
     }
