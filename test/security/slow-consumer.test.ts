@@ -72,20 +72,27 @@ describe('a consumer that stops reading', () => {
     const flood = Array.from({ length: FLOOD }, (_, i) => admin.publishAsync(`lorabridge/farm/devices/00000000000000${String(i % 100).padStart(2, '0')}/up`, BLOB, { qos: 1 }))
     await Promise.all(flood)
     await until(() => got.length >= FLOOD || undefined, 'the flood at the reading subscriber', 30_000)
-    // Meanwhile, signed ThingPark uplinks are answered 204 at once, and published.
+    // Meanwhile, signed ThingPark uplinks are answered 204 at once, and published. (Before: 503
+    // after thingpark.answerTimeoutMs, 2 s; PUBACK after drainTimeout.) The median must be within
+    // 100 ms and none near the old stalls: one slow answer on a loaded 2-core CI machine is noise.
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+    const tpMs: number[] = []
     for (let fCnt = 1; fCnt <= 5; fCnt++) {
       const start = performance.now()
       const r = await tp.uplink({ devEui: TP_DEV, fPort: 2, fCntUp: fCnt, payloadHex: `01${String(fCnt).padStart(2, '0')}` })
-      const ms = performance.now() - start
+      tpMs.push(performance.now() - start)
       expect(r.status).toBe(204)
-      expect(ms).toBeLessThan(100)
     }
     // Conduit uplinks are PUBACKed at once.
+    const pubackMs: number[] = []
     for (let i = 0; i < 5; i++) {
       const start = performance.now()
       await conduit.uplink(undefined, { data: Buffer.from([0x0a, i]) })
-      expect(performance.now() - start).toBeLessThan(100)
+      pubackMs.push(performance.now() - start)
     }
+    expect(median(tpMs), `ThingPark answers: ${tpMs.map(Math.round).join(', ')} ms`).toBeLessThan(100)
+    expect(median(pubackMs), `PUBACKs: ${pubackMs.map(Math.round).join(', ')} ms`).toBeLessThan(100)
+    expect(Math.max(...tpMs, ...pubackMs)).toBeLessThan(500)
     // The other subscriber received every one of them.
     const ups = (): string[] => got.filter(m => m.topic.endsWith('/up') && m.payload !== BLOB).map(m => m.topic)
     await until(() => ups().length === 10 || undefined, 'the 10 uplinks at the reading subscriber')
