@@ -47,6 +47,9 @@ export interface DaemonOptions {
   env?: NodeJS.ProcessEnv
 }
 
+/** How long one component may take to stop (it may be waiting on a Redis that does not answer). */
+const STOP_TIMEOUT_MS = 5000
+
 /** Adapts a plain start/stop pair to a Component. */
 function component (name: string, start: () => Promise<void>, stop: () => Promise<void>, ready?: () => boolean): Component {
   return { name, start, stop, ...(ready !== undefined ? { ready } : {}) }
@@ -213,11 +216,20 @@ export class Daemon {
   /** Idempotent; stops what was started, in reverse order, and keeps going past failures. */
   stop (): Promise<void> {
     this.stopping ??= (async () => {
+      const timeoutMs = STOP_TIMEOUT_MS
       for (const c of [...this.started].reverse()) {
+        // A component waiting on an unreachable Redis (a publication, a QUIT) must not hold the
+        // stop forever: past the timeout the stop goes on without it.
+        let timer: NodeJS.Timeout | undefined
+        const timedOut = new Promise<'timeout'>(resolve => { timer = setTimeout(() => resolve('timeout'), timeoutMs) })
         try {
-          await c.stop()
+          if (await Promise.race([c.stop().then(() => 'stopped' as const), timedOut]) === 'timeout') {
+            this.log.error({ code: 'LB_ERR_COMPONENT_STOP', component: c.name, timeoutMs }, 'component did not stop in time; going on without it')
+          }
         } catch (err) {
           this.log.error({ component: c.name, err }, 'component failed to stop cleanly')
+        } finally {
+          clearTimeout(timer)
         }
       }
       this.started.length = 0

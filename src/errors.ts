@@ -72,6 +72,7 @@ export const ErrorCodes = {
   LB_ERR_REDIS: 'Redis is unreachable or answered with an error',
   LB_ERR_REDIS_AUTH: 'Redis refused the credentials (wrong or missing password in redis.url or redis.options); start-up fails',
   LB_ERR_UNHANDLED: 'a promise rejected with nobody to hear it (typically a library\'s call on a connection being closed); logged, the daemon keeps running',
+  LB_ERR_COMPONENT_STOP: 'a component did not stop within 5 s (typically waiting on a Redis that does not answer); the stop goes on without it and the process exits',
   LB_ERR_COMPONENT_START: 'a component failed to start; the daemon stops what it started and exits 1',
 } as const
 
