@@ -119,7 +119,8 @@ export class Daemon {
     // With Redis, instances form one cluster: what they must agree on lives there.
     const instance = randomUUID()
     const dedupMs = config.events.dedupWindowSeconds * 1000
-    const dedup: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, prefix, dedupMs) : new MemoryDeduplicator(dedupMs, undefined, clockMs)
+    const spreadMs = config.events.dedupSpreadSeconds * 1000
+    const dedup: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, prefix, dedupMs, spreadMs) : new MemoryDeduplicator(dedupMs, undefined, clockMs, spreadMs)
     const routes: RouteTable = stateRedis !== undefined ? new RedisRouteTable(stateRedis, prefix) : new MemoryRouteTable()
     const locator: ClientLocator = stateRedis !== undefined ? new RedisClientLocator(stateRedis, prefix, instance) : new MemoryClientLocator(instance)
     const replays: ReplayMemory = stateRedis !== undefined

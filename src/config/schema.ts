@@ -169,6 +169,7 @@ export const ConfigSchema = Type.Object({
   }, Strict), { default: [], description: 'Applications, in topics as {app}; unmatched devices go to `default`.' }),
   events: Type.Object({
     dedupWindowSeconds: Type.Integer({ minimum: 1, default: 300, description: 'How long a frame is remembered: its duplicates (retained replays, QoS 1 redeliveries, other gateways) within this window are not published again.' }),
+    dedupSpreadSeconds: Type.Number({ exclusiveMinimum: 0, default: 10, description: 'Copies of one uplink frame (device, DevAddr, counter, payload) are duplicates when the network server\'s receive times are within this many seconds of the first copy (a replay has the same time); further apart, the device restarted its counter and repeats a payload: a new frame, published. Raise it for gateways whose clocks are not synchronized.' }),
     includeRaw: Type.Boolean({ default: false, description: 'Add the network server\'s original message under `raw` in normalized events.' }),
   }, { ...Strict, default: {}, description: 'Normalized events (PRODUCT.md §2).' }),
   multitech: Type.Object({

@@ -10,7 +10,7 @@ import type { Join, MultitechNetwork, Uplink } from '../model/events.js'
 import type { ApplicationResolver } from '../model/applications.js'
 import { dashedEui, normalizeEui } from '../model/eui.js'
 import type { EventBus } from '../core/bus.js'
-import type { Deduplicator } from '../core/dedup.js'
+import { receiveTime, type Deduplicator } from '../core/dedup.js'
 import type { GatewayPresence } from '../core/presence.js'
 import type { RouteTable } from '../core/routes.js'
 import { ConduitRegistry, versionFromInit, type AppConnectVersion, type Conduit } from './conduits.js'
@@ -279,7 +279,11 @@ export class AppConnectIngest {
     }
     const key = `${kind}:${event.id}`
     const gatewayId = conduit?.gatewayId
-    if (!await this.deps.dedup.firstSighting(key)) return { result: 'duplicate', kind, id: event.id, ...(gatewayId !== undefined ? { gatewayId } : {}) }
+    const at = kind === 'up' ? receiveTime(event as Uplink) : undefined
+    if (!await this.deps.dedup.firstSighting(key, at)) {
+      this.deps.log.debug({ kind, id: event.id, devEui: event.devEui, time: (event as Uplink).time, gateway: gatewayId }, 'duplicate of a frame already published; not published again')
+      return { result: 'duplicate', kind, id: event.id, ...(gatewayId !== undefined ? { gatewayId } : {}) }
+    }
     try {
       await this.deps.bus.publishEvent(kind, event)
     } catch (err) {

@@ -120,6 +120,8 @@ export interface ReceivedDownlink {
 export interface UplinkOptions {
   port?: number
   data?: Buffer
+  /** The receive time the Conduit reports (`time`); now by default. */
+  time?: Date
   confirmed?: boolean
   gweui?: string
 }
@@ -556,7 +558,7 @@ export class ConduitSimulator extends EventEmitter {
     const optsHex = ''
     return {
       tmst,
-      time: lnsTime(),
+      time: lnsTime(opts.time),
       chan,
       rfch: chan < 4 ? 0 : 1,
       freq: Math.round((903.9 + 0.2 * chan) * 10) / 10,

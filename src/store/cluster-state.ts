@@ -8,12 +8,26 @@ import type { RedisConnection } from './redis.js'
 import type { Deduplicator } from '../core/dedup.js'
 import type { RouteEntry, RouteTable } from '../core/routes.js'
 
-/** SET NX PX: the first instance to see a key wins; the others see a duplicate. */
-export class RedisDeduplicator implements Deduplicator {
-  constructor (private readonly redis: RedisConnection, private readonly prefix: string, private readonly windowMs: number) {}
+/**
+ * The key holds the first copy's receive time ('-' without one). The read-compare-write is a Lua
+ * script: the first instance to see a frame wins; the others see a duplicate (core/dedup.ts).
+ */
+const SIGHTING = `
+local first = redis.call('GET', KEYS[1])
+if first then
+  if first == '-' or first == '1' or ARGV[2] == '-' or math.abs(tonumber(first) - tonumber(ARGV[2])) <= tonumber(ARGV[3]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+return 1
+`
 
-  async firstSighting (key: string): Promise<boolean> {
-    return (await this.redis.set(`${this.prefix}dedup:${key}`, '1', 'PX', this.windowMs, 'NX')) === 'OK'
+export class RedisDeduplicator implements Deduplicator {
+  constructor (private readonly redis: RedisConnection, private readonly prefix: string, private readonly windowMs: number, private readonly spreadMs = Infinity) {}
+
+  async firstSighting (key: string, at?: number): Promise<boolean> {
+    const k = `${this.prefix}dedup:${key}`
+    if (at === undefined || !Number.isFinite(this.spreadMs)) return (await this.redis.set(k, '-', 'PX', this.windowMs, 'NX')) === 'OK'
+    return (await this.redis.eval(SIGHTING, 1, k, String(this.windowMs), String(Math.round(at)), String(this.spreadMs))) === 1
   }
 
   async forget (key: string): Promise<void> {

@@ -16,7 +16,7 @@ import type { ErrorCode } from '../errors.js'
 import type { ThingParkNetwork } from '../model/events.js'
 import type { ApplicationResolver } from '../model/applications.js'
 import type { EventBus } from '../core/bus.js'
-import type { Deduplicator } from '../core/dedup.js'
+import { receiveTime, type Deduplicator } from '../core/dedup.js'
 import type { RouteTable } from '../core/routes.js'
 import type { OutcomeReporter } from '../core/downlinks.js'
 import type { FailureBudget } from '../util/failure-budget.js'
@@ -208,7 +208,9 @@ export class ThingParkIngest {
     const key = `${kind}:${event.id}`
     // Frames are counted by the LRR ThingPark names first (its best reception).
     const gateway = kind === 'up' || kind === 'join' ? event.gateways?.[0]?.id ?? 'unknown' : undefined
-    if (!await this.deps.dedup.firstSighting(key)) {
+    const at = kind === 'up' ? receiveTime(event as { time?: string }) : undefined
+    if (!await this.deps.dedup.firstSighting(key, at)) {
+      this.deps.log.debug({ kind, id: event.id, devEui: event.devEui, time: (event as { time?: string }).time }, 'duplicate of a frame already published; not published again')
       this.deps.metrics.duplicates.inc({ network: NETWORK, kind })
       if (gateway !== undefined) this.deps.metrics.gatewayUplinks.inc({ network: NETWORK, gateway, result: 'duplicate' })
       return { status: 204 }
