@@ -130,7 +130,7 @@ export class Daemon {
     const presence = new GatewayPresence(this.bus, child('presence'))
     const apps = new ApplicationResolver(config.applications)
     const storeReady = (): boolean => this.store.ready() && this.kv.ready()
-    this.multitech = new MultitechBridge({ config, broker: aedes, bus: this.bus, dedup, routes, presence, apps, users, locator, beforeAck: this.broker.beforeAck, log: child('multitech'), metrics: this.metrics, now, ready: storeReady })
+    this.multitech = new MultitechBridge({ config, broker: this.broker, bus: this.bus, dedup, routes, presence, apps, users, locator, beforeAck: this.broker.beforeAck, log: child('multitech'), metrics: this.metrics, now, ready: storeReady })
     this.thingpark = new ThingParkBridge({ config, bus: this.bus, dedup, replays, failures: tpFailures, routes, apps, kv: this.kv, log: child('thingpark'), metrics: this.metrics, now, ready: storeReady, ...(opts.env !== undefined ? { env: opts.env } : {}) })
     this.downlinks = new DownlinkRouter({ bus: this.bus, routes, log: child('downlinks'), metrics: this.metrics, transports: { multitech: this.multitech.downlinks, thingpark: this.thingpark.downlinks } })
     const report = (kind: 'down/queued' | 'down/failed' | 'down/sent', o: Parameters<DownlinkRouter['outcome']>[1], network: string): Promise<void> => this.downlinks.outcome(kind, o, network)

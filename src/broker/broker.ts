@@ -50,6 +50,12 @@ export function classifyClientError (err: Error): ErrorCode | undefined {
 
 const CLOSE_TIMEOUT_MS = 2000
 
+/** What the broker facade reads from Aedes's persistence (aedes-persistence's API). */
+interface AedesPersistenceReads {
+  subscriptionsByTopic (topic: string): Promise<Array<{ clientId: string }>>
+  createRetainedStream (pattern: string): AsyncIterable<{ topic: string, payload: Buffer | string }>
+}
+
 export class Broker implements Component {
   readonly name = 'broker'
   readonly connections = new ConnectionRegistry()
@@ -138,12 +144,38 @@ export class Broker implements Component {
     this.deps.log.warn({ code, kind, clientId: client.id, address: info?.remoteAddress, protocol: info?.protocol, reason: err.message }, 'client disconnected for an error')
   }
 
+  /** Aedes's own tables, which its types do not declare; read only here. */
+  private get internals (): { clients: Record<string, (Client & { subscriptions?: Record<string, unknown> }) | undefined>, persistence: AedesPersistenceReads } {
+    return this.instance as unknown as { clients: Record<string, (Client & { subscriptions?: Record<string, unknown> }) | undefined>, persistence: AedesPersistenceReads }
+  }
+
+  /** The client connected to this instance with this id, if any (after a takeover: the new one). */
+  connectedClient (clientId: string): Client | undefined {
+    return this.internals.clients[clientId]
+  }
+
+  /** The filters the client connected here with this id subscribes to; undefined when it is not connected here. */
+  clientFilters (clientId: string): string[] | undefined {
+    const client = this.internals.clients[clientId]
+    return client === undefined ? undefined : Object.keys(client.subscriptions ?? {})
+  }
+
+  /** Client ids whose sessions (stored, in Redis shared by the cluster) subscribe to a filter matching `topic`. */
+  async sessionSubscribers (topic: string): Promise<string[]> {
+    return (await this.internals.persistence.subscriptionsByTopic(topic)).map(s => s.clientId)
+  }
+
+  /** The retained messages whose topics match `pattern` (an MQTT filter), from the persistence. */
+  async * retained (pattern: string): AsyncIterable<{ topic: string, payload: Buffer }> {
+    for await (const p of this.internals.persistence.createRetainedStream(pattern)) yield { topic: p.topic, payload: Buffer.from(p.payload) }
+  }
+
   /** A clean session ends with its connection, and so does its owner's hold on the client id. */
   private releaseCleanSession (client: Client): void {
     const identity = this.connections.identity(client)
     if (identity === undefined || !client.clean) return
     // Taken over by a new connection of the same owner: the id is still in use.
-    const current = (this.aedes as unknown as { clients: Record<string, Client | undefined> } | undefined)?.clients[client.id]
+    const current = this.aedes === undefined ? undefined : this.connectedClient(client.id)
     if (current !== undefined && current !== client) return
     this.owners.release(client.id, identity).catch((err: unknown) => { this.deps.log.warn({ code: 'LB_ERR_REDIS', err, clientId: client.id }, 'could not release a client id') })
   }

@@ -112,8 +112,7 @@ export class WebConsole implements Component {
     for (const filter of this.state.filters) this.unsubscribe.push(await bus.subscribe(filter, (topic, payload) => { this.state.take(topic, payload, bus.bodyOf(payload)) }))
     // Statuses retained before this start (another instance, or a restart with Redis).
     try {
-      const persistence = (broker.instance as unknown as { persistence: { createRetainedStream: (pattern: string) => AsyncIterable<{ topic: string, payload: Buffer | string }> } }).persistence
-      for await (const p of persistence.createRetainedStream(`${config.topics.root}/gateways/+/status`)) this.state.take(p.topic, Buffer.from(p.payload))
+      for await (const p of broker.retained(`${config.topics.root}/gateways/+/status`)) this.state.take(p.topic, p.payload)
     } catch (err) {
       log.warn({ err }, 'could not read retained gateway statuses')
     }

@@ -3,7 +3,7 @@
  * app-connect ingest shared by MQTT and HTTP, the MQTT hook-up, the HTTP routes and the downlink
  * transport.
  */
-import type { Aedes } from 'aedes'
+import type { Broker } from '../broker/broker.js'
 import type { Component } from '../component.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
@@ -26,7 +26,7 @@ import type { HookContext } from '../broker/hooks.js'
 
 export interface MultitechDeps {
   config: Config
-  broker: () => Aedes
+  broker: Broker
   bus: EventBus
   dedup: Deduplicator
   routes: RouteTable
@@ -42,10 +42,9 @@ export interface MultitechDeps {
 }
 
 /** The retained message on `topic`, parsed; undefined when there is none or it is not JSON. */
-async function retainedStatus (broker: Aedes, topic: string): Promise<Record<string, unknown> | undefined> {
-  const persistence = (broker as unknown as { persistence: { createRetainedStream: (pattern: string) => AsyncIterable<{ payload: Buffer | string }> } }).persistence
-  for await (const p of persistence.createRetainedStream(topic)) {
-    try { return JSON.parse(Buffer.from(p.payload).toString('utf8')) as Record<string, unknown> } catch { return undefined }
+async function retainedStatus (broker: Broker, topic: string): Promise<Record<string, unknown> | undefined> {
+  for await (const p of broker.retained(topic)) {
+    try { return JSON.parse(p.payload.toString('utf8')) as Record<string, unknown> } catch { return undefined }
   }
   return undefined
 }
@@ -108,7 +107,7 @@ export class MultitechBridge implements Component {
     const { presence, config, bus, broker } = this.deps
     const cutoff = this.deps.now().getTime() - config.multitech.http.silentAfterSeconds * 1000
     for (const gatewayId of presence.silentSince(cutoff, 'http')) {
-      const retained = await retainedStatus(broker(), bus.gatewayTopic(gatewayId))
+      const retained = await retainedStatus(broker, bus.gatewayTopic(gatewayId))
       if (retained !== undefined && retained.online === true && Date.parse(String(retained.lastSeen)) >= cutoff) continue
       await presence.offline(gatewayId, 'silent')
     }

@@ -4,7 +4,7 @@
  * `lorawan/{APPEUI}/{DEVEUI}/down`; base64, or hex for an encodeHex Conduit; QoS 1, never retained
  * (a retained downlink is replayed on every re-subscribe, §7.5).
  */
-import type { Aedes, Client } from 'aedes'
+import type { Broker } from '../broker/broker.js'
 import type { DownlinkRequest, MultitechNetwork } from '../model/events.js'
 import { dashedEui } from '../model/eui.js'
 import type { EventBus } from '../core/bus.js'
@@ -68,7 +68,7 @@ export function networkOf (route: MultitechRoute): MultitechNetwork {
 }
 
 export class ConduitDownlinks implements DownlinkTransport {
-  constructor (private readonly broker: () => Aedes, private readonly bus: EventBus, private readonly httpQueue: HttpDownlinkQueue, private readonly locator: ClientLocator) {}
+  constructor (private readonly broker: Broker, private readonly bus: EventBus, private readonly httpQueue: HttpDownlinkQueue, private readonly locator: ClientLocator) {}
 
   /**
    * "Handed to the Conduit's session" (issue scope): the Conduit's client is connected and
@@ -77,16 +77,11 @@ export class ConduitDownlinks implements DownlinkTransport {
    */
   private async sessionFor (clientId: string | undefined, topic: string): Promise<'connected' | 'persistent' | 'not-subscribed' | 'offline'> {
     if (clientId === undefined) return 'offline'
-    const broker = this.broker()
-    const client = (broker as unknown as { clients: Record<string, Client & { subscriptions?: Record<string, unknown> }> }).clients[clientId]
-    if (client !== undefined) {
-      return Object.keys(client.subscriptions ?? {}).some(f => filterMatches(f, topic)) ? 'connected' : 'not-subscribed'
-    }
+    const filters = this.broker.clientFilters(clientId)
+    if (filters !== undefined) return filters.some(f => filterMatches(f, topic)) ? 'connected' : 'not-subscribed'
     // Connected to another instance of the cluster: the publication reaches it through Redis.
     if (await this.locator.holder(clientId) !== undefined) return 'connected'
-    const persistence = (broker as unknown as { persistence: { subscriptionsByTopic (t: string): Promise<Array<{ clientId: string }>> } }).persistence
-    const subs = await persistence.subscriptionsByTopic(topic)
-    return subs.some(s => s.clientId === clientId) ? 'persistent' : 'offline'
+    return (await this.broker.sessionSubscribers(topic)).includes(clientId) ? 'persistent' : 'offline'
   }
 
   private async deliver (target: DownlinkTarget, cmd: ConduitCommand | { unsupported: string }): Promise<SendResult> {

@@ -3,7 +3,8 @@
  * the broker's connection events drive presence — including a socket that dies without a will,
  * as on a Conduit's first connection (§1 "Last Will": the will is set only from the second).
  */
-import type { Aedes, Client, PublishPacket } from 'aedes'
+import type { Client, PublishPacket } from 'aedes'
+import type { Broker } from '../broker/broker.js'
 import type { Logger } from '../log.js'
 import type { GatewayPresence } from '../core/presence.js'
 import type { ClientLocator } from '../store/cluster-state.js'
@@ -17,7 +18,7 @@ export class AppConnectMqtt {
   private detach: (() => void) | undefined
 
   constructor (private readonly deps: {
-    broker: () => Aedes
+    broker: Broker
     beforeAck: HookContext['beforeAck']
     ingest: AppConnectIngest
     conduits: ConduitRegistry
@@ -27,7 +28,7 @@ export class AppConnectMqtt {
   }) {}
 
   start (): void {
-    const broker = this.deps.broker()
+    const broker = this.deps.broker.instance
     // Clients' lorawan/… publications are processed before Aedes acknowledges them: a Conduit's
     // uplink is PUBACKed only once its normalized event is kept. If that fails (the store is
     // down), the connection closes without PUBACK and app-connect sends the message again.
@@ -55,7 +56,7 @@ export class AppConnectMqtt {
     const onDisconnect = (client: Client): void => {
       // A takeover (the same client id reconnecting, here or on another instance) closes the old
       // connection after the new one exists: then the gateway is not offline.
-      const current = (broker as unknown as { clients: Record<string, Client | undefined> }).clients[client.id]
+      const current = this.deps.broker.connectedClient(client.id)
       if (current !== undefined && current !== client) return
       this.deps.locator.disconnected(client.id).then(ours => {
         const conduit = this.deps.conduits.byClientId(client.id)
