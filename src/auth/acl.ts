@@ -14,6 +14,7 @@
  */
 import type { Role } from './users-file.js'
 import { normalizeGatewayId } from '../model/eui.js'
+import { commandOf } from '../model/topics.js'
 
 export interface Identity {
   /** The user name; undefined for anonymous clients. */
@@ -63,12 +64,10 @@ function consumerMayRead (identity: Identity, root: string, filter: string): Dec
 }
 
 function consumerMayPublish (identity: Identity, root: string, topic: string): Decision {
-  const levels = topic.split('/')
-  const isCommand = levels.length === 5 && levels[0] === root && levels[2] === 'devices' &&
-    (levels[4] === 'down' || levels[4] === 'clear')
-  if (!isCommand) return deny(`consumers may only publish ${root}/{app}/devices/{devEui}/down|clear`)
+  const command = commandOf(root, topic)
+  if (command === undefined) return deny(`consumers may only publish ${root}/{app}/devices/{devEui}/down|clear`)
   if (!identity.downlink) return deny('downlink is not granted')
-  const app = levels[1] as string
+  const app = command.app
   if (!identity.apps.includes('*') && !identity.apps.includes(app)) return deny(`application "${app}" is not granted`)
   return ALLOW
 }

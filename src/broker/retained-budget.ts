@@ -11,6 +11,7 @@
  */
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
+import { commandOf } from '../model/topics.js'
 
 export interface RetainedLimits {
   perUser: number
@@ -26,14 +27,9 @@ export class RetainedBudget {
 
   constructor (private readonly limits: RetainedLimits, private readonly root: string, private readonly log: Logger, private readonly metrics: Metrics) {}
 
-  private isCommand (topic: string): boolean {
-    const levels = topic.split('/')
-    return levels.length >= 5 && levels[0] === this.root && levels[2] === 'devices' && (levels[4] === 'down' || levels[4] === 'clear')
-  }
-
   /** For a retained publication by `user`; an empty payload deletes the retained message. */
   check (user: string, topic: string, empty: boolean): RetainVerdict {
-    if (this.isCommand(topic)) return this.refuse(user, topic, 'command')
+    if (commandOf(this.root, topic) !== undefined) return this.refuse(user, topic, 'command')
     const previous = this.owners.get(topic)
     if (empty) {
       if (previous !== undefined) { this.owners.delete(topic); this.adjust(previous, -1) }

@@ -5,6 +5,7 @@
  * Both follow the normalized topics inside the broker, so in a cluster they see every instance's
  * events. Bounded: the least recently heard devices are forgotten first.
  */
+import { deviceFilter, gatewayStatusTopic, parseDeviceTopic, parseGatewayStatusTopic } from '../model/topics.js'
 import type { GatewayStatus } from '../core/presence.js'
 
 export const RATE_MINUTES = 60
@@ -74,7 +75,7 @@ export class ConsoleState {
 
   /** The filters to follow inside the broker. */
   get filters (): string[] {
-    return [`${this.root}/gateways/+/status`, `${this.root}/+/devices/+/up`, `${this.root}/+/devices/+/join`]
+    return [gatewayStatusTopic(this.root, '+'), deviceFilter(this.root, 'up'), deviceFilter(this.root, 'join')]
   }
 
   /**
@@ -82,8 +83,9 @@ export class ConsoleState {
    * own publications); anything unexpected is ignored (the tail shows it as it is).
    */
   take (topic: string, payload: Buffer, parsed?: unknown): void {
-    const levels = topic.split('/')
-    if (levels[0] !== this.root) return
+    const gatewayId = parseGatewayStatusTopic(this.root, topic)
+    const device = gatewayId === undefined ? parseDeviceTopic(this.root, topic) : undefined
+    if (gatewayId === undefined && (device === undefined || (device.kind !== 'up' && device.kind !== 'join'))) return
     let body: unknown = parsed
     if (body === undefined) {
       try {
@@ -93,8 +95,8 @@ export class ConsoleState {
       }
     }
     if (!isObject(body)) return
-    if (levels.length === 4 && levels[1] === 'gateways' && levels[3] === 'status') this.gateway(levels[2]!, body)
-    else if (levels.length === 5 && levels[2] === 'devices' && (levels[4] === 'up' || levels[4] === 'join')) this.device(levels[1]!, levels[3]!, levels[4], body)
+    if (gatewayId !== undefined) this.gateway(gatewayId, body)
+    else if (device !== undefined) this.device(device.app, device.devEui, device.kind as 'up' | 'join', body)
   }
 
   private gateway (id: string, status: Record<string, unknown>): void {

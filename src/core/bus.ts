@@ -5,6 +5,7 @@
  */
 import type { Aedes, AedesPublishPacket } from 'aedes'
 import type { EventKind } from '../model/events.js'
+import { deviceTopic, gatewayStatusTopic } from '../model/topics.js'
 
 export interface PublishOptions { qos?: 0 | 1, retain?: boolean }
 
@@ -25,11 +26,11 @@ export class EventBus {
   constructor (private readonly broker: () => Aedes, readonly root: string) {}
 
   deviceTopic (app: string, devEui: string, kind: EventKind | 'down' | 'clear'): string {
-    return `${this.root}/${app}/devices/${devEui}/${kind}`
+    return deviceTopic(this.root, app, devEui, kind)
   }
 
   gatewayTopic (gatewayId: string): string {
-    return `${this.root}/gateways/${gatewayId}/status`
+    return gatewayStatusTopic(this.root, gatewayId)
   }
 
   /** Resolves once Aedes has stored (QoS 1) and dispatched the message. */

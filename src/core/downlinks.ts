@@ -9,6 +9,7 @@ import type { DownlinkFailure, DownlinkOutcome, DownlinkRequest, Network } from 
 import { newId } from '../model/ids.js'
 import type { EventBus } from './bus.js'
 import type { RouteEntry, RouteTable } from './routes.js'
+import { deviceFilter, parseDeviceTopic } from '../model/topics.js'
 import { parseDownlinkRequests } from './downlink-request.js'
 
 export interface DownlinkTarget { app: string, devEui: string, entry: RouteEntry }
@@ -45,8 +46,8 @@ export class DownlinkRouter {
   async start (): Promise<void> {
     const root = this.deps.bus.root
     // In a cluster every instance receives a command; the instance where it was published routes it.
-    this.unsubscribe.push(await this.deps.bus.subscribe(`${root}/+/devices/+/down`, (topic, payload, local) => { if (local) void this.onCommand(topic, payload, 'down') }))
-    this.unsubscribe.push(await this.deps.bus.subscribe(`${root}/+/devices/+/clear`, (topic, payload, local) => { if (local) void this.onCommand(topic, payload, 'clear') }))
+    this.unsubscribe.push(await this.deps.bus.subscribe(deviceFilter(root, 'down'), (topic, payload, local) => { if (local) void this.onCommand(topic, payload, 'down') }))
+    this.unsubscribe.push(await this.deps.bus.subscribe(deviceFilter(root, 'clear'), (topic, payload, local) => { if (local) void this.onCommand(topic, payload, 'clear') }))
   }
 
   async stop (): Promise<void> {
@@ -63,7 +64,7 @@ export class DownlinkRouter {
   }
 
   private async onCommand (topic: string, payload: Buffer, command: 'down' | 'clear'): Promise<void> {
-    const [, app, , devEui] = topic.split('/') as [string, string, string, string]
+    const { app, devEui } = parseDeviceTopic(this.deps.bus.root, topic)!
     try {
       if (!DEV_EUI.test(devEui)) {
         // No outcome topic can be named for a device that is not one.

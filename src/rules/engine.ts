@@ -10,6 +10,7 @@ import { parseDownlinkRequests } from '../core/downlink-request.js'
 import { EvaluationLimit, type Budget, type Expression } from './expression.js'
 import type { CompiledDecoder, CompiledFile, CompiledFilter, CompiledRule } from './compile.js'
 import { MemoryCooldowns, type Cooldowns } from '../store/cluster-state.js'
+import { parseDeviceTopic } from '../model/topics.js'
 
 export interface RuleCounters { matched: number, passed: number, failed: number, noResult: number, suppressed: number, actionsOk: number, actionsFailed: number }
 
@@ -287,7 +288,8 @@ export class RulesEngine {
     if (levels[0] === 'lorawan') return 'rules may not publish on lorawan/… (the Conduits\' own topics)'
     if (levels[0] === this.opts.topicRoot) {
       if (levels[1] !== app) return `rules may publish under ${this.opts.topicRoot}/ only into their event's application "${app}"`
-      if (levels[2] === 'devices' && levels.length >= 5 && EVENT_SUFFIXES.has(levels[4]!)) return 'rules may not publish device events or commands; use the downlink action for downlinks'
+      const device = parseDeviceTopic(this.opts.topicRoot, topic)
+      if (device !== undefined && EVENT_SUFFIXES.has(device.kind.split('/')[0]!)) return 'rules may not publish device events or commands; use the downlink action for downlinks'
     }
     return undefined
   }
