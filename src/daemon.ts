@@ -18,25 +18,19 @@ import { HttpListeners, type Readiness } from './http/http-listeners.js'
 import { loadServerTls, type ServerTls, type TlsFileSettings } from './tls/server-options.js'
 import { DevCertificates } from './tls/dev-certificates.js'
 import { EventBus } from './core/bus.js'
-import { MemoryDeduplicator } from './core/dedup.js'
-import { MemoryRouteTable } from './core/routes.js'
 import { GatewayPresence } from './core/presence.js'
 import { InstanceStatus, instanceName } from './core/instance-status.js'
 import { DownlinkRouter } from './core/downlinks.js'
 import { ApplicationResolver } from './model/applications.js'
 import { MultitechBridge } from './multitech/bridge.js'
 import { ThingParkBridge } from './thingpark/bridge.js'
-import { MemoryReplayMemory, RedisReplayMemory, type ReplayMemory } from './thingpark/replay-memory.js'
 import { FailureBudget } from './util/failure-budget.js'
 import { RulesComponent } from './rules/component.js'
 import { WebConsole } from './console/component.js'
 import { ConsoleTokens } from './console/sessions.js'
-import { MemoryKeyValueStore, RedisKeyValueStore, type KeyValueStore } from './store/kv.js'
-import { createRedisConnection, closeRedis, verifyRedisCredentials } from './store/redis.js'
-import { MemoryClientLocator, MemoryCooldowns, RedisClientLocator, RedisCooldowns, RedisDeduplicator, RedisRouteTable, type ClientLocator } from './store/cluster-state.js'
+import type { KeyValueStore } from './store/kv.js'
+import { createStateStores } from './store/state-stores.js'
 import { randomUUID } from 'node:crypto'
-import type { Deduplicator } from './core/dedup.js'
-import type { RouteTable } from './core/routes.js'
 
 export interface DaemonOptions {
   config: Config
@@ -93,10 +87,14 @@ export class Daemon {
     // The web console mints one-time MQTT secrets that the broker's authenticator accepts (docs/console.md).
     const consoleTokens = new ConsoleTokens()
     const authenticator = new Authenticator(users, { oneTime: consoleTokens, failedAuth: config.auth.failedAuth })
-    // lorabridge's own keys sit beside the broker's persistence, under their own prefix.
-    const stateRedis = config.redis !== undefined ? createRedisConnection(config.redis, 'state', child('redis')) : undefined
-    const prefix = `${config.redis?.keyPrefix ?? ''}lorabridge:`
-    this.kv = stateRedis !== undefined ? new RedisKeyValueStore(stateRedis, prefix) : new MemoryKeyValueStore()
+    const now = opts.now ?? (() => new Date())
+    // In-memory expiries follow the daemon's clock (tests inject one to cross windows instantly).
+    const clockMs = (): number => now().getTime()
+    // With Redis, instances form one cluster: what they must agree on lives there.
+    const instance = randomUUID()
+    const state = createStateStores(config, child('redis'), { instance, clockMs, onReplayEviction: () => { this.metrics.thingparkReplayEvictions.inc() } })
+    this.kv = state.kv
+    const { dedup, routes, locator, replays } = state
     const bans = new BanList(config.auth.bansFile ?? '', 1000, err => {
       child('auth').error({ code: 'LB_ERR_BANS_FILE', err }, 'ban list not reloaded; keeping the previous bans')
     })
@@ -112,20 +110,7 @@ export class Daemon {
     })
 
     const aedes = () => this.broker.instance
-    const now = opts.now ?? (() => new Date())
-    // In-memory expiries follow the daemon's clock (tests inject one to cross windows instantly).
-    const clockMs = (): number => now().getTime()
     this.bus = new EventBus(aedes, config.topics.root)
-    // With Redis, instances form one cluster: what they must agree on lives there.
-    const instance = randomUUID()
-    const dedupMs = config.events.dedupWindowSeconds * 1000
-    const spreadMs = config.events.dedupSpreadSeconds * 1000
-    const dedup: Deduplicator = stateRedis !== undefined ? new RedisDeduplicator(stateRedis, prefix, dedupMs, spreadMs) : new MemoryDeduplicator(dedupMs, undefined, clockMs, spreadMs)
-    const routes: RouteTable = stateRedis !== undefined ? new RedisRouteTable(stateRedis, prefix) : new MemoryRouteTable()
-    const locator: ClientLocator = stateRedis !== undefined ? new RedisClientLocator(stateRedis, prefix, instance) : new MemoryClientLocator(instance)
-    const replays: ReplayMemory = stateRedis !== undefined
-      ? new RedisReplayMemory(stateRedis, prefix, clockMs)
-      : new MemoryReplayMemory(config.thingpark.replayMemoryMaxEntries, clockMs, () => { this.metrics.thingparkReplayEvictions.inc() })
     const tpFailures = new FailureBudget(config.thingpark.failedTokenLimit.perAddress, config.thingpark.failedTokenLimit.windowSeconds, clockMs)
     const presence = new GatewayPresence(this.bus, child('presence'))
     const apps = new ApplicationResolver(config.applications)
@@ -136,7 +121,7 @@ export class Daemon {
     const report = (kind: 'down/queued' | 'down/failed' | 'down/sent', o: Parameters<DownlinkRouter['outcome']>[1], network: string): Promise<void> => this.downlinks.outcome(kind, o, network)
     this.multitech.queue.report = report
     this.thingpark.report = report
-    this.rules = new RulesComponent({ config, bus: this.bus, log: child('rules'), metrics: this.metrics, cooldowns: stateRedis !== undefined ? new RedisCooldowns(stateRedis, prefix) : new MemoryCooldowns() })
+    this.rules = new RulesComponent({ config, bus: this.bus, log: child('rules'), metrics: this.metrics, cooldowns: state.cooldowns })
 
     this.console = new WebConsole({ config, log: child('console'), metrics: this.metrics, users, authenticator, tokens: consoleTokens, broker: this.broker, bus: this.bus, routes, rules: this.rules })
     // A console session that ends (logout, expiry, eviction) takes the connections its one-time secrets opened.
@@ -158,10 +143,10 @@ export class Daemon {
       }, async () => { users.unwatch(); bans.unwatch() }),
       // A wrong Redis password ends start-up here, with its code, instead of an endless retry.
       component('store', async () => {
-        await Promise.all([this.store.verify(), ...(stateRedis !== undefined ? [verifyRedisCredentials(stateRedis)] : [])])
+        await Promise.all([this.store.verify(), state.verify()])
       }, async () => {
         await this.store.close()
-        if (stateRedis !== undefined) await closeRedis(stateRedis)
+        await state.close()
       }, () => this.store.ready()),
       // Health and readiness answer while the broker waits for Redis.
       this.http,
@@ -174,7 +159,7 @@ export class Daemon {
       component('downlinks', () => this.downlinks.start(), () => this.downlinks.stop()),
       // After the router: pending ThingPark retries resume and report outcomes through it.
       this.thingpark,
-      component('cluster-state', async () => {}, async () => { dedup.close(); replays.close(); tpFailures.close(); locator.close() }),
+      component('cluster-state', async () => {}, async () => { state.stop(); tpFailures.close() }),
       // Last: clients connect only once everything that handles their messages is in place.
       this.mqtt,
       // Stopping before the listeners: downlinks still waiting for an HTTP Conduit end in
