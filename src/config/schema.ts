@@ -3,6 +3,7 @@
  * environment overrides, fills defaults, feeds the generated reference in docs/configuration.md,
  * and is the source of the TypeScript `Config` type — nothing here is written twice.
  */
+import { EUI_PATTERN } from '../model/eui.js'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 
 const Strict = { additionalProperties: false } as const
@@ -10,7 +11,7 @@ const Strict = { additionalProperties: false } as const
 const Port = Type.Integer({ minimum: 0, maximum: 65535, description: 'TCP port; 0 binds a free port (logged on the `listening` line).' })
 const Host = Type.String({ minLength: 1, description: 'Address to bind.' })
 const AppName = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'Application name used in topics.' })
-const Eui = Type.String({ pattern: '^([0-9a-fA-F]{2}[-:]?){7}[0-9a-fA-F]{2}$', description: 'EUI-64, any of 0011223344556677, 00-11-…, 00:11:….' })
+const Eui = Type.String({ pattern: EUI_PATTERN, description: 'EUI-64, any of 0011223344556677, 00-11-…, 00:11:….' })
 
 export const ClientCertificateMode = Type.Union([Type.Literal('off'), Type.Literal('optional'), Type.Literal('required')], {
   description: 'off: not requested; optional: verified when presented (a bad one is refused); required: the handshake fails without a valid one.',

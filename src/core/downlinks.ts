@@ -10,6 +10,7 @@ import { newId } from '../model/ids.js'
 import type { EventBus } from './bus.js'
 import type { RouteEntry, RouteTable } from './routes.js'
 import { deviceFilter, parseDeviceTopic } from '../model/topics.js'
+import { isNormalizedEui } from '../model/eui.js'
 import { parseDownlinkRequests } from './downlink-request.js'
 
 export interface DownlinkTarget { app: string, devEui: string, entry: RouteEntry }
@@ -36,7 +37,6 @@ export interface DownlinkRouterDeps {
   transports: Partial<Record<RouteEntry['route']['network'], DownlinkTransport>>
 }
 
-const DEV_EUI = /^[0-9a-f]{16}$/
 
 export class DownlinkRouter {
   private unsubscribe: Array<() => Promise<void>> = []
@@ -66,7 +66,7 @@ export class DownlinkRouter {
   private async onCommand (topic: string, payload: Buffer, command: 'down' | 'clear'): Promise<void> {
     const { app, devEui } = parseDeviceTopic(this.deps.bus.root, topic)!
     try {
-      if (!DEV_EUI.test(devEui)) {
+      if (!isNormalizedEui(devEui)) {
         // No outcome topic can be named for a device that is not one.
         this.deps.metrics.downlinks.inc({ network: 'none', result: 'failed', reason: 'invalid' })
         this.deps.log.warn({ code: 'LB_ERR_DOWNLINK_INVALID', topic }, 'downlink for a malformed DevEUI (16 lower-case hex digits expected)')

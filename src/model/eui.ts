@@ -3,9 +3,24 @@
  * (PRODUCT.md §1); app-connect speaks dashed lower case (multitech-app-connect.md §0); some
  * firmware and the accessory cards use colons or upper case.
  */
-const EUI = /^(?:[0-9a-f]{2}[-:]?){7}[0-9a-f]{2}$/i
+/** Any spelling: 16 hex digits, optionally separated by `-` or `:` (for JSON Schemas: a pattern string). */
+export const EUI_PATTERN = '^([0-9a-fA-F]{2}[-:]?){7}[0-9a-fA-F]{2}$'
+/** The normalized spelling: 16 lower-case hex digits. */
+export const NORMALIZED_EUI_PATTERN = '^[0-9a-f]{16}$'
 
-const NORMALIZED = /^[0-9a-f]{16}$/
+const EUI = new RegExp(EUI_PATTERN)
+const NORMALIZED = new RegExp(NORMALIZED_EUI_PATTERN)
+const BARE = /^[0-9a-f]{16}$/i
+
+/** Already in the normalized spelling (16 lower-case hex digits). */
+export function isNormalizedEui (value: string): boolean {
+  return NORMALIZED.test(value)
+}
+
+/** 16 hex digits of either case without separators (ThingPark's spelling). */
+export function isBareEui (value: string): boolean {
+  return BARE.test(value)
+}
 
 /** `00-80-00-FF-FF-00-00-03` → `008000ffff000003`; undefined when it is not an EUI-64. */
 export function normalizeEui (value: unknown): string | undefined {

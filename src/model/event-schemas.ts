@@ -14,13 +14,14 @@ import type { DeviceLocation, DeviceStatus, DownlinkFailure, DownlinkOutcome, Ev
 import type { GatewayStatus } from '../core/presence.js'
 import type { DeadLetter, RuleCounters } from '../rules/engine.js'
 import type { RuleError } from '../rules/compile.js'
+import { NORMALIZED_EUI_PATTERN } from './eui.js'
 import type { InstanceStatusBody } from '../core/instance-status.js'
 
 const Closed = { additionalProperties: false } as const
 
 // ---------------------------------------------------------------- building blocks
 
-const DevEui = Type.String({ pattern: '^[0-9a-f]{16}$', description: 'DevEUI: 16 lower-case hex digits, no separators, whatever the network server spelled (PRODUCT.md §1).' })
+const DevEui = Type.String({ pattern: NORMALIZED_EUI_PATTERN, description: 'DevEUI: 16 lower-case hex digits, no separators, whatever the network server spelled (PRODUCT.md §1).' })
 const DASHED_EUI = '^[0-9a-f]{2}(?:-[0-9a-f]{2}){7}$'
 const DashedEui = (description = 'EUI-64 dashed in lower case, as app-connect spells it.'): TString => Type.String({ pattern: DASHED_EUI, description })
 const GatewayUuid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$', description: 'Conduit GW-UUID, dashed lower case, whichever spelling the Conduit used.' })

@@ -5,9 +5,10 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Ajv, type ErrorObject } from 'ajv'
+import { EUI_PATTERN } from '../model/eui.js'
 import { formatPointer } from '../config/issues.js'
 
-const EuiString = Type.String({ pattern: '^([0-9a-fA-F]{2}[-:]?){7}[0-9a-fA-F]{2}$' })
+const EuiString = Type.String({ pattern: EUI_PATTERN })
 
 export const UplinkPayload = Type.Object({
   data: Type.String({ maxLength: 1024 }),

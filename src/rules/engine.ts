@@ -10,6 +10,7 @@ import { parseDownlinkRequests } from '../core/downlink-request.js'
 import { EvaluationLimit, type Budget, type Expression } from './expression.js'
 import type { CompiledDecoder, CompiledFile, CompiledFilter, CompiledRule } from './compile.js'
 import { MemoryCooldowns, type Cooldowns } from '../store/cluster-state.js'
+import { isNormalizedEui } from '../model/eui.js'
 import { parseDeviceTopic } from '../model/topics.js'
 
 export interface RuleCounters { matched: number, passed: number, failed: number, noResult: number, suppressed: number, actionsOk: number, actionsFailed: number }
@@ -234,7 +235,7 @@ export class RulesEngine {
       // Deterministic, so that the same event gives the same request id wherever it is evaluated.
       if (typeof req.id !== 'string' || req.id === '') req.id = frameId('rule', rule.id, event.id, i)
       const [check] = parseDownlinkRequests(Buffer.from(JSON.stringify(req)), devEui)
-      if (check === undefined || !check.ok || !/^[0-9a-f]{16}$/.test(devEui)) {
+      if (check === undefined || !check.ok || !isNormalizedEui(devEui)) {
         await this.actionFailed(rule, 'downlink', event, check !== undefined && !check.ok ? `invalid DownlinkRequest: ${check.detail}` : 'invalid devEui', result, kind)
         continue
       }

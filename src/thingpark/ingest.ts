@@ -26,6 +26,7 @@ import { contentKind, FieldReader, KNOWN_REPORTS, parseReport, type KnownReport 
 import { parseRawQuery, verifyReportToken } from './token.js'
 import { CLOCK_SLACK_MS, type ReplayMemory } from './replay-memory.js'
 import { deliveryCauses, isJoinRequest, normalizeJoin, normalizeLocation, normalizeNotification, normalizeUplink, type TpContext } from './normalize.js'
+import { isBareEui } from '../model/eui.js'
 import type { TpConnection, ThingParkDownlinks } from './downlink.js'
 
 /** What is known of a request before its body is read. */
@@ -112,7 +113,7 @@ export class ThingParkIngest {
     const q = parseRawQuery(req.rawQuery)
     if (!q.ok) return this.reject(400, 'LB_ERR_THINGPARK_QUERY', q.message, req)
     const query = q.params
-    if (query.LrnDevEui === undefined || !/^[0-9a-fA-F]{16}$/.test(query.LrnDevEui)) return this.reject(400, 'LB_ERR_THINGPARK_QUERY', 'the query has no valid LrnDevEui', req)
+    if (query.LrnDevEui === undefined || !isBareEui(query.LrnDevEui)) return this.reject(400, 'LB_ERR_THINGPARK_QUERY', 'the query has no valid LrnDevEui', req)
     if (query.AS_ID !== req.connection.asId) return this.reject(401, 'LB_ERR_THINGPARK_TOKEN', query.AS_ID === undefined ? 'the query has no AS_ID' : 'AS_ID is not this connection\'s', req)
     if (query.Token === undefined) return this.reject(401, 'LB_ERR_THINGPARK_TOKEN', 'the query has no Token', req)
     if (!TOKEN.test(query.Token)) return this.reject(401, 'LB_ERR_THINGPARK_TOKEN', 'Token is not 64 hex digits', req)
