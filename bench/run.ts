@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { aedesBaseline, clusterPipeline, conduitPipeline, type PipelineResult } from './scenarios/mqtt.js'
+import { aedesBaseline, clusterPipeline, conduitPipeline, peerPipeline, type PipelineResult } from './scenarios/mqtt.js'
 import { thingparkIngest } from './scenarios/thingpark.js'
 import { idleConnections } from './scenarios/connections.js'
 import { round } from './lib/stats.js'
@@ -41,6 +41,19 @@ if (want('baseline') || want('pipeline')) {
         rows.push([`  ${transport} at ${l.rate}/s (achieved ${l.achieved}/s)`, `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms (${l.samples}${l.runsP99Ms !== undefined && l.runsP99Ms.length > 1 ? `; p99 of each run ${l.runsP99Ms.join(' / ')} ms` : ''}; longest stall: daemon ${l.daemonLoopMaxMs ?? '?'} ms, load ${l.loadLoopMaxMs} ms)`, l.rate === 1000 ? `p99 target ≤ 5 ms` : ''])
       }
     }
+  }
+}
+
+if (want('peer')) {
+  // The same load and rates as the Conduit pipeline over TCP, through Mosquitto + a bridge script.
+  log('peer: Mosquitto + an mqtt.js/jsonata bridge doing the same job …')
+  const p = await peerPipeline({ seconds: S, rates: quick ? [1000] : [100, 1000, 5000], repeats: quick ? 1 : 3, conduits: 8, devicesPerConduit: 8, window: 8 })
+  results.peer = p
+  const ours = (results['pipeline-tcp'] as PipelineResult | undefined)?.saturation
+  rows.push(['peer (Mosquitto + bridge script): saturation', `${p.saturation.uplinksPerSec} uplinks/s (${p.saturation.downlinksPerSec} downlinks/s; ${p.saturation.cpuMicrosPerUplink} µs cpu/uplink; cpu: mosquitto+bridge ${p.saturation.serverCpu}, load ${p.saturation.loadCpu})`,
+    ours !== undefined ? `lorabridge tcp ${round(ours.uplinksPerSec / p.saturation.uplinksPerSec)} × the peer's uplinks/s, ${round(ours.cpuMicrosPerUplink / p.saturation.cpuMicrosPerUplink)} × its cpu/uplink` : ''])
+  for (const l of p.latency) {
+    rows.push([`  peer at ${l.rate}/s (achieved ${l.achieved}/s)`, `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms (${l.samples}${l.runsP99Ms !== undefined && l.runsP99Ms.length > 1 ? `; p99 of each run ${l.runsP99Ms.join(' / ')} ms` : ''}; longest stall: load ${l.loadLoopMaxMs} ms)`, ''])
   }
 }
 

@@ -12,7 +12,14 @@ import { join } from 'node:path'
 import { ConduitSimulator, generatedDevice, type ReceivedDownlink } from '../../src/simulate/conduit.js'
 import { startRedis } from '../../test/helpers/redis-server.js'
 import { percentiles, round } from '../lib/stats.js'
-import { spawnJson, startLorabridge, withCpu } from '../lib/processes.js'
+import { spawnJson, startLorabridge, stopChild, withCpu } from '../lib/processes.js'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { freePort } from '../../test/helpers/redis-server.js'
+
+const MOSQUITTO = existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto'
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -78,19 +85,30 @@ export interface Latency {
 }
 export interface PipelineResult { transport: 'tcp' | 'tls', saturation: Saturation, latency: Latency[] }
 
-interface Load { seconds: number, rates: number[], conduits: number, devicesPerConduit: number, window: number, /** runs per fixed rate (default 1) */ repeats?: number }
+interface Load {
+  seconds: number, rates: number[], conduits: number, devicesPerConduit: number, window: number, /** runs per fixed rate (default 1) */ repeats?: number
+  /**
+   * Saturation counts uplinks whose downlink came back, each Conduit keeping `window` of them in
+   * flight. Needed for a system that acknowledges an uplink before it processes it (Mosquitto in
+   * front of a bridge): counting acknowledgements would measure its backlog. lorabridge
+   * acknowledges after its ingest, so acknowledgements measure it already.
+   */
+  endToEnd?: boolean
+}
 
 /** An instance to drive: where Conduits connect (and how), where the application subscribes, its /metrics. */
-interface Target { conduitUrl: string, appUrl: string, metricsUrl: string, ca?: Buffer, username?: string, password?: string }
+/** `metricsUrl` is lorabridge's /metrics; undefined for a system without one (the peer). */
+interface Target { conduitUrl: string, appUrl: string, metricsUrl: string | undefined, ca?: Buffer, username?: string, password?: string }
 
 /** One value of an instance's /metrics. */
-async function scrape (metricsUrl: string, name: string): Promise<number> {
+async function scrape (metricsUrl: string | undefined, name: string): Promise<number> {
+  if (metricsUrl === undefined) return NaN
   const text = await (await fetch(metricsUrl)).text()
   return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN)
 }
 
 /** PUBLISH packets received plus sent so far, from an instance's /metrics. */
-async function mqttPackets (metricsUrl: string): Promise<number> {
+async function mqttPackets (metricsUrl: string | undefined): Promise<number> {
   return (await scrape(metricsUrl, 'lorabridge_mqtt_messages_received_total')) + (await scrape(metricsUrl, 'lorabridge_mqtt_messages_sent_total'))
 }
 
@@ -110,6 +128,8 @@ async function drivePipeline (targets: Target[], serverPids: number[], o: Load):
     const sent = new Map<string, number>()
     const latencies: number[] = []
     let downlinks = 0
+    /** endToEnd: who waits for which downlink (device and frame counter). */
+    const waiting = new Map<string, () => void>()
     for (let c = 0; c < o.conduits; c++) {
       const t = targets[c % targets.length]!
       const sim = new ConduitSimulator({
@@ -125,6 +145,8 @@ async function drivePipeline (targets: Target[], serverPids: number[], o: Load):
         const key = `${d.devEui}:${d.data.readUInt32BE(0)}`
         const sentAt = sent.get(key)
         if (sentAt !== undefined) { latencies.push(performance.now() - sentAt); sent.delete(key) }
+        const waiter = waiting.get(key)
+        if (waiter !== undefined) { waiting.delete(key); waiter() }
       })
       await sim.start()
       sims.push(sim)
@@ -174,12 +196,29 @@ async function drivePipeline (targets: Target[], serverPids: number[], o: Load):
     const start = performance.now()
     const end = start + o.seconds * 1000
     let ups = 0
+    const roundTrip = async (sim: ConduitSimulator, device: number): Promise<void> => {
+      const dev = sim.devices[device]!
+      const back = new Promise<void>(resolve => {
+        waiting.set(`${dev.devEui}:${dev.fCnt}`, resolve)
+        setTimeout(resolve, 10_000).unref() // a lost downlink must not stop the run
+      })
+      await uplink(sim, device)
+      await back
+    }
     const cpu = await withCpu(serverPids, () => Promise.all(sims.flatMap(sim => Array.from({ length: o.window }, async (_, w) => {
+      // Distinct devices per slot in end-to-end mode: one device's frames wait for each other.
       let i = w
-      while (performance.now() < end) { await uplink(sim, i++ % sim.devices.length); ups++ }
+      while (performance.now() < end) {
+        if (o.endToEnd === true) await roundTrip(sim, i % sim.devices.length)
+        else await uplink(sim, i++ % sim.devices.length)
+        ups++
+      }
     }))))
     const elapsed = (performance.now() - start) / 1000
     await sleep(500)
+    // A backlog left by the saturation phase must not count against the latency runs.
+    const drainEnd = performance.now() + 30_000
+    while (downlinks - d0 < ups && performance.now() < drainEnd) await sleep(100)
     const packets = targets.length === 1 ? (await mqttPackets(targets[0]!.metricsUrl)) - packets0 : NaN
     const saturation: Saturation = {
       uplinksPerSec: round(ups / elapsed, 0),
@@ -269,5 +308,43 @@ export async function clusterPipeline (o: Omit<Load, 'rates'>): Promise<ClusterR
   } finally {
     await Promise.all(daemons.map(d => d.stop()))
     await redis.stop()
+  }
+}
+
+/**
+ * The peer (issue 13): Debian's Mosquitto, configured not to drop (queue limits raised, Nagle
+ * off), plus bench/servers/peer-bridge.mjs doing the pipeline's job (normalize, deduplicate,
+ * decode, publish, rule, downlink), driven by the same load generator as the Conduit pipeline.
+ * CPU counts both processes.
+ */
+export async function peerPipeline (o: Load): Promise<Omit<PipelineResult, 'transport'>> {
+  const dir = await mkdtemp(join(tmpdir(), 'lorabridge-bench-peer-'))
+  const port = await freePort()
+  await writeFile(join(dir, 'mosquitto.conf'), [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    'persistence false',
+    'set_tcp_nodelay true',
+    'max_queued_messages 1000000',
+    'max_inflight_messages 0',
+    'log_dest stderr',
+    'log_type error',
+    // Started as root, Mosquitto would switch to the `mosquitto` user (and fail to read this file).
+    ...(process.getuid?.() === 0 ? ['user root'] : []),
+    '',
+  ].join('\n'))
+  const mosquitto = spawn(MOSQUITTO, ['-c', join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'inherit'] })
+  let bridge: Awaited<ReturnType<typeof spawnJson>> | undefined
+  try {
+    const url = `mqtt://127.0.0.1:${port}`
+    for (let i = 0; ; i++) {
+      try { await (await mqtt.connectAsync(url, { reconnectPeriod: 0 }, false)).endAsync(); break } catch (err) { if (i > 50) throw err; await sleep(100) }
+    }
+    bridge = await spawnJson('bench/servers/peer-bridge.mjs', [url])
+    return await drivePipeline([{ conduitUrl: url, appUrl: url, metricsUrl: undefined }], [mosquitto.pid!, bridge.child.pid!], { ...o, endToEnd: true })
+  } finally {
+    await bridge?.stop()
+    await stopChild(mosquitto)
+    await rm(dir, { recursive: true, force: true })
   }
 }
