@@ -12,9 +12,13 @@ export interface TestUser { role: Role, password?: string, apps?: string[], down
 
 export function usersFileOf (t: TestDaemon): string { return join(t.dataDir, 'users.yaml') }
 
-/** Adds or replaces these users (others are kept). */
+/** Adds or replaces these users (others are kept) in a test daemon's users file. */
 export async function putUsers (t: TestDaemon, users: Record<string, TestUser>): Promise<void> {
-  const file = usersFileOf(t)
+  await addUsers(usersFileOf(t), users)
+}
+
+/** Adds or replaces these users (others are kept) in `file`, created if missing. */
+export async function addUsers (file: string, users: Record<string, TestUser>): Promise<void> {
   const all = await readUsersFile(file)
   for (const [name, u] of Object.entries(users)) {
     const user: User = { name, role: u.role, apps: u.apps ?? [], downlink: u.downlink ?? false }

@@ -8,8 +8,8 @@ import { connect as netConnect } from 'node:net'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generate } from 'mqtt-packet'
-import { writeUsersFile, type User } from '../../src/auth/users-file.js'
-import { hashPassword } from '../../src/auth/password.js'
+import type { User } from '../../src/auth/users-file.js'
+import { addUsers } from '../helpers/users.js'
 
 export interface RawResponse { status: number, headers: Record<string, string | string[] | undefined>, body: string }
 
@@ -86,17 +86,11 @@ export interface TestUser { name: string, role: User['role'], password?: string,
 /** Writes `<dataDir>/users.yaml`; a user without password is certificate-only. */
 export async function writeUsers (dataDir: string, users: TestUser[]): Promise<void> {
   await mkdir(dataDir, { recursive: true })
-  const map = new Map<string, User>()
-  for (const u of users) {
-    map.set(u.name, {
-      name: u.name,
-      role: u.role,
-      ...(u.password !== undefined ? { passwordHash: await hashPassword(u.password) } : {}),
-      apps: u.apps ?? (u.role === 'consumer' ? ['*'] : []),
-      downlink: false,
-    })
-  }
-  await writeUsersFile(join(dataDir, 'users.yaml'), map)
+  await addUsers(join(dataDir, 'users.yaml'), Object.fromEntries(users.map(u => [u.name, {
+    role: u.role,
+    ...(u.password !== undefined ? { password: u.password } : {}),
+    apps: u.apps ?? (u.role === 'consumer' ? ['*'] : []),
+  }])))
 }
 
 export function median (values: number[]): number {
