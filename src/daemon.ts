@@ -21,6 +21,7 @@ import { EventBus } from './core/bus.js'
 import { GatewayPresence } from './core/presence.js'
 import { InstanceStatus, instanceName } from './core/instance-status.js'
 import { DownlinkRouter } from './core/downlinks.js'
+import { outcomeReporter } from './core/downlink-outcomes.js'
 import { ApplicationResolver } from './model/applications.js'
 import { MultitechBridge } from './multitech/bridge.js'
 import { ThingParkBridge } from './thingpark/bridge.js'
@@ -115,12 +116,11 @@ export class Daemon {
     const presence = new GatewayPresence(this.bus, child('presence'))
     const apps = new ApplicationResolver(config.applications)
     const storeReady = (): boolean => this.store.ready() && this.kv.ready()
-    this.multitech = new MultitechBridge({ config, broker: this.broker, bus: this.bus, dedup, routes, presence, apps, users, locator, beforeAck: this.broker.beforeAck, log: child('multitech'), metrics: this.metrics, now, ready: storeReady })
-    this.thingpark = new ThingParkBridge({ config, bus: this.bus, dedup, replays, failures: tpFailures, routes, apps, kv: this.kv, log: child('thingpark'), metrics: this.metrics, now, ready: storeReady, ...(opts.env !== undefined ? { env: opts.env } : {}) })
-    this.downlinks = new DownlinkRouter({ bus: this.bus, routes, log: child('downlinks'), metrics: this.metrics, transports: { multitech: this.multitech.downlinks, thingpark: this.thingpark.downlinks } })
-    const report = (kind: 'down/queued' | 'down/failed' | 'down/sent', o: Parameters<DownlinkRouter['outcome']>[1], network: string): Promise<void> => this.downlinks.outcome(kind, o, network)
-    this.multitech.queue.report = report
-    this.thingpark.report = report
+    // Every downlink request's outcome, published the same way by the router and the adapters.
+    const report = outcomeReporter({ bus: this.bus, log: child('downlinks'), metrics: this.metrics })
+    this.multitech = new MultitechBridge({ config, report, broker: this.broker, bus: this.bus, dedup, routes, presence, apps, users, locator, beforeAck: this.broker.beforeAck, log: child('multitech'), metrics: this.metrics, now, ready: storeReady })
+    this.thingpark = new ThingParkBridge({ config, report, bus: this.bus, dedup, replays, failures: tpFailures, routes, apps, kv: this.kv, log: child('thingpark'), metrics: this.metrics, now, ready: storeReady, ...(opts.env !== undefined ? { env: opts.env } : {}) })
+    this.downlinks = new DownlinkRouter({ bus: this.bus, routes, log: child('downlinks'), metrics: this.metrics, transports: { multitech: this.multitech.downlinks, thingpark: this.thingpark.downlinks }, report })
     this.rules = new RulesComponent({ config, bus: this.bus, log: child('rules'), metrics: this.metrics, cooldowns: state.cooldowns })
 
     this.console = new WebConsole({ config, log: child('console'), metrics: this.metrics, users, authenticator, tokens: consoleTokens, broker: this.broker, bus: this.bus, routes, rules: this.rules })

@@ -11,6 +11,7 @@ import type { EventBus } from './bus.js'
 import type { RouteEntry, RouteTable } from './routes.js'
 import { deviceFilter, parseDeviceTopic } from '../model/topics.js'
 import { isNormalizedEui } from '../model/eui.js'
+import type { OutcomeKind, OutcomeReporter } from './downlink-outcomes.js'
 import { parseDownlinkRequests } from './downlink-request.js'
 
 export interface DownlinkTarget { app: string, devEui: string, entry: RouteEntry }
@@ -21,8 +22,7 @@ export type SendResult =
   | { status: 'deferred' }
   | { status: 'failed', reason: DownlinkFailure, detail: string, network?: Network }
 
-/** How transports that finish later (HTTP Conduits, ThingPark) publish a request's outcome. */
-export type OutcomeReporter = (kind: 'down/queued' | 'down/failed' | 'down/sent', o: Omit<DownlinkOutcome, 'receivedAt'>, networkType: string) => Promise<void>
+export type { OutcomeReporter } from './downlink-outcomes.js'
 
 export interface DownlinkTransport {
   send (target: DownlinkTarget, request: DownlinkRequest): Promise<SendResult>
@@ -35,6 +35,8 @@ export interface DownlinkRouterDeps {
   log: Logger
   metrics: Metrics
   transports: Partial<Record<RouteEntry['route']['network'], DownlinkTransport>>
+  /** Publishes each request's outcome (shared with the transports that finish later). */
+  report: OutcomeReporter
 }
 
 
@@ -55,12 +57,8 @@ export class DownlinkRouter {
     this.unsubscribe = []
   }
 
-  /** Publishes a final outcome; transports that deliver later call this themselves. */
-  async outcome (kind: 'down/queued' | 'down/failed' | 'down/sent', o: Omit<DownlinkOutcome, 'receivedAt'>, networkType: string): Promise<void> {
-    const event: DownlinkOutcome = { ...o, receivedAt: new Date().toISOString() }
-    this.deps.metrics.downlinks.inc({ network: networkType, result: kind.slice(5), reason: o.reason ?? '' })
-    if (kind === 'down/failed') this.deps.log.info({ id: o.id, app: o.app, devEui: o.devEui, reason: o.reason, detail: o.detail }, 'downlink failed')
-    await this.deps.bus.publishEvent(kind, event)
+  private async outcome (kind: OutcomeKind, o: Omit<DownlinkOutcome, 'receivedAt'>, networkType: string): Promise<void> {
+    await this.deps.report(kind, o, networkType)
   }
 
   private async onCommand (topic: string, payload: Buffer, command: 'down' | 'clear'): Promise<void> {

@@ -22,10 +22,13 @@ import { appConnectRoutes } from './http-adapter.js'
 import { HttpDownlinkQueue } from './http-queue.js'
 import { ConduitDownlinks } from './downlink.js'
 import type { ClientLocator } from '../store/cluster-state.js'
+import type { OutcomeReporter } from '../core/downlink-outcomes.js'
 import type { HookContext } from '../broker/hooks.js'
 
 export interface MultitechDeps {
   config: Config
+  /** Publishes downlink outcomes (HTTP Conduits fetch theirs later). */
+  report: OutcomeReporter
   broker: Broker
   bus: EventBus
   dedup: Deduplicator
@@ -73,7 +76,7 @@ export class MultitechBridge implements Component {
       maxPayloadBytes: config.multitech.maxPayloadBytes,
       now: deps.now,
     })
-    this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000)
+    this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000, deps.report)
     this.downlinks = new ConduitDownlinks(deps.broker, deps.bus, this.queue, deps.locator)
     this.mqtt = new AppConnectMqtt({ broker: deps.broker, beforeAck: deps.beforeAck, ingest: this.ingest, conduits: this.conduits, presence: deps.presence, locator: deps.locator, log: deps.log })
     this.httpRoutes = appConnectRoutes({

@@ -13,10 +13,7 @@ interface Pending { target: DownlinkTarget, req: DownlinkRequest, queuedAt: numb
 export class HttpDownlinkQueue {
   private readonly pending = new Map<string, Pending[]>()
   private readonly sweeper: NodeJS.Timeout
-  /** Set once the router exists (the router needs this queue's transport first). */
-  report: OutcomeReporter = async () => {}
-
-  constructor (private readonly maxPerDevice: number, private readonly ttlMs: number, private readonly now: () => number = Date.now) {
+  constructor (private readonly maxPerDevice: number, private readonly ttlMs: number, private readonly report: OutcomeReporter, private readonly now: () => number = Date.now) {
     this.sweeper = setInterval(() => { void this.expire() }, Math.min(ttlMs, 10_000))
     this.sweeper.unref()
   }

@@ -22,6 +22,8 @@ import type { ReplayMemory } from './replay-memory.js'
 
 export interface ThingParkDeps {
   config: Config
+  /** Publishes downlink outcomes (sent reports finish them later). */
+  report: OutcomeReporter
   bus: EventBus
   dedup: Deduplicator
   /** Tokens accepted, until their Time leaves the window; shared through Redis in a cluster. */
@@ -57,16 +59,13 @@ export class ThingParkBridge implements Component {
   readonly ingest: ThingParkIngest
   readonly httpRoutes: RouteRegistrar
   private connections = new Map<string, TpConnection>()
-  /** Set once the downlink router exists. */
-  report: OutcomeReporter = async () => {}
 
   constructor (private readonly deps: ThingParkDeps) {
     const { config } = deps
-    this.downlinks = new ThingParkDownlinks({ config, kv: deps.kv, connections: this.connections, log: deps.log, metrics: deps.metrics })
-    this.downlinks.report = (kind, o, network) => this.report(kind, o, network)
+    this.downlinks = new ThingParkDownlinks({ config, report: deps.report, kv: deps.kv, connections: this.connections, log: deps.log, metrics: deps.metrics })
     this.ingest = new ThingParkIngest({
       bus: deps.bus, dedup: deps.dedup, replays: deps.replays, failures: deps.failures, replayHorizonSeconds: config.thingpark.replayHorizonSeconds, routes: deps.routes, apps: deps.apps, downlinks: this.downlinks,
-      report: () => this.report, log: deps.log, metrics: deps.metrics, includeRaw: config.events.includeRaw, now: deps.now, ready: deps.ready,
+      report: deps.report, log: deps.log, metrics: deps.metrics, includeRaw: config.events.includeRaw, now: deps.now, ready: deps.ready,
     })
     this.httpRoutes = app => { this.register(app) }
   }

@@ -54,10 +54,10 @@ export class ThingParkDownlinks implements DownlinkTransport {
   private readonly timers = new Map<string, NodeJS.Timeout>()
   private readonly aborts = new Set<AbortController>()
   private stopped = false
-  report: OutcomeReporter = async () => {}
-
   constructor (private readonly deps: {
     config: Config
+    /** Publishes downlink outcomes (ThingPark's sent reports finish them later). */
+    report: OutcomeReporter
     kv: KeyValueStore
     connections: ReadonlyMap<string, TpConnection>
     log: Logger
@@ -190,7 +190,7 @@ export class ThingParkDownlinks implements DownlinkTransport {
   private async finish (p: Pending, c: TpConnection | undefined, failure: { reason: 'lrc-refused' | 'network-error' | 'no-route', detail: string } | undefined): Promise<void> {
     await this.deps.kv.del(PENDING + p.id)
     const base = { id: p.id, app: p.app, devEui: p.devEui, command: 'down' as const, ...(c !== undefined ? { network: this.network(c) } : {}) }
-    if (failure === undefined) await this.report('down/queued', base, 'thingpark')
-    else await this.report('down/failed', { ...base, ...failure }, 'thingpark')
+    if (failure === undefined) await this.deps.report('down/queued', base, 'thingpark')
+    else await this.deps.report('down/failed', { ...base, ...failure }, 'thingpark')
   }
 }

@@ -62,7 +62,7 @@ export interface TpIngestDeps {
   routes: RouteTable
   apps: ApplicationResolver
   downlinks: ThingParkDownlinks
-  report: () => OutcomeReporter
+  report: OutcomeReporter
   log: Logger
   metrics: Metrics
   includeRaw: boolean
@@ -281,7 +281,7 @@ export class ThingParkIngest {
       ...(fCntDn !== undefined ? { fCntDn } : {}),
       ...(slot !== undefined ? { transmissionSlot: slot } : {}),
     }
-    const report = this.deps.report()
+    const report = this.deps.report
     if (root === 'DevEUI_downlink_Rejected') {
       await report('down/failed', { ...base, reason: 'rejected', detail: f.str('DownlinkRejectionCause') ?? `DeliveryStatus ${status ?? '?'}` }, NETWORK)
     } else if (status === 1) {
