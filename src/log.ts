@@ -23,5 +23,9 @@ export function createLogger (level: LevelWithSilent, destination?: DestinationS
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-  }, destination ?? pino.destination({ fd: 1, sync: false }))
+    // minLength 1 writes each line at once, as 0 would, but makes flush(cb) wait for the write in
+    // flight (with 0 it calls back at once). A stop flushes, then exits: exiting during a write
+    // that stdout made wait (a full pipe: EAGAIN) let the exit's synchronous flush overtake it —
+    // "lorabridge stopped" came out before "stopping".
+  }, destination ?? pino.destination({ fd: 1, sync: false, minLength: 1 }))
 }
