@@ -20,11 +20,12 @@ import { DevCertificates } from './tls/dev-certificates.js'
 import { EventBus } from './core/bus.js'
 import { GatewayPresence } from './core/presence.js'
 import { InstanceStatus, instanceName } from './core/instance-status.js'
-import { DownlinkRouter } from './core/downlinks.js'
-import { outcomeReporter } from './core/downlink-outcomes.js'
+import { Pipeline } from './core/pipeline.js'
+import type { AdapterContext } from './adapter-context.js'
+import type { NetworkAdapter } from './core/adapter.js'
 import { ApplicationResolver } from './model/applications.js'
-import { MultitechBridge } from './multitech/bridge.js'
-import { ThingParkBridge } from './thingpark/bridge.js'
+import { Multitech } from './multitech/bridge.js'
+import { ThingParkAdapter } from './thingpark/bridge.js'
 import { FailureBudget } from './util/failure-budget.js'
 import { RulesComponent } from './rules/component.js'
 import { WebConsole } from './console/component.js'
@@ -45,6 +46,12 @@ export interface DaemonOptions {
 /** How long one component may take to stop (it may be waiting on a Redis that does not answer). */
 const STOP_TIMEOUT_MS = 5000
 
+/** A registration (an ingest gate) as a Component: added on start, removed on stop. */
+function gateComponent (name: string, add: () => () => void): Component {
+  let remove: (() => void) | undefined
+  return component(name, async () => { remove = add() }, async () => { remove?.(); remove = undefined })
+}
+
 /** Adapts a plain start/stop pair to a Component. */
 function component (name: string, start: () => Promise<void>, stop: () => Promise<void>, ready?: () => boolean): Component {
   return { name, start, stop, ...(ready !== undefined ? { ready } : {}) }
@@ -58,9 +65,9 @@ export class Daemon {
   readonly http: HttpListeners
   readonly store: BrokerStore
   readonly bus: EventBus
-  readonly multitech: MultitechBridge
-  readonly downlinks: DownlinkRouter
-  readonly thingpark: ThingParkBridge
+  readonly pipeline: Pipeline<Omit<AdapterContext, 'events'>>
+  readonly multitech: Multitech
+  readonly thingpark: ThingParkAdapter
   readonly rules: RulesComponent
   readonly kv: KeyValueStore
   readonly console: WebConsole
@@ -110,18 +117,30 @@ export class Daemon {
       this.broker.revoke(identity => identity.user !== undefined && changed.has(identity.user), 'the user was removed or changed in the users file')
     })
 
-    const aedes = () => this.broker.instance
-    this.bus = new EventBus(aedes, config.topics.root)
+    this.bus = new EventBus(this.broker, config.topics.root)
     const tpFailures = new FailureBudget(config.thingpark.failedTokenLimit.perAddress, config.thingpark.failedTokenLimit.windowSeconds, clockMs)
     const presence = new GatewayPresence(this.bus, child('presence'))
     const apps = new ApplicationResolver(config.applications)
     const storeReady = (): boolean => this.store.ready() && this.kv.ready()
-    // Every downlink request's outcome, published the same way by the router and the adapters.
-    const report = outcomeReporter({ bus: this.bus, log: child('downlinks'), metrics: this.metrics })
-    this.multitech = new MultitechBridge({ config, report, broker: this.broker, bus: this.bus, dedup, routes, presence, apps, users, locator, beforeAck: this.broker.beforeAck, log: child('multitech'), metrics: this.metrics, now, ready: storeReady })
-    this.thingpark = new ThingParkBridge({ config, report, bus: this.bus, dedup, replays, failures: tpFailures, routes, apps, kv: this.kv, log: child('thingpark'), metrics: this.metrics, now, ready: storeReady, ...(opts.env !== undefined ? { env: opts.env } : {}) })
-    this.downlinks = new DownlinkRouter({ bus: this.bus, routes, log: child('downlinks'), metrics: this.metrics, transports: { multitech: this.multitech.downlinks, thingpark: this.thingpark.downlinks }, report })
     this.rules = new RulesComponent({ config, bus: this.bus, log: child('rules'), metrics: this.metrics, cooldowns: state.cooldowns })
+    // The network adapters are built by the pipeline, from one context, with it as their sink.
+    let multitech: Multitech | undefined
+    let thingpark: ThingParkAdapter | undefined
+    this.pipeline = new Pipeline({
+      bus: this.bus, dedup, routes, rules: this.rules, log: child('pipeline'), metrics: this.metrics,
+      context: {
+        config, log: child, metrics: this.metrics, broker: this.broker, bus: this.bus, presence, apps, users, kv: this.kv, locator,
+        replays, failures: tpFailures, now, ready: storeReady, env: opts.env ?? process.env,
+      },
+      adapters: ctx => {
+        multitech = new Multitech(ctx)
+        thingpark = new ThingParkAdapter(ctx)
+        return [...multitech.adapters, thingpark]
+      },
+    })
+    this.multitech = multitech!
+    this.thingpark = thingpark!
+    const adapters: readonly NetworkAdapter[] = this.pipeline.adapters
 
     this.console = new WebConsole({ config, log: child('console'), metrics: this.metrics, users, authenticator, tokens: consoleTokens, broker: this.broker, bus: this.bus, routes, rules: this.rules })
     // A console session that ends (logout, expiry, eviction) takes the connections its one-time secrets opened.
@@ -132,7 +151,7 @@ export class Daemon {
 
     this.http = new HttpListeners({
       config, log: child('http'), metrics: this.metrics, readiness: () => this.readiness(), tls,
-      routes: [...(config.multitech.http.enabled ? [this.multitech.httpRoutes] : []), this.thingpark.httpRoutes, this.console.httpRoutes],
+      routes: [...adapters.flatMap(a => a.httpRoutes !== undefined ? [a.httpRoutes] : []), this.console.httpRoutes],
     })
 
     this.components = [
@@ -155,10 +174,10 @@ export class Daemon {
       this.rules,
       // Follows gateway and device events from the first one on.
       this.console,
-      this.multitech,
-      component('downlinks', () => this.downlinks.start(), () => this.downlinks.stop()),
-      // After the router: pending ThingPark retries resume and report outcomes through it.
-      this.thingpark,
+      // The adapters; ThingPark's pending retries resume and report their outcomes through the pipeline.
+      ...adapters,
+      // Applications' downlink commands, taken before the broker acknowledges them.
+      gateComponent('downlink-commands', () => this.broker.gates.add(this.pipeline.router.gate)),
       component('cluster-state', async () => {}, async () => { state.stop(); tpFailures.close() }),
       // Last: clients connect only once everything that handles their messages is in place.
       this.mqtt,

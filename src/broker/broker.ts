@@ -22,6 +22,7 @@ import { OutboundQueues } from './outbound-queues.js'
 import { RetainedBudget } from './retained-budget.js'
 import { PublishRateLimiter } from './publish-rate.js'
 import type { BanList } from './bans.js'
+import { IngestGates } from './ingest-gates.js'
 
 export interface BrokerDeps {
   config: Config
@@ -59,8 +60,8 @@ interface AedesPersistenceReads {
 export class Broker implements Component {
   readonly name = 'broker'
   readonly connections = new ConnectionRegistry()
-  /** Set by the app-connect adapter: its ingest runs before PUBACK. */
-  readonly beforeAck: HookContext['beforeAck'] = {}
+  /** What runs on clients' publications before PUBACK (the app-connect ingest, downlink commands). */
+  readonly gates = new IngestGates()
   private aedes: Aedes | undefined
   private readonly owners: SessionOwners
   private readonly queues: OutboundQueues
@@ -84,7 +85,7 @@ export class Broker implements Component {
     const { config, log, metrics, store, authenticator } = this.deps
     const limits = config.mqtt.limits
     const hookContext: HookContext = {
-      log, metrics, authenticator, connections: this.connections, topicRoot: config.topics.root, beforeAck: this.beforeAck,
+      log, metrics, authenticator, connections: this.connections, topicRoot: config.topics.root, gates: this.gates,
       owners: this.owners, queues: this.queues, retained: new RetainedBudget(limits.retained, config.topics.root, log, metrics),
       bans: this.deps.bans, publishRate: new PublishRateLimiter(limits.publishRate),
     }
@@ -107,7 +108,7 @@ export class Broker implements Component {
     })
     metrics.sources.subscriptions = () => {
       let n = 0
-      for (const client of Object.values((aedes as unknown as { clients: Record<string, { subscriptions?: Record<string, unknown> }> }).clients)) n += Object.keys(client.subscriptions ?? {}).length
+      for (const client of Object.values(this.internals.clients)) n += Object.keys(client?.subscriptions ?? {}).length
       return n
     }
     aedes.on('client', () => { metrics.mqttClients.inc() })
@@ -170,6 +171,47 @@ export class Broker implements Component {
     for await (const p of this.internals.persistence.createRetainedStream(pattern)) yield { topic: p.topic, payload: Buffer.from(p.payload) }
   }
 
+  /**
+   * Publishes inside the broker, as the broker itself (no client, no ACL): subscribers,
+   * persistence and, with Redis, the other instances see it like any publication. Resolves once
+   * Aedes has stored (QoS 1) and dispatched it.
+   */
+  publish (topic: string, payload: Buffer, opts: { qos: 0 | 1, retain: boolean }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.instance.publish({ cmd: 'publish', topic, payload, qos: opts.qos, retain: opts.retain, dup: false }, err => {
+        err === undefined || err === null ? resolve() : reject(err)
+      })
+    })
+  }
+
+  /**
+   * Subscribes inside the broker; returns the unsubscribe function. `local` tells whether the
+   * message was published on this instance: in a cluster every instance receives it.
+   */
+  async subscribe (filter: string, handler: (topic: string, payload: Buffer, local: boolean) => void): Promise<() => Promise<void>> {
+    const aedes = this.instance
+    const deliver = (packet: AedesPublishPacket, cb: () => void): void => {
+      try {
+        handler(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), packet.brokerId === undefined || packet.brokerId === aedes.id)
+      } finally {
+        cb()
+      }
+    }
+    await new Promise<void>(resolve => aedes.subscribe(filter, deliver, resolve))
+    return () => new Promise<void>(resolve => aedes.unsubscribe(filter, deliver, resolve))
+  }
+
+  /** Follows clients connecting to and disconnecting from this instance; returns the detach function. */
+  onClients (listener: { connected?: (client: Client) => void, disconnected?: (client: Client) => void }): () => void {
+    const aedes = this.instance
+    if (listener.connected !== undefined) aedes.on('client', listener.connected)
+    if (listener.disconnected !== undefined) aedes.on('clientDisconnect', listener.disconnected)
+    return () => {
+      if (listener.connected !== undefined) aedes.off('client', listener.connected)
+      if (listener.disconnected !== undefined) aedes.off('clientDisconnect', listener.disconnected)
+    }
+  }
+
   /** A clean session ends with its connection, and so does its owner's hold on the client id. */
   private releaseCleanSession (client: Client): void {
     const identity = this.connections.identity(client)
@@ -195,7 +237,8 @@ export class Broker implements Component {
     const aedes = this.aedes
     if (aedes === undefined) return 0
     let n = 0
-    for (const client of Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)) {
+    for (const client of Object.values(this.internals.clients)) {
+      if (client === undefined) continue
       const identity = this.connections.identity(client)
       if (identity === undefined || !revoked(identity, client, this.connections.get(client.conn))) continue
       n++

@@ -16,6 +16,7 @@ import type { OutboundQueues } from './outbound-queues.js'
 import type { RetainedBudget } from './retained-budget.js'
 import type { BanList } from './bans.js'
 import type { PublishRateLimiter } from './publish-rate.js'
+import type { IngestGates } from './ingest-gates.js'
 
 export interface HookContext {
   log: Logger
@@ -23,12 +24,8 @@ export interface HookContext {
   authenticator: Authenticator
   connections: ConnectionRegistry
   topicRoot: string
-  /**
-   * Work that must be done before a publication is acknowledged (the app-connect ingest): Aedes
-   * writes PUBACK right after this hook, so a message is acknowledged only once it is kept. A
-   * rejection closes the connection without PUBACK; the client sends the message again.
-   */
-  beforeAck: { gate?: (clientId: string | undefined, packet: PublishPacket, boundGateway: string | undefined) => Promise<void> | undefined }
+  /** Work done on clients' publications before they are acknowledged (ingest-gates.ts). */
+  gates: IngestGates
   owners: SessionOwners
   queues: OutboundQueues
   retained: RetainedBudget
@@ -110,7 +107,7 @@ export function makeAuthorizePublish (ctx: HookContext) {
       callback(null)
     }
     const pass = (): void => {
-      const pending = ctx.beforeAck.gate?.(client?.id, packet, identity?.gateway)
+      const pending = ctx.gates.run(packet, { clientId: client?.id, boundGateway: identity?.gateway })
       if (pending === undefined) { accept(); return }
       pending.then(accept, (err: unknown) => callback(err as Error))
     }

@@ -57,7 +57,7 @@ export async function dryRun (config: Config, compiled: CompiledFile[], on: Even
     budget: { timeoutMs: config.rules.timeoutMs, maxDepth: config.rules.maxDepth },
     maxChainDepth: config.rules.maxChainDepth,
     sink: {
-      downlink: async (app, devEui, request) => { downlinks.push({ app, devEui, request }) },
+      downlink: async (app, devEui, _request, body) => { downlinks.push({ app, devEui, request: body }) },
       publish: async p => { publications.push(p) },
       deadLetter: async d => { deadLetters.push(d) },
     },

@@ -21,21 +21,9 @@ import { ConsoleState } from './state.js'
 import { ConsoleTokens, LoginLimiter, SessionStore, type SessionEndReason } from './sessions.js'
 import { isLoopbackHost } from '../util/net.js'
 import { consoleRoutes, type ConsoleRefusal } from './routes.js'
+import type { WebConsoleDeps } from './deps.js'
 
-export interface WebConsoleDeps {
-  config: Config
-  log: Logger
-  metrics: Metrics
-  users: UsersStore
-  authenticator: Authenticator
-  /** Shared with the Authenticator, which consumes what the console mints. */
-  tokens: ConsoleTokens
-  broker: Broker
-  bus: EventBus
-  routes: RouteTable
-  rules: RulesComponent
-  now?: () => number
-}
+export type { WebConsoleDeps } from './deps.js'
 
 const SWEEP_MS = 60_000
 

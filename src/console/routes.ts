@@ -25,7 +25,10 @@ import { dryRun } from '../cli/rules.js'
 import { PUBLIC_ASSETS } from './assets.js'
 import { COOKIE_NAME, readCookie, sessionCookie, type Session } from './sessions.js'
 import { MQTT_WS_PATH, serveMqttOverWebSocket } from './mqtt-ws.js'
-import type { WebConsole, WebConsoleDeps } from './component.js'
+import type { WebConsoleDeps } from './deps.js'
+import type { Asset } from './assets.js'
+import type { ConsoleState } from './state.js'
+import type { LoginLimiter, SessionStore } from './sessions.js'
 import { ConsoleHosts } from './host-check.js'
 
 export interface ConsoleRefusal {
@@ -38,8 +41,16 @@ export interface ConsoleRefusal {
   host?: string | undefined
 }
 
+/** What the routes use of the console component. */
+export interface ConsoleParts {
+  readonly sessions: SessionStore
+  readonly state: ConsoleState
+  readonly limiter: LoginLimiter
+  readonly assets: Map<string, Asset> | undefined
+}
+
 export interface ConsoleRouteDeps extends WebConsoleDeps {
-  console: WebConsole
+  console: ConsoleParts
   refuse: (r: ConsoleRefusal) => void
 }
 
@@ -130,7 +141,7 @@ export function consoleRoutes (app: FastifyInstance, listener: HttpListenerConfi
     return value
   }
 
-  const assetsOr503 = (req: FastifyRequest, reply: FastifyReply): NonNullable<WebConsole['assets']> | undefined => {
+  const assetsOr503 = (req: FastifyRequest, reply: FastifyReply): NonNullable<ConsoleParts['assets']> | undefined => {
     if (web.assets !== undefined) return web.assets
     void fail(reply, req, 503, 'LB_ERR_CONSOLE_ASSETS', 'the web console files are missing from this installation')
     return undefined
@@ -250,10 +261,7 @@ export function consoleRoutes (app: FastifyInstance, listener: HttpListenerConfi
         count: web.state.deviceCount,
         rate: web.state.totalRate(),
         devices: devices.map((d, i) => {
-          const r = routes[i]?.route
-          const route = r === undefined ? undefined : r.network === 'multitech'
-            ? { network: r.network, gateway: r.gatewayId, transport: r.transport, protocol: r.protocol }
-            : { network: r.network, connection: r.connection }
+          const route = routes[i]?.summary
           return { ...d, ...(route !== undefined ? { route } : {}) }
         }),
       }

@@ -32,16 +32,19 @@ export function parseDownlinkRequests (payload: Buffer, topicDevEui: string): Pa
   }
   const items = Array.isArray(body) ? body : [body]
   if (items.length === 0) return [{ ok: false, id: newId(), detail: 'empty array' }]
-  return items.map((item): ParsedRequest => {
-    const id = typeof (item as { id?: unknown })?.id === 'string' && (item as { id: string }).id !== '' ? (item as { id: string }).id : newId()
-    if (item === null || typeof item !== 'object' || Array.isArray(item)) return { ok: false, id, detail: 'expected an object' }
-    if (!validate(item)) {
-      return { ok: false, id, detail: (validate.errors ?? []).slice(0, 3).map(e => `${formatPointer(e.instancePath)} ${e.message ?? ''}`.trim()).join('; ') }
-    }
-    const r = item as { fPort: number, hex?: string, data?: string, confirmed?: boolean, flush?: boolean, devEui?: string }
-    if ((r.hex === undefined) === (r.data === undefined)) return { ok: false, id, detail: 'needs exactly one of hex or data' }
-    if (r.devEui !== undefined && r.devEui.replace(/[-:]/g, '').toLowerCase() !== topicDevEui) return { ok: false, id, detail: 'devEui differs from the topic\'s device' }
-    const bytes = r.hex !== undefined ? Buffer.from(r.hex, 'hex') : Buffer.from(r.data!, 'base64')
-    return { ok: true, request: { id, fPort: r.fPort, bytes, confirmed: r.confirmed === true, flush: r.flush === true } }
-  })
+  return items.map(item => checkDownlinkRequest(item, topicDevEui))
+}
+
+/** One request object (a rule's, or one element of a publication). */
+export function checkDownlinkRequest (item: unknown, topicDevEui: string): ParsedRequest {
+  const id = typeof (item as { id?: unknown })?.id === 'string' && (item as { id: string }).id !== '' ? (item as { id: string }).id : newId()
+  if (item === null || typeof item !== 'object' || Array.isArray(item)) return { ok: false, id, detail: 'expected an object' }
+  if (!validate(item)) {
+    return { ok: false, id, detail: (validate.errors ?? []).slice(0, 3).map(e => `${formatPointer(e.instancePath)} ${e.message ?? ''}`.trim()).join('; ') }
+  }
+  const r = item as { fPort: number, hex?: string, data?: string, confirmed?: boolean, flush?: boolean, devEui?: string }
+  if ((r.hex === undefined) === (r.data === undefined)) return { ok: false, id, detail: 'needs exactly one of hex or data' }
+  if (r.devEui !== undefined && r.devEui.replace(/[-:]/g, '').toLowerCase() !== topicDevEui) return { ok: false, id, detail: 'devEui differs from the topic\'s device' }
+  const bytes = r.hex !== undefined ? Buffer.from(r.hex, 'hex') : Buffer.from(r.data!, 'base64')
+  return { ok: true, request: { id, fPort: r.fPort, bytes, confirmed: r.confirmed === true, flush: r.flush === true } }
 }

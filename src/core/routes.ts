@@ -1,32 +1,18 @@
 /**
- * Per device, the way back (PRODUCT.md §3): which network server — and for a Conduit which
- * gateway, dialect and encoding — carried its latest uplink or join. When several Conduits hear
- * one frame, the route follows the best signal among them.
+ * Per device, the way back (PRODUCT.md §3): which network adapter carried its latest uplink or
+ * join, and the adapter's own description of how to reach the device again. When several gateways
+ * hear one frame, the route follows the best signal among them.
+ *
+ * The route itself is opaque here: only the adapter named by `adapter` reads it (and checks it,
+ * since in a cluster it comes back from Redis).
  */
-export interface MultitechRoute {
-  network: 'multitech'
-  transport: 'mqtt' | 'http'
-  protocol: '1.0' | '1.1' | '1.1.1'
-  /** GW-UUID as this Conduit spells it on the wire (v1.0: 32 upper-case hex; v1.1: dashed). */
-  gatewayWire: string
-  /** GW-UUID, dashed lower case: the gateway's id in normalized topics. */
-  gatewayId: string
-  /** The device's AppEUI, dashed (v1.0 down topics are per AppEUI). */
-  appEui: string | undefined
-  encoding: 'hex' | 'base64'
-  /** MQTT client id of the Conduit's connection. */
-  clientId: string | undefined
-}
-
-export interface ThingParkRoute {
-  network: 'thingpark'
-  connection: string
-}
-
-export type Route = MultitechRoute | ThingParkRoute
-
 export interface RouteEntry {
-  route: Route
+  /** The NetworkAdapter's name (adapter.ts). */
+  adapter: string
+  /** The adapter's own route: plain JSON. */
+  route: unknown
+  /** What the console and logs show of the route (`network` and a few strings). */
+  summary: RouteSummary
   app: string
   /** Frame the route was learnt from, and its signal, to pick the best gateway for that frame. */
   frame: string
@@ -34,6 +20,8 @@ export interface RouteEntry {
   rssi: number | undefined
   at: number
 }
+
+export interface RouteSummary { network: 'multitech' | 'thingpark', [field: string]: string }
 
 export interface RouteTable {
   get (devEui: string): Promise<RouteEntry | undefined>

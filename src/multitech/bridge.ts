@@ -1,48 +1,23 @@
 /**
- * The MultiTech Conduit adapter (STYLE §2: one network server behind one small interface): the
- * app-connect ingest shared by MQTT and HTTP, the MQTT hook-up, the HTTP routes and the downlink
- * transport.
+ * The MultiTech Conduit side (STYLE §2): one app-connect ingest and one registry of Conduits,
+ * shared by two network adapters — app-connect over MQTT (mqtt-adapter.ts) and over HTTP(S)
+ * (below, with its routes in http-adapter.ts and its downlink queue in http-queue.ts).
  */
-import type { Broker } from '../broker/broker.js'
-import type { Component } from '../component.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
-import type { Metrics } from '../metrics.js'
-import type { UsersStore } from '../auth/users-file.js'
-import type { ApplicationResolver } from '../model/applications.js'
-import type { EventBus } from '../core/bus.js'
-import type { Deduplicator } from '../core/dedup.js'
+import type { AdapterContext } from '../adapter-context.js'
+import type { DownlinkTarget, NetworkAdapter, SendResult } from '../core/adapter.js'
+import type { DownlinkRequest } from '../model/events.js'
 import type { GatewayPresence } from '../core/presence.js'
-import type { RouteTable } from '../core/routes.js'
+import type { Broker } from '../broker/broker.js'
+import type { EventBus } from '../core/bus.js'
 import type { RouteRegistrar } from '../http/http-listeners.js'
 import { ConduitRegistry } from './conduits.js'
-import { AppConnectIngest } from './ingest.js'
-import { AppConnectMqtt } from './mqtt-adapter.js'
+import { AppConnectIngest, MULTITECH_HTTP } from './ingest.js'
+import { MultitechMqttAdapter } from './mqtt-adapter.js'
 import { appConnectRoutes } from './http-adapter.js'
 import { HttpDownlinkQueue } from './http-queue.js'
-import { ConduitDownlinks } from './downlink.js'
-import type { ClientLocator } from '../store/cluster-state.js'
-import type { OutcomeReporter } from '../core/downlink-outcomes.js'
-import type { HookContext } from '../broker/hooks.js'
-
-export interface MultitechDeps {
-  config: Config
-  /** Publishes downlink outcomes (HTTP Conduits fetch theirs later). */
-  report: OutcomeReporter
-  broker: Broker
-  bus: EventBus
-  dedup: Deduplicator
-  routes: RouteTable
-  presence: GatewayPresence
-  apps: ApplicationResolver
-  users: UsersStore
-  locator: ClientLocator
-  beforeAck: HookContext['beforeAck']
-  log: Logger
-  metrics: Metrics
-  now: () => Date
-  ready: () => boolean
-}
+import { multitechRoute, networkOf } from './route.js'
 
 /** The retained message on `topic`, parsed; undefined when there is none or it is not JSON. */
 async function retainedStatus (broker: Broker, topic: string): Promise<Record<string, unknown> | undefined> {
@@ -52,47 +27,23 @@ async function retainedStatus (broker: Broker, topic: string): Promise<Record<st
   return undefined
 }
 
-export class MultitechBridge implements Component {
-  readonly name = 'multitech'
-  readonly conduits = new ConduitRegistry()
-  readonly ingest: AppConnectIngest
-  readonly queue: HttpDownlinkQueue
-  readonly downlinks: ConduitDownlinks
-  readonly httpRoutes: RouteRegistrar
-  private readonly mqtt: AppConnectMqtt
+const NOT_OURS: SendResult = { status: 'failed', reason: 'unsupported', detail: 'the device\'s route was not recorded by the HTTP Conduit adapter' }
 
-  constructor (private readonly deps: MultitechDeps) {
-    const { config } = deps
-    this.ingest = new AppConnectIngest({
-      bus: deps.bus,
-      dedup: deps.dedup,
-      routes: deps.routes,
-      presence: deps.presence,
-      apps: deps.apps,
-      conduits: this.conduits,
-      log: deps.log,
-      metrics: deps.metrics,
-      includeRaw: config.events.includeRaw,
-      maxPayloadBytes: config.multitech.maxPayloadBytes,
-      now: deps.now,
-    })
-    this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000, deps.report)
-    this.downlinks = new ConduitDownlinks(deps.broker, deps.bus, this.queue, deps.locator)
-    this.mqtt = new AppConnectMqtt({ broker: deps.broker, beforeAck: deps.beforeAck, ingest: this.ingest, conduits: this.conduits, presence: deps.presence, locator: deps.locator, log: deps.log })
-    this.httpRoutes = appConnectRoutes({
-      config, ingest: this.ingest, queue: this.queue, users: deps.users, log: deps.log, metrics: deps.metrics, ready: deps.ready,
-      polled: async gatewayId => {
-        const conduit = this.conduits.get(gatewayId)
-        // Only a Conduit that announced itself (init) over HTTP is kept alive by its polls.
-        if (conduit?.transport === 'http') await deps.presence.seen(gatewayId, { network: 'multitech', protocol: conduit.version, transport: 'http' })
-      },
-    })
-  }
-
+/**
+ * app-connect's HTTP(S) mode (NetworkAdapter `multitech-http`): Conduits post their messages and
+ * fetch their downlinks, which wait in lorabridge's queue until then.
+ */
+export class MultitechHttpAdapter implements NetworkAdapter {
+  readonly name = MULTITECH_HTTP
+  readonly network = 'multitech' as const
+  readonly httpRoutes: RouteRegistrar | undefined
   private silenceCheck: NodeJS.Timeout | undefined
 
+  constructor (private readonly deps: { config: Config, queue: HttpDownlinkQueue, presence: GatewayPresence, broker: Broker, bus: EventBus, log: Logger, now: () => Date, routes: RouteRegistrar | undefined }) {
+    this.httpRoutes = deps.routes
+  }
+
   async start (): Promise<void> {
-    this.mqtt.start()
     const { pollIntervalSeconds, silentAfterSeconds } = this.deps.config.multitech.http
     const every = Math.max(1000, Math.min(pollIntervalSeconds, silentAfterSeconds / 4) * 1000)
     this.silenceCheck = setInterval(() => {
@@ -118,7 +69,62 @@ export class MultitechBridge implements Component {
 
   async stop (): Promise<void> {
     clearInterval(this.silenceCheck)
-    this.mqtt.stop()
-    this.queue.close()
+    this.deps.queue.close()
+  }
+
+  async send (target: DownlinkTarget, req: DownlinkRequest): Promise<SendResult> {
+    const route = multitechRoute(target.route)
+    if (route === undefined) return NOT_OURS
+    if (req.flush) this.deps.queue.flush(target.devEui)
+    return this.deps.queue.enqueue({ app: target.app, devEui: target.devEui, route }, req)
+  }
+
+  async clear (target: DownlinkTarget): Promise<SendResult> {
+    const route = multitechRoute(target.route)
+    if (route === undefined) return NOT_OURS
+    // app-connect's HTTP mode has no clear; what lorabridge still holds for the device is dropped.
+    this.deps.queue.flush(target.devEui)
+    return { status: 'queued', network: networkOf(route) }
   }
 }
+
+/** The two MultiTech adapters and what they share. */
+export class Multitech {
+  readonly conduits = new ConduitRegistry()
+  readonly ingest: AppConnectIngest
+  readonly queue: HttpDownlinkQueue
+  readonly mqtt: MultitechMqttAdapter
+  readonly http: MultitechHttpAdapter
+
+  constructor (ctx: AdapterContext) {
+    const { config, events, presence, metrics } = ctx
+    const log = ctx.log('multitech')
+    this.ingest = new AppConnectIngest({
+      events,
+      presence,
+      apps: ctx.apps,
+      conduits: this.conduits,
+      log,
+      metrics,
+      includeRaw: config.events.includeRaw,
+      maxPayloadBytes: config.multitech.maxPayloadBytes,
+      now: ctx.now,
+    })
+    this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000, (kind, o, network) => events.outcome(kind, o, network))
+    this.mqtt = new MultitechMqttAdapter({ broker: ctx.broker, ingest: this.ingest, conduits: this.conduits, presence, locator: ctx.locator, log })
+    const routes = config.multitech.http.enabled
+      ? appConnectRoutes({
+        config, ingest: this.ingest, queue: this.queue, users: ctx.users, log, metrics, ready: ctx.ready,
+        polled: async gatewayId => {
+          const conduit = this.conduits.get(gatewayId)
+          // Only a Conduit that announced itself (init) over HTTP is kept alive by its polls.
+          if (conduit?.transport === 'http') await presence.seen(gatewayId, { network: 'multitech', protocol: conduit.version, transport: 'http' })
+        },
+      })
+      : undefined
+    this.http = new MultitechHttpAdapter({ config, queue: this.queue, presence, broker: ctx.broker, bus: ctx.bus, log, now: ctx.now, routes })
+  }
+
+  get adapters (): NetworkAdapter[] { return [this.mqtt, this.http] }
+}
+

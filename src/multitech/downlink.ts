@@ -5,13 +5,11 @@
  * (a retained downlink is replayed on every re-subscribe, §7.5).
  */
 import type { Broker } from '../broker/broker.js'
-import type { DownlinkRequest, MultitechNetwork } from '../model/events.js'
+import type { DownlinkRequest } from '../model/events.js'
 import { dashedEui } from '../model/eui.js'
-import type { EventBus } from '../core/bus.js'
-import type { DownlinkTarget, DownlinkTransport, SendResult } from '../core/downlinks.js'
-import type { MultitechRoute } from '../core/routes.js'
-import type { HttpDownlinkQueue } from './http-queue.js'
+import type { SendResult } from '../core/adapter.js'
 import type { ClientLocator } from '../store/cluster-state.js'
+import { networkOf, type MultitechRoute } from './route.js'
 
 export interface ConduitCommand { topic: string, body: Record<string, unknown> }
 
@@ -57,18 +55,9 @@ export function filterMatches (filter: string, topic: string): boolean {
   return f.length === t.length
 }
 
-export function networkOf (route: MultitechRoute): MultitechNetwork {
-  return {
-    type: 'multitech',
-    transport: route.transport,
-    protocol: route.protocol,
-    ...(route.gatewayId !== '' ? { gateway: route.gatewayId } : {}),
-    ...(route.appEui !== undefined ? { appEui: route.appEui } : {}),
-  }
-}
-
-export class ConduitDownlinks implements DownlinkTransport {
-  constructor (private readonly broker: Broker, private readonly bus: EventBus, private readonly httpQueue: HttpDownlinkQueue, private readonly locator: ClientLocator) {}
+/** Downlinks to Conduits connected over MQTT: published on the Conduit's own topics. */
+export class ConduitMqttDownlinks {
+  constructor (private readonly broker: Broker, private readonly locator: ClientLocator) {}
 
   /**
    * "Handed to the Conduit's session" (issue scope): the Conduit's client is connected and
@@ -84,8 +73,7 @@ export class ConduitDownlinks implements DownlinkTransport {
     return (await this.broker.sessionSubscribers(topic)).includes(clientId) ? 'persistent' : 'offline'
   }
 
-  private async deliver (target: DownlinkTarget, cmd: ConduitCommand | { unsupported: string }): Promise<SendResult> {
-    const route = target.entry.route as MultitechRoute
+  private async deliver (route: MultitechRoute, cmd: ConduitCommand | { unsupported: string }): Promise<SendResult> {
     const network = networkOf(route)
     if ('unsupported' in cmd) return { status: 'failed', reason: 'unsupported', detail: cmd.unsupported, network }
     const session = await this.sessionFor(route.clientId, cmd.topic)
@@ -93,30 +81,19 @@ export class ConduitDownlinks implements DownlinkTransport {
     if (session === 'not-subscribed') {
       return { status: 'failed', reason: 'unsupported', detail: `the Conduit is not subscribed to ${cmd.topic} (app-connect v1.0 subscribes per device only for devices it knew at start; prefer v1.1)`, network }
     }
-    await this.bus.publish(cmd.topic, cmd.body, { qos: 1, retain: false })
+    await this.broker.publish(cmd.topic, Buffer.from(JSON.stringify(cmd.body)), { qos: 1, retain: false })
     return { status: 'queued', network }
   }
 
-  async send (target: DownlinkTarget, req: DownlinkRequest): Promise<SendResult> {
-    const route = target.entry.route as MultitechRoute
-    if (route.transport === 'http') {
-      if (req.flush) this.httpQueue.flush(target.devEui)
-      return this.httpQueue.enqueue(target, req)
-    }
+  async send (route: MultitechRoute, devEui: string, req: DownlinkRequest): Promise<SendResult> {
     if (req.flush) {
-      const cleared = await this.deliver(target, clearCommand(route, target.devEui))
+      const cleared = await this.deliver(route, clearCommand(route, devEui))
       if (cleared.status === 'failed') return { ...cleared, detail: `flush: ${cleared.detail}` }
     }
-    return this.deliver(target, downlinkCommand(route, target.devEui, req))
+    return this.deliver(route, downlinkCommand(route, devEui, req))
   }
 
-  async clear (target: DownlinkTarget): Promise<SendResult> {
-    const route = target.entry.route as MultitechRoute
-    if (route.transport === 'http') {
-      // app-connect's HTTP mode has no clear; what lorabridge still holds for the device is dropped.
-      this.httpQueue.flush(target.devEui)
-      return { status: 'queued', network: networkOf(route) }
-    }
-    return this.deliver(target, clearCommand(route, target.devEui))
+  clear (route: MultitechRoute, devEui: string): Promise<SendResult> {
+    return this.deliver(route, clearCommand(route, devEui))
   }
 }

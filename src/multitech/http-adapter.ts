@@ -17,7 +17,8 @@ import { certificateRecordRefusal } from '../auth/certificate-records.js'
 import type { AppConnectIngest, IngestOutcome } from './ingest.js'
 import type { HttpDownlinkQueue } from './http-queue.js'
 import type { TopicShape } from './topics.js'
-import type { MultitechRoute } from '../core/routes.js'
+import type { MultitechRoute } from './route.js'
+import { rawBody, takeRawBodies } from '../http/raw-body.js'
 import { parseJson } from './payloads.js'
 
 export interface AppConnectHttpDeps {
@@ -111,7 +112,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
   }
 
   const body = (req: FastifyRequest): { ok: true, value: unknown } | { ok: false, message: string } =>
-    parseJson(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0))
+    parseJson(rawBody(req.body))
 
   const bad = (reply: FastifyReply, o: Extract<IngestOutcome, { result: 'error' }>): FastifyReply =>
     reply.code(o.code === 'LB_ERR_APPCONNECT_OTHER_GATEWAY' ? 403 : 400).send({ error: o.code, message: o.message })
@@ -139,8 +140,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
     app.register(async scope => {
       // app-connect sends `Content-type: application/json` even with an empty body (close), and
       // `Accept: text/plain` while expecting JSON (§3): take every body as bytes, parse ourselves.
-      scope.removeAllContentTypeParsers()
-      scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, b, done) => { done(null, b) })
+      takeRawBodies(scope)
       scope.addHook('onRequest', authorize)
       scope.setErrorHandler((err: Error & { statusCode?: number, code?: string }, req, reply) => {
         const tooLarge = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'

@@ -4,24 +4,29 @@
  * `down/queued` once handed over in a reply, `down/failed` `expired` if not fetched within the TTL.
  */
 import type { DownlinkRequest } from '../model/events.js'
-import type { DownlinkTarget, OutcomeReporter, SendResult } from '../core/downlinks.js'
-import type { MultitechRoute } from '../core/routes.js'
-import { downlinkBody, networkOf } from './downlink.js'
+import type { EventSink, SendResult } from '../core/adapter.js'
+import { downlinkBody } from './downlink.js'
+import { networkOf, type MultitechRoute } from './route.js'
 
-interface Pending { target: DownlinkTarget, req: DownlinkRequest, queuedAt: number }
+/** A downlink for a device, through the Conduit of `route`. */
+export interface HttpTarget { app: string, devEui: string, route: MultitechRoute }
+
+interface Pending { target: HttpTarget, req: DownlinkRequest, queuedAt: number }
+
+type Report = EventSink['outcome']
 
 export class HttpDownlinkQueue {
   private readonly pending = new Map<string, Pending[]>()
   private readonly sweeper: NodeJS.Timeout
-  constructor (private readonly maxPerDevice: number, private readonly ttlMs: number, private readonly report: OutcomeReporter, private readonly now: () => number = Date.now) {
+  constructor (private readonly maxPerDevice: number, private readonly ttlMs: number, private readonly report: Report, private readonly now: () => number = Date.now) {
     this.sweeper = setInterval(() => { void this.expire() }, Math.min(ttlMs, 10_000))
     this.sweeper.unref()
   }
 
-  enqueue (target: DownlinkTarget, req: DownlinkRequest): SendResult {
+  enqueue (target: HttpTarget, req: DownlinkRequest): SendResult {
     const list = this.pending.get(target.devEui) ?? []
     if (list.length >= this.maxPerDevice) {
-      return { status: 'failed', reason: 'queue-full', detail: `${this.maxPerDevice} downlinks already wait for this device's Conduit to fetch them`, network: networkOf(target.entry.route as MultitechRoute) }
+      return { status: 'failed', reason: 'queue-full', detail: `${this.maxPerDevice} downlinks already wait for this device's Conduit to fetch them`, network: networkOf(target.route) }
     }
     list.push({ target, req, queuedAt: this.now() })
     this.pending.set(target.devEui, list)
@@ -40,13 +45,13 @@ export class HttpDownlinkQueue {
     for (const devEui of new Set(devEuis)) {
       const list = this.pending.get(devEui)
       if (list === undefined) continue
-      const handed = list.filter(p => mayTake(p.target.entry.route as MultitechRoute))
+      const handed = list.filter(p => mayTake(p.target.route))
       if (handed.length === 0) continue
       const kept = list.filter(p => !handed.includes(p))
       if (kept.length === 0) this.pending.delete(devEui)
       else this.pending.set(devEui, kept)
       for (const p of handed) {
-        const route = p.target.entry.route as MultitechRoute
+        const route = p.target.route
         out.push(downlinkBody(route, devEui, p.req))
         await this.report('down/queued', { id: p.req.id, app: p.target.app, devEui, command: 'down', network: networkOf(route) }, 'multitech')
       }
@@ -81,7 +86,7 @@ export class HttpDownlinkQueue {
   }
 
   private async fail (p: Pending, reason: 'expired' | 'flushed' | 'shutdown', detail: string): Promise<void> {
-    await this.report('down/failed', { id: p.req.id, app: p.target.app, devEui: p.target.devEui, command: 'down', reason, detail, network: networkOf(p.target.entry.route as MultitechRoute) }, 'multitech')
+    await this.report('down/failed', { id: p.req.id, app: p.target.app, devEui: p.target.devEui, command: 'down', reason, detail, network: networkOf(p.target.route) }, 'multitech')
   }
 
   close (): void {

@@ -9,10 +9,10 @@ import type { ErrorCode } from '../errors.js'
 import type { Join, MultitechNetwork, Uplink } from '../model/events.js'
 import type { ApplicationResolver } from '../model/applications.js'
 import { dashedEui, normalizeEui } from '../model/eui.js'
-import type { EventBus } from '../core/bus.js'
-import { receiveTime, type Deduplicator } from '../core/dedup.js'
+import { receiveTime } from '../core/dedup.js'
 import type { GatewayPresence } from '../core/presence.js'
-import type { RouteTable } from '../core/routes.js'
+import type { EventSink } from '../core/adapter.js'
+import { summaryOf, type MultitechRoute } from './route.js'
 import { ConduitRegistry, versionFromInit, type AppConnectVersion, type Conduit } from './conduits.js'
 import { check, InitPayload, JoinedPayload, parseJson, UplinkPayload } from './payloads.js'
 import { normalizeJoin, normalizeUplink, type NormalizeContext } from './normalize.js'
@@ -40,9 +40,7 @@ export type IngestOutcome =
   | { result: 'error', code: ErrorCode, message: string }
 
 export interface IngestDeps {
-  bus: EventBus
-  dedup: Deduplicator
-  routes: RouteTable
+  events: EventSink
   presence: GatewayPresence
   apps: ApplicationResolver
   conduits: ConduitRegistry
@@ -54,6 +52,9 @@ export interface IngestDeps {
 }
 
 const NETWORK = 'multitech'
+/** The adapters' names in route entries. */
+export const MULTITECH_MQTT = 'multitech-mqtt'
+export const MULTITECH_HTTP = 'multitech-http'
 
 export class AppConnectIngest {
   constructor (private readonly deps: IngestDeps) {}
@@ -75,14 +76,8 @@ export class AppConnectIngest {
   private account (msg: IngestMessage, o: IngestOutcome): void {
     const m = this.deps.metrics
     switch (o.result) {
-      case 'published':
-        m.eventsPublished.inc({ network: NETWORK, kind: o.kind })
-        m.gatewayUplinks.inc({ network: NETWORK, gateway: o.gatewayId ?? 'unknown', result: 'published' })
-        break
-      case 'duplicate':
-        m.duplicates.inc({ network: NETWORK, kind: o.kind })
-        m.gatewayUplinks.inc({ network: NETWORK, gateway: o.gatewayId ?? 'unknown', result: 'duplicate' })
-        break
+      // Published and duplicate frames are counted by the pipeline.
+      case 'published': case 'duplicate': break
       case 'ignored': m.ingestIgnored.inc({ network: NETWORK, reason: o.reason }); break
       case 'error': {
         m.ingestErrors.inc({ network: NETWORK, code: o.code })
@@ -241,55 +236,44 @@ export class AppConnectIngest {
       const n = normalizeUplink(p.value, shape.devEui, ctx)
       if (!n.ok) return { result: 'error', code: n.code, message: n.message }
       if (conduit !== undefined) conduit = this.deps.conduits.learn(conduit.gatewayWire, { encoding: p.value['data-format'] === 'hexadecimal' ? 'hex' : 'base64' })
-      await this.offerRoute(n.event, conduit, msg, p.value.lsnr, p.value.rssi)
-      return this.publishOnce('up', n.event, conduit)
+      return this.publishOnce({ kind: 'up', event: n.event }, conduit, msg, p.value.lsnr, p.value.rssi)
     }
     const j = check(JoinedPayload, body.value)
     if (!j.ok) return { result: 'error', code: j.code, message: j.message }
     const n = normalizeJoin(j.value, shape.devEui, ctx)
     if (!n.ok) return { result: 'error', code: n.code, message: n.message }
-    await this.offerRoute(n.event, conduit, msg, undefined, undefined)
-    return this.publishOnce('join', n.event, conduit)
+    return this.publishOnce({ kind: 'join', event: n.event }, conduit, msg, undefined, undefined)
   }
 
-  private async offerRoute (event: Uplink | Join, conduit: Conduit | undefined, msg: IngestMessage, snr: number | undefined, rssi: number | undefined): Promise<void> {
+  /** The way back to the device through the Conduit that carried this copy of the frame. */
+  private routeOf (event: Uplink | Join, conduit: Conduit | undefined, msg: IngestMessage): MultitechRoute {
     const network = event.network as MultitechNetwork
-    await this.deps.routes.offer(event.devEui, {
-      route: {
-        network: 'multitech',
-        transport: msg.transport,
-        protocol: network.protocol,
-        gatewayWire: conduit?.gatewayWire ?? '',
-        gatewayId: conduit?.gatewayId ?? '',
-        appEui: network.appEui ?? (conduit?.appEui !== undefined ? dashedEui(conduit.appEui) : undefined),
-        encoding: conduit?.encoding ?? 'base64',
-        clientId: msg.clientId ?? conduit?.clientId,
-      },
-      app: event.app,
-      frame: event.id,
-      snr,
-      rssi,
-      at: Date.now(),
-    })
+    return {
+      transport: msg.transport,
+      protocol: network.protocol,
+      gatewayWire: conduit?.gatewayWire ?? '',
+      gatewayId: conduit?.gatewayId ?? '',
+      appEui: network.appEui ?? (conduit?.appEui !== undefined ? dashedEui(conduit.appEui) : undefined),
+      encoding: conduit?.encoding ?? 'base64',
+      clientId: msg.clientId ?? conduit?.clientId,
+    }
   }
 
-  private async publishOnce (kind: 'up' | 'join', event: Uplink | Join, conduit: Conduit | undefined): Promise<IngestOutcome> {
+  private async publishOnce (reception: { kind: 'up', event: Uplink } | { kind: 'join', event: Join }, conduit: Conduit | undefined, msg: IngestMessage, snr: number | undefined, rssi: number | undefined): Promise<IngestOutcome> {
+    const { kind, event } = reception
     if (conduit !== undefined) {
       await this.deps.presence.seen(conduit.gatewayId, { network: NETWORK, protocol: conduit.version, transport: conduit.transport })
     }
-    const key = `${kind}:${event.id}`
     const gatewayId = conduit?.gatewayId
-    const at = kind === 'up' ? receiveTime(event as Uplink) : undefined
-    if (!await this.deps.dedup.firstSighting(key, at)) {
-      this.deps.log.debug({ kind, id: event.id, devEui: event.devEui, time: (event as Uplink).time, gateway: gatewayId }, 'duplicate of a frame already published; not published again')
-      return { result: 'duplicate', kind, id: event.id, ...(gatewayId !== undefined ? { gatewayId } : {}) }
-    }
-    try {
-      await this.deps.bus.publishEvent(kind, event)
-    } catch (err) {
-      await this.deps.dedup.forget(key)
-      throw err
-    }
+    const route = this.routeOf(event, conduit, msg)
+    const result = await this.deps.events.accept({
+      ...reception,
+      network: NETWORK,
+      gateway: gatewayId,
+      route: { adapter: msg.transport === 'mqtt' ? MULTITECH_MQTT : MULTITECH_HTTP, route, summary: summaryOf(route), snr, rssi },
+      ...(kind === 'up' ? { receivedAtMs: receiveTime(event) } : {}),
+    })
+    if (result === 'duplicate') return { result: 'duplicate', kind, id: event.id, ...(gatewayId !== undefined ? { gatewayId } : {}) }
     return { result: 'published', kind, event, ...(gatewayId !== undefined ? { gatewayId } : {}) }
   }
 }

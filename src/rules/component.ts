@@ -16,6 +16,8 @@ import type { EventKind } from '../model/events.js'
 import { compileRuleFile, formatRuleError, type CompiledFile, type RuleError } from './compile.js'
 import { RulesEngine, type DeadLetter, type RuleSink } from './engine.js'
 import type { Cooldowns } from '../store/cluster-state.js'
+import type { DownlinkHandler } from '../core/adapter.js'
+import type { RuleRunner } from '../core/pipeline.js'
 
 const RULE_FILE = /\.ya?ml$/i
 const DEBOUNCE_MS = 100
@@ -23,7 +25,7 @@ const STATUS_INTERVAL_MS = 5000
 
 interface FileState { good: CompiledFile | undefined, errors: RuleError[], loadedAt: string }
 
-export class RulesComponent implements Component {
+export class RulesComponent implements Component, RuleRunner {
   readonly name = 'rules'
   readonly engine: RulesEngine
   private readonly files = new Map<string, FileState>()
@@ -36,8 +38,8 @@ export class RulesComponent implements Component {
   constructor (private readonly deps: { config: Config, bus: EventBus, log: Logger, metrics: Metrics, cooldowns: Cooldowns }) {
     const { config, bus, metrics } = deps
     const root = config.topics.root
+    // Downlinks are handed to the pipeline's router by the pipeline itself (react).
     const sink: RuleSink = {
-      downlink: (app, devEui, request) => bus.publish(bus.deviceTopic(app, devEui, 'down'), request, { qos: 1 }),
       publish: p => bus.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain }),
       deadLetter: async (d: DeadLetter) => {
         metrics.ruleDeadLetters.inc({ stage: d.stage })
@@ -69,10 +71,6 @@ export class RulesComponent implements Component {
       this.deps.log.warn({ dir, reason: (err as Error).message }, 'no rules directory; running without rules')
     }
     for (const n of names) await this.load(join(dir, n), false)
-    this.deps.bus.hooks = {
-      before: async (kind, event) => { if (kind === 'up') await this.engine.decode(event) },
-      after: (kind, event) => { this.fire(kind, event) },
-    }
     this.started = true
     await this.publishStatus()
     this.statusTimer = setInterval(() => { if (this.dirty) void this.publishStatus() }, STATUS_INTERVAL_MS)
@@ -93,9 +91,15 @@ export class RulesComponent implements Component {
     this.deps.log.info({ dir, files: names.length, rules: rules.length, decoders: decoders.length }, 'rules loaded')
   }
 
-  private fire (kind: EventKind, event: Record<string, unknown>): void {
-    // After the publication, off its path: rules never delay the event they react to.
-    this.engine.evaluate(kind, event).catch((err: unknown) => { this.deps.log.error({ err, kind }, 'rules evaluation crashed') })
+  /** The pipeline's decoders (RuleRunner): before an uplink is published, once the rules are loaded. */
+  async decode (event: Record<string, unknown>): Promise<void> {
+    if (this.started) await this.engine.decode(event)
+  }
+
+  /** The pipeline's rules (RuleRunner): after an event is published, off its path. */
+  react (kind: EventKind, event: Record<string, unknown>, downlink: DownlinkHandler): void {
+    if (!this.started) return
+    this.engine.evaluate(kind, event, undefined, downlink).catch((err: unknown) => { this.deps.log.error({ err, kind }, 'rules evaluation crashed') })
   }
 
   private async load (path: string, publish: boolean): Promise<void> {
@@ -148,7 +152,6 @@ export class RulesComponent implements Component {
 
   async stop (): Promise<void> {
     this.started = false
-    this.deps.bus.hooks = {}
     clearInterval(this.statusTimer)
     for (const t of this.debounce.values()) clearTimeout(t)
     await this.watcher?.close()

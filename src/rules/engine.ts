@@ -6,7 +6,8 @@
  */
 import type { EventKind } from '../model/events.js'
 import { frameId } from '../model/ids.js'
-import { parseDownlinkRequests } from '../core/downlink-request.js'
+import { checkDownlinkRequest } from '../core/downlink-request.js'
+import type { DownlinkHandler } from '../core/adapter.js'
 import { EvaluationLimit, type Budget, type Expression } from './expression.js'
 import type { CompiledDecoder, CompiledFile, CompiledFilter, CompiledRule } from './compile.js'
 import { MemoryCooldowns, type Cooldowns } from '../store/cluster-state.js'
@@ -32,8 +33,8 @@ export interface DeadLetter {
 }
 
 export interface RuleSink {
-  /** Publishes a validated request on the device's `…/down` topic. */
-  downlink (app: string, devEui: string, request: Record<string, unknown>): Promise<void>
+  /** Where rules' validated requests go unless `evaluate` is given another handler (dry runs record them). */
+  downlink?: DownlinkHandler
   publish (p: Publication): Promise<void>
   deadLetter (d: DeadLetter): Promise<void>
 }
@@ -170,18 +171,19 @@ export class RulesEngine {
     return p === undefined || p.until < this.now() ? 0 : p.depth
   }
 
-  async evaluate (kind: EventKind, event: AnyEvent, depth = this.depthOf(kind, event)): Promise<Evaluation> {
+  /** `downlink`: where the rules' requests go (the pipeline's router); the sink's by default. */
+  async evaluate (kind: EventKind, event: AnyEvent, depth = this.depthOf(kind, event), downlink = this.opts.sink.downlink): Promise<Evaluation> {
     const candidates = this.rules.filter(r => r.on.has(kind) && matches(r.when, event))
     const evaluation: Evaluation = { matched: candidates.map(r => r.name), results: [] }
     if (candidates.length === 0) return evaluation
     if (depth > this.opts.maxChainDepth) return evaluation
     const input = expressionInput(event)
     // Rules of one event run side by side: a slow one does not hold the others.
-    evaluation.results = await Promise.all(candidates.map(r => this.run(r, kind, event, input, depth)))
+    evaluation.results = await Promise.all(candidates.map(r => this.run(r, kind, event, input, depth, downlink)))
     return evaluation
   }
 
-  private async run (rule: CompiledRule, kind: EventKind, event: AnyEvent, input: AnyEvent, depth: number): Promise<RuleResult> {
+  private async run (rule: CompiledRule, kind: EventKind, event: AnyEvent, input: AnyEvent, depth: number, downlink: DownlinkHandler | undefined): Promise<RuleResult> {
     const result: RuleResult = { rule: rule.name, file: rule.file, passed: false, downlinks: [], publications: [], errors: [] }
     const fail = async (stage: DeadLetter['stage'], err: unknown): Promise<void> => {
       const info = errorInfo(err)
@@ -207,14 +209,14 @@ export class RulesEngine {
     this.count(rule.id, 'passed')
 
     let produced = false
-    if (rule.downlink !== undefined) produced = await this.downlinks(rule, kind, rule.downlink, event, input, depth, result, fail) || produced
+    if (rule.downlink !== undefined) produced = await this.downlinks(rule, kind, rule.downlink, event, input, depth, result, fail, downlink) || produced
     if (rule.publish !== undefined) produced = await this.publication(rule, kind, event, input, result, fail) || produced
     if (!produced && result.errors.length === 0) this.count(rule.id, 'noResult')
     return result
   }
 
   private async downlinks (rule: CompiledRule, kind: EventKind, expr: Expression, event: AnyEvent, input: AnyEvent, depth: number, result: RuleResult,
-    fail: (stage: DeadLetter['stage'], err: unknown) => Promise<void>): Promise<boolean> {
+    fail: (stage: DeadLetter['stage'], err: unknown) => Promise<void>, handler: DownlinkHandler | undefined): Promise<boolean> {
     let out: unknown
     try {
       out = await expr.evaluate(input, this.opts.budget)
@@ -234,16 +236,16 @@ export class RulesEngine {
       const devEui = typeof req.devEui === 'string' ? req.devEui.replace(/[-:]/g, '').toLowerCase() : String(event.devEui)
       // Deterministic, so that the same event gives the same request id wherever it is evaluated.
       if (typeof req.id !== 'string' || req.id === '') req.id = frameId('rule', rule.id, event.id, i)
-      const [check] = parseDownlinkRequests(Buffer.from(JSON.stringify(req)), devEui)
-      if (check === undefined || !check.ok || !isNormalizedEui(devEui)) {
-        await this.actionFailed(rule, 'downlink', event, check !== undefined && !check.ok ? `invalid DownlinkRequest: ${check.detail}` : 'invalid devEui', result, kind)
+      const check = checkDownlinkRequest(req, devEui)
+      if (!check.ok || !isNormalizedEui(devEui)) {
+        await this.actionFailed(rule, 'downlink', event, !check.ok ? `invalid DownlinkRequest: ${check.detail}` : 'invalid devEui', result, kind)
         continue
       }
       any = true
       result.downlinks.push(req)
       this.remember(req.id as string, depth + 1)
       try {
-        await this.opts.sink.downlink(String(event.app), devEui, req)
+        await handler?.(String(event.app), devEui, check.request, req)
         this.count(rule.id, 'actionsOk')
       } catch (err) {
         await this.actionFailed(rule, 'downlink', event, (err as Error).message, result, kind)

@@ -3,42 +3,16 @@
  * listeners, and the token-signed downlink transport.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Component } from '../component.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
-import type { Metrics } from '../metrics.js'
 import { LorabridgeError } from '../errors.js'
-import type { ApplicationResolver } from '../model/applications.js'
-import type { EventBus } from '../core/bus.js'
-import type { Deduplicator } from '../core/dedup.js'
-import type { OutcomeReporter } from '../core/downlinks.js'
-import type { RouteTable } from '../core/routes.js'
+import type { DownlinkRequest } from '../model/events.js'
+import type { AdapterContext } from '../adapter-context.js'
+import type { DownlinkTarget, NetworkAdapter, SendResult } from '../core/adapter.js'
 import type { RouteRegistrar } from '../http/http-listeners.js'
-import type { KeyValueStore } from '../store/kv.js'
-import type { FailureBudget } from '../util/failure-budget.js'
+import { rawBody, takeRawBodies } from '../http/raw-body.js'
 import { ThingParkDownlinks, type TpConnection } from './downlink.js'
-import { ThingParkIngest, type TpAnswer, type TpHeadOk } from './ingest.js'
-import type { ReplayMemory } from './replay-memory.js'
-
-export interface ThingParkDeps {
-  config: Config
-  /** Publishes downlink outcomes (sent reports finish them later). */
-  report: OutcomeReporter
-  bus: EventBus
-  dedup: Deduplicator
-  /** Tokens accepted, until their Time leaves the window; shared through Redis in a cluster. */
-  replays: ReplayMemory
-  /** Refused unauthenticated requests per sender (thingpark.failedTokenLimit). */
-  failures: FailureBudget
-  routes: RouteTable
-  apps: ApplicationResolver
-  kv: KeyValueStore
-  log: Logger
-  metrics: Metrics
-  now: () => Date
-  ready: () => boolean
-  env?: NodeJS.ProcessEnv
-}
+import { THINGPARK, ThingParkIngest, type TpAnswer, type TpHeadOk } from './ingest.js'
 
 /** The AS key from `asKey` or the variable `asKeyEnv` names; read at start, never logged. */
 export function resolveConnections (config: Config, env: NodeJS.ProcessEnv): Map<string, TpConnection> {
@@ -53,29 +27,40 @@ export function resolveConnections (config: Config, env: NodeJS.ProcessEnv): Map
   return out
 }
 
-export class ThingParkBridge implements Component {
-  readonly name = 'thingpark'
+export class ThingParkAdapter implements NetworkAdapter {
+  readonly name = THINGPARK
+  readonly network = 'thingpark' as const
   readonly downlinks: ThingParkDownlinks
   readonly ingest: ThingParkIngest
   readonly httpRoutes: RouteRegistrar
   private connections = new Map<string, TpConnection>()
+  private readonly log: Logger
 
-  constructor (private readonly deps: ThingParkDeps) {
-    const { config } = deps
-    this.downlinks = new ThingParkDownlinks({ config, report: deps.report, kv: deps.kv, connections: this.connections, log: deps.log, metrics: deps.metrics })
+  constructor (private readonly ctx: AdapterContext) {
+    const { config, events, metrics } = ctx
+    const log = this.log = ctx.log('thingpark')
+    this.downlinks = new ThingParkDownlinks({ config, report: (kind, o, network) => events.outcome(kind, o, network), kv: ctx.kv, connections: this.connections, log, metrics })
     this.ingest = new ThingParkIngest({
-      bus: deps.bus, dedup: deps.dedup, replays: deps.replays, failures: deps.failures, replayHorizonSeconds: config.thingpark.replayHorizonSeconds, routes: deps.routes, apps: deps.apps, downlinks: this.downlinks,
-      report: deps.report, log: deps.log, metrics: deps.metrics, includeRaw: config.events.includeRaw, now: deps.now, ready: deps.ready,
+      events, replays: ctx.replays, failures: ctx.failures, replayHorizonSeconds: config.thingpark.replayHorizonSeconds, apps: ctx.apps, downlinks: this.downlinks,
+      log, metrics, includeRaw: config.events.includeRaw, now: ctx.now, ready: ctx.ready,
     })
     this.httpRoutes = app => { this.register(app) }
   }
 
+  send (target: DownlinkTarget, request: DownlinkRequest): Promise<SendResult> {
+    return this.downlinks.send(target, request)
+  }
+
+  clear (target: DownlinkTarget): Promise<SendResult> {
+    return this.downlinks.clear(target)
+  }
+
   private register (app: FastifyInstance): void {
-    const { config, metrics, log } = this.deps
+    const { config, metrics } = this.ctx
+    const log = this.log
     app.register(async scope => {
       // The body is hashed from its fields, so it is taken as bytes and parsed here, whatever the type.
-      scope.removeAllContentTypeParsers()
-      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.thingpark.maxBodyBytes }, (_req, b, done) => { done(null, b) })
+      takeRawBodies(scope, config.thingpark.maxBodyBytes)
       scope.setErrorHandler((err: Error & { statusCode?: number, code?: string }, req, reply) => {
         const tooLarge = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
         const code = tooLarge ? 'LB_ERR_THINGPARK_TOO_LARGE' : 'LB_ERR_THINGPARK_BODY'
@@ -111,7 +96,7 @@ export class ThingParkBridge implements Component {
           const answer = await this.ingest.handle({
             ...h,
             answerTimeoutMs: config.thingpark.answerTimeoutMs,
-            body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+            body: rawBody(req.body),
           }, pre)
           return send(reply, answer)
         })
@@ -120,7 +105,7 @@ export class ThingParkBridge implements Component {
   }
 
   async start (): Promise<void> {
-    for (const [name, c] of resolveConnections(this.deps.config, this.deps.env ?? process.env)) this.connections.set(name, c)
+    for (const [name, c] of resolveConnections(this.ctx.config, this.ctx.env)) this.connections.set(name, c)
     await this.downlinks.start()
   }
 

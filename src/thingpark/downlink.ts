@@ -10,8 +10,7 @@ import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { DownlinkRequest, ThingParkNetwork } from '../model/events.js'
-import type { DownlinkTarget, DownlinkTransport, OutcomeReporter, SendResult } from '../core/downlinks.js'
-import type { ThingParkRoute } from '../core/routes.js'
+import type { DownlinkTarget, EventSink, SendResult } from '../core/adapter.js'
 import type { KeyValueStore } from '../store/kv.js'
 import { lrcTime, signDownlinkQuery, type QueryParam } from './token.js'
 
@@ -50,14 +49,25 @@ export function lrcMessage (body: string): string {
   return body.replace(/<\/?(html|body)[^>]*>/gi, '').trim().slice(0, 500)
 }
 
-export class ThingParkDownlinks implements DownlinkTransport {
+/** The ThingPark adapter's route: the connection that carried the device's latest uplink. */
+export interface ThingParkRoute { connection: string }
+
+/** The route, if `value` is one (it comes back from the route table, possibly written by another version). */
+export function thingparkRoute (value: unknown): ThingParkRoute | undefined {
+  const c = (value as { connection?: unknown } | null)?.connection
+  return typeof c === 'string' ? { connection: c } : undefined
+}
+
+const NOT_OURS: SendResult = { status: 'failed', reason: 'unsupported', detail: 'the device\'s route was not recorded by the ThingPark adapter' }
+
+export class ThingParkDownlinks {
   private readonly timers = new Map<string, NodeJS.Timeout>()
   private readonly aborts = new Set<AbortController>()
   private stopped = false
   constructor (private readonly deps: {
     config: Config
     /** Publishes downlink outcomes (ThingPark's sent reports finish them later). */
-    report: OutcomeReporter
+    report: EventSink['outcome']
     kv: KeyValueStore
     connections: ReadonlyMap<string, TpConnection>
     log: Logger
@@ -72,7 +82,8 @@ export class ThingParkDownlinks implements DownlinkTransport {
   }
 
   async send (target: DownlinkTarget, req: DownlinkRequest): Promise<SendResult> {
-    const route = target.entry.route as ThingParkRoute
+    const route = thingparkRoute(target.route)
+    if (route === undefined) return NOT_OURS
     const connection = this.deps.connections.get(route.connection)
     if (connection === undefined) return { status: 'failed', reason: 'no-route', detail: `ThingPark connection "${route.connection}" is not configured` }
     const p: Pending = {
@@ -96,7 +107,8 @@ export class ThingParkDownlinks implements DownlinkTransport {
   }
 
   async clear (target: DownlinkTarget): Promise<SendResult> {
-    const route = target.entry.route as ThingParkRoute
+    const route = thingparkRoute(target.route)
+    if (route === undefined) return NOT_OURS
     const c = this.deps.connections.get(route.connection)
     return {
       status: 'failed',

@@ -15,10 +15,8 @@ import type { Metrics } from '../metrics.js'
 import type { ErrorCode } from '../errors.js'
 import type { ThingParkNetwork } from '../model/events.js'
 import type { ApplicationResolver } from '../model/applications.js'
-import type { EventBus } from '../core/bus.js'
-import { receiveTime, type Deduplicator } from '../core/dedup.js'
-import type { RouteTable } from '../core/routes.js'
-import type { OutcomeReporter } from '../core/downlinks.js'
+import { receiveTime } from '../core/dedup.js'
+import type { EventSink, NormalizedEvent } from '../core/adapter.js'
 import type { FailureBudget } from '../util/failure-budget.js'
 import { normalizeAddress, rateLimitKey } from '../util/net.js'
 import { frameId } from '../model/ids.js'
@@ -27,7 +25,7 @@ import { parseRawQuery, verifyReportToken } from './token.js'
 import { CLOCK_SLACK_MS, type ReplayMemory } from './replay-memory.js'
 import { deliveryCauses, isJoinRequest, normalizeJoin, normalizeLocation, normalizeNotification, normalizeUplink, type TpContext } from './normalize.js'
 import { isBareEui } from '../model/eui.js'
-import type { TpConnection, ThingParkDownlinks } from './downlink.js'
+import type { TpConnection, ThingParkDownlinks, ThingParkRoute } from './downlink.js'
 
 /** What is known of a request before its body is read. */
 export interface TpRequestHead {
@@ -51,18 +49,15 @@ export interface TpAnswer { status: number, body?: { error: ErrorCode, message: 
 export interface TpHeadOk { query: Record<string, string> & { Token: string }, timeMs: number, windowMs: number }
 
 export interface TpIngestDeps {
-  bus: EventBus
-  dedup: Deduplicator
+  events: EventSink
   /** Tokens accepted, until their Time leaves the window. */
   replays: ReplayMemory
   /** Refusals before the token is verified, per sender. */
   failures: FailureBudget
   /** The window for connections with maxTimeDeviation 0. */
   replayHorizonSeconds: number
-  routes: RouteTable
   apps: ApplicationResolver
   downlinks: ThingParkDownlinks
-  report: OutcomeReporter
   log: Logger
   metrics: Metrics
   includeRaw: boolean
@@ -72,6 +67,8 @@ export interface TpIngestDeps {
 }
 
 const NETWORK = 'thingpark'
+/** The adapter's name in route entries. */
+export const THINGPARK = 'thingpark'
 const TOKEN = /^[0-9a-fA-F]{64}$/
 
 export class ThingParkIngest {
@@ -205,25 +202,17 @@ export class ThingParkIngest {
     }
   }
 
-  private async publishOnce (kind: 'up' | 'join' | 'status' | 'location', event: { id: string, app: string, devEui: string, gateways?: Array<{ id: string }> }): Promise<TpAnswer> {
-    const key = `${kind}:${event.id}`
-    // Frames are counted by the LRR ThingPark names first (its best reception).
-    const gateway = kind === 'up' || kind === 'join' ? event.gateways?.[0]?.id ?? 'unknown' : undefined
-    const at = kind === 'up' ? receiveTime(event as { time?: string }) : undefined
-    if (!await this.deps.dedup.firstSighting(key, at)) {
-      this.deps.log.debug({ kind, id: event.id, devEui: event.devEui, time: (event as { time?: string }).time }, 'duplicate of a frame already published; not published again')
-      this.deps.metrics.duplicates.inc({ network: NETWORK, kind })
-      if (gateway !== undefined) this.deps.metrics.gatewayUplinks.inc({ network: NETWORK, gateway, result: 'duplicate' })
-      return { status: 204 }
-    }
-    try {
-      await this.deps.bus.publishEvent(kind, event)
-    } catch (err) {
-      await this.deps.dedup.forget(key)
-      throw err
-    }
-    this.deps.metrics.eventsPublished.inc({ network: NETWORK, kind })
-    if (gateway !== undefined) this.deps.metrics.gatewayUplinks.inc({ network: NETWORK, gateway, result: 'published' })
+  /** To the pipeline: published once, whatever the number of copies. An uplink or join also offers its route. */
+  private async publishOnce (r: NormalizedEvent, connection?: string): Promise<TpAnswer> {
+    const { kind, event } = r
+    await this.deps.events.accept({
+      ...r,
+      network: NETWORK,
+      // Frames are counted by the LRR ThingPark names first (its best reception).
+      ...(kind === 'up' || kind === 'join' ? { gateway: event.gateways?.[0]?.id } : {}),
+      ...(kind === 'up' ? { receivedAtMs: receiveTime(event) } : {}),
+      ...(connection !== undefined ? { route: { adapter: THINGPARK, route: { connection } satisfies ThingParkRoute, summary: { network: NETWORK, connection }, snr: undefined, rssi: undefined } } : {}),
+    })
     return { status: 204 }
   }
 
@@ -235,19 +224,20 @@ export class ThingParkIngest {
     const ctx = this.context(req, query, raw)
     switch (root) {
       case 'DevEUI_uplink': {
-        const n = isJoinRequest(f) ? normalizeJoin(f, ctx) : normalizeUplink(f, ctx)
-        if (!n.ok) return this.invalid(n.message, req)
-        const kind = 'fPort' in n.event || 'hex' in n.event ? 'up' : 'join'
-        await this.deps.routes.offer(n.event.devEui, { route: { network: 'thingpark', connection: req.connection.name }, app: n.event.app, frame: n.event.id, snr: undefined, rssi: undefined, at: Date.now() })
-        return this.publishOnce(kind, n.event)
+        if (isJoinRequest(f)) {
+          const n = normalizeJoin(f, ctx)
+          return n.ok ? this.publishOnce({ kind: 'join', event: n.event }, req.connection.name) : this.invalid(n.message, req)
+        }
+        const n = normalizeUplink(f, ctx)
+        return n.ok ? this.publishOnce({ kind: 'up', event: n.event }, req.connection.name) : this.invalid(n.message, req)
       }
       case 'DevEUI_notification': {
         const n = normalizeNotification(f, ctx)
-        return n.ok ? this.publishOnce('status', n.event) : this.invalid(n.message, req)
+        return n.ok ? this.publishOnce({ kind: 'status', event: n.event }) : this.invalid(n.message, req)
       }
       case 'DevEUI_location': {
         const n = normalizeLocation(f, ctx)
-        return n.ok ? this.publishOnce('location', n.event) : this.invalid(n.message, req)
+        return n.ok ? this.publishOnce({ kind: 'location', event: n.event }) : this.invalid(n.message, req)
       }
       case 'DevEUI_downlink_Sent':
       case 'DevEUI_downlink_Rejected':
@@ -268,7 +258,7 @@ export class ThingParkIngest {
     if (f.errors.length > 0 || devEui === undefined) return this.invalid(f.errors.join('; '), req)
     const known = correlationId !== undefined ? await this.deps.downlinks.correlation(correlationId) : undefined
     const id = known?.id ?? correlationId ?? frameId('sent', devEui, fCntDn, f.time('Time'))
-    if (!await this.deps.dedup.firstSighting(`sent:${root}:${id}:${fCntDn ?? ''}`)) {
+    if (!await this.deps.events.firstSighting(`sent:${root}:${id}:${fCntDn ?? ''}`)) {
       this.deps.metrics.duplicates.inc({ network: NETWORK, kind: 'down/sent' })
       return { status: 204 }
     }
@@ -281,7 +271,7 @@ export class ThingParkIngest {
       ...(fCntDn !== undefined ? { fCntDn } : {}),
       ...(slot !== undefined ? { transmissionSlot: slot } : {}),
     }
-    const report = this.deps.report
+    const report = (kind: Parameters<EventSink['outcome']>[0], o: Parameters<EventSink['outcome']>[1], network: string): Promise<void> => this.deps.events.outcome(kind, o, network)
     if (root === 'DevEUI_downlink_Rejected') {
       await report('down/failed', { ...base, reason: 'rejected', detail: f.str('DownlinkRejectionCause') ?? `DeliveryStatus ${status ?? '?'}` }, NETWORK)
     } else if (status === 1) {
