@@ -37,6 +37,13 @@ if (want('baseline') || want('pipeline')) {
       results[`pipeline-${transport}`] = p
       const ratio = round(p.saturation.uplinksPerSec / baseline.msgsPerSec)
       rows.push([`conduit pipeline ${transport}: saturation`, `${p.saturation.uplinksPerSec} uplinks/s (${p.saturation.downlinksPerSec} downlinks/s; ${p.saturation.cpuMicrosPerUplink} µs cpu/uplink, ${p.saturation.mqttPacketsPerUplink ?? '?'} PUBLISH/uplink; cpu: server ${p.saturation.serverCpu}, load ${p.saturation.loadCpu})`, `${ratio} × baseline (target ≥ 0.4)`])
+      if (transport === 'tcp') {
+        // Allocation per uplink, in a run of its own: the heap sampler's overhead must not touch the CPU figures.
+        log('conduit pipeline over tcp: allocation per uplink (sampling heap profiler) …')
+        const a = (await conduitPipeline({ transport, seconds: Math.min(S, 5), rates: [], conduits: 8, devicesPerConduit: 8, window: 8, measureAllocation: true })).allocation!
+        results['pipeline-tcp-allocation'] = a
+        rows.push(['  tcp allocation at saturation', `${a.kbPerUplink} KB per uplink (${a.uplinks} uplinks; most: ${a.top.slice(0, 3).map(t => `${t.frame} ${t.kbPerUplink}`).join(', ')})`, 'target ≤ 40 KB'])
+      }
       for (const l of p.latency) {
         rows.push([`  ${transport} at ${l.rate}/s (achieved ${l.achieved}/s)`, `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms (${l.samples}${l.runsP99Ms !== undefined && l.runsP99Ms.length > 1 ? `; p99 of each run ${l.runsP99Ms.join(' / ')} ms` : ''}; longest stall: daemon ${l.daemonLoopMaxMs ?? '?'} ms, load ${l.loadLoopMaxMs} ms)`, l.rate === 1000 ? `p99 target ≤ 5 ms` : ''])
       }

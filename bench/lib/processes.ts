@@ -28,10 +28,16 @@ export async function stopChild (child: ChildProcess): Promise<void> {
   await new Promise(resolve => { const t = setTimeout(() => { child.kill('SIGKILL'); resolve(undefined) }, 5000); child.once('exit', () => { clearTimeout(t); resolve(undefined) }) })
 }
 
-export interface DaemonOptions { config: Record<string, unknown>, rules?: Record<string, string>, users?: string[][], env?: NodeJS.ProcessEnv }
+export interface DaemonOptions {
+  config: Record<string, unknown>, rules?: Record<string, string>, users?: string[][], env?: NodeJS.ProcessEnv
+  /** Loads lib/heap-sampler.mjs: SIGUSR2 starts and stops counting allocations (written to `heapSampleFile`). */
+  heapSampler?: boolean
+}
+
+const HEAP_SAMPLER = new URL('./heap-sampler.mjs', import.meta.url).href
 
 /** A lorabridge daemon in its own directory; resolves once every listener is bound. */
-export async function startLorabridge (o: DaemonOptions): Promise<Server & { dir: string, port (protocol: string): number }> {
+export async function startLorabridge (o: DaemonOptions): Promise<Server & { dir: string, heapSampleFile: string, port (protocol: string): number }> {
   const dir = await mkdtemp(join(tmpdir(), 'lorabridge-bench-'))
   await mkdir(join(dir, 'rules'))
   for (const [name, text] of Object.entries(o.rules ?? {})) await writeFile(join(dir, 'rules', name), text)
@@ -43,7 +49,9 @@ export async function startLorabridge (o: DaemonOptions): Promise<Server & { dir
   // BENCH_CPU_PROF=dir writes a V8 CPU profile of each daemon there (open it in Chrome DevTools).
   // BENCH_NODE_FLAGS adds V8/Node flags (e.g. --trace-deopt) to each daemon.
   const prof = [...(process.env.BENCH_CPU_PROF !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(f => f !== '') ?? [])]
-  const child = spawn(process.execPath, [...prof, BIN, 'start'], { cwd: dir, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const heap = o.heapSampler === true ? ['--import', HEAP_SAMPLER] : []
+  const heapSampleFile = join(dir, 'heap-sample.json')
+  const child = spawn(process.execPath, [...prof, ...heap, BIN, 'start'], { cwd: dir, env: { ...process.env, ...o.env, LB_HEAP_SAMPLE_FILE: heapSampleFile }, stdio: ['ignore', 'pipe', 'inherit'] })
   const lines: Array<Record<string, unknown>> = []
   await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', l => {
@@ -58,6 +66,7 @@ export async function startLorabridge (o: DaemonOptions): Promise<Server & { dir
     info: {},
     lines,
     dir,
+    heapSampleFile,
     port (protocol) { return lines.find(l => l.msg === 'listening' && l.protocol === protocol)!.port as number },
     async stop () { await stopChild(child); await rm(dir, { recursive: true, force: true }) },
   }

@@ -70,6 +70,9 @@ export interface Saturation {
   /** MQTT PUBLISH packets through the first instance's sockets (in + out) per uplink, from its /metrics. */
   mqttPacketsPerUplink?: number
 }
+
+/** Allocation per uplink at saturation (V8's sampling heap profiler, collected objects included), and who allocates most. */
+export interface Allocation { kbPerUplink: number, uplinks: number, top: Array<{ frame: string, kbPerUplink: number }> }
 export interface Latency {
   rate: number
   achieved: number
@@ -83,7 +86,7 @@ export interface Latency {
   /** Every run's p99 at this rate (the reported run is the median one). */
   runsP99Ms?: number[]
 }
-export interface PipelineResult { transport: 'tcp' | 'tls', saturation: Saturation, latency: Latency[] }
+export interface PipelineResult { transport: 'tcp' | 'tls', saturation: Saturation, latency: Latency[], allocation?: Allocation }
 
 interface Load {
   seconds: number, rates: number[], conduits: number, devicesPerConduit: number, window: number, /** runs per fixed rate (default 1) */ repeats?: number
@@ -94,6 +97,8 @@ interface Load {
    * acknowledges after its ingest, so acknowledgements measure it already.
    */
   endToEnd?: boolean
+  /** Measure allocation instead: the saturation phase runs under the heap sampler (its CPU figures are then not comparable). */
+  heap?: { pid: number, file: string }
 }
 
 /** An instance to drive: where Conduits connect (and how), where the application subscribes, its /metrics. */
@@ -117,7 +122,7 @@ async function mqttPackets (metricsUrl: string | undefined): Promise<number> {
  * comes back is matched to its uplink by device and frame counter. An application subscribed to
  * the normalized uplinks on the first target counts them too.
  */
-async function drivePipeline (targets: Target[], serverPids: number[], o: Load): Promise<{ saturation: Saturation, latency: Latency[] }> {
+async function drivePipeline (targets: Target[], serverPids: number[], o: Load): Promise<{ saturation: Saturation, latency: Latency[], allocation?: Allocation }> {
   const sims: ConduitSimulator[] = []
   const app = await mqtt.connectAsync(targets[0]!.appUrl, { clientId: 'bench-app' })
   try {
@@ -196,6 +201,7 @@ async function drivePipeline (targets: Target[], serverPids: number[], o: Load):
     const start = performance.now()
     const end = start + o.seconds * 1000
     let ups = 0
+    if (o.heap !== undefined) process.kill(o.heap.pid, 'SIGUSR2')
     const roundTrip = async (sim: ConduitSimulator, device: number): Promise<void> => {
       const dev = sim.devices[device]!
       const back = new Promise<void>(resolve => {
@@ -215,6 +221,16 @@ async function drivePipeline (targets: Target[], serverPids: number[], o: Load):
       }
     }))))
     const elapsed = (performance.now() - start) / 1000
+    let allocation: Allocation | undefined
+    if (o.heap !== undefined) {
+      await rm(o.heap.file, { force: true })
+      process.kill(o.heap.pid, 'SIGUSR2')
+      const until = performance.now() + 30_000
+      while (!existsSync(o.heap.file) && performance.now() < until) await sleep(100)
+      await sleep(100)
+      const sample = JSON.parse(await readFile(o.heap.file, 'utf8')) as { bytes: number, top: Array<{ frame: string, bytes: number }> }
+      allocation = { kbPerUplink: round(sample.bytes / ups / 1024, 1), uplinks: ups, top: sample.top.slice(0, 40).map(t => ({ frame: t.frame, kbPerUplink: round(t.bytes / ups / 1024, 2) })) }
+    }
     await sleep(500)
     // A backlog left by the saturation phase must not count against the latency runs.
     const drainEnd = performance.now() + 30_000
@@ -240,7 +256,7 @@ async function drivePipeline (targets: Target[], serverPids: number[], o: Load):
       latency.push({ ...byP99[Math.floor((byP99.length - 1) / 2)]!, runsP99Ms: runs.map(r => r.p99Ms) })
     }
     if (normalized === 0) throw new Error('no normalized uplink reached the application subscriber')
-    return { saturation, latency }
+    return { saturation, latency, ...(allocation !== undefined ? { allocation } : {}) }
   } finally {
     await Promise.all(sims.map(s => s.stop()))
     await app.endAsync()
@@ -261,9 +277,10 @@ const COMMON = {
 }
 
 /** One instance, in memory, over plain TCP or TLS (password-authenticated gateways, as Conduits use). */
-export async function conduitPipeline (o: Load & { transport: 'tcp' | 'tls' }): Promise<PipelineResult> {
+export async function conduitPipeline (o: Omit<Load, 'heap'> & { transport: 'tcp' | 'tls', measureAllocation?: boolean }): Promise<PipelineResult> {
   const tls = o.transport === 'tls'
   const daemon = await startLorabridge({
+    heapSampler: o.measureAllocation === true,
     config: {
       mqtt: { listeners: [MQTT_LOOPBACK, ...(tls ? [{ protocol: 'mqtts', host: '127.0.0.1', port: 0 }] : [])], limits: LIMITS },
       ...COMMON,
@@ -278,7 +295,7 @@ export async function conduitPipeline (o: Load & { transport: 'tcp' | 'tls' }): 
     const target: Target = tls
       ? { conduitUrl: `mqtts://localhost:${daemon.port('mqtts')}`, appUrl, metricsUrl, ca: await readFile(join(daemon.dir, 'data', 'ca.crt')), username: 'bench-gw', password: 'bench-password' }
       : { conduitUrl: appUrl, appUrl, metricsUrl }
-    return { transport: o.transport, ...await drivePipeline([target], [daemon.child.pid!], o) }
+    return { transport: o.transport, ...await drivePipeline([target], [daemon.child.pid!], { ...o, ...(o.measureAllocation === true ? { heap: { pid: daemon.child.pid!, file: daemon.heapSampleFile } } : {}) }) }
   } finally {
     await daemon.stop()
   }

@@ -57,6 +57,13 @@ interface AedesPersistenceReads {
   createRetainedStream (pattern: string): AsyncIterable<{ topic: string, payload: Buffer | string }>
 }
 
+/** Aedes's own tables and its emitter's topic matcher (mqemitter), which its types do not declare. */
+interface AedesInternals {
+  clients: Record<string, (Client & { subscriptions?: Record<string, unknown> }) | undefined>
+  persistence: AedesPersistenceReads
+  mq: { _matcher: { match (topic: string): unknown[] } }
+}
+
 export class Broker implements Component {
   readonly name = 'broker'
   readonly connections = new ConnectionRegistry()
@@ -146,8 +153,8 @@ export class Broker implements Component {
   }
 
   /** Aedes's own tables, which its types do not declare; read only here. */
-  private get internals (): { clients: Record<string, (Client & { subscriptions?: Record<string, unknown> }) | undefined>, persistence: AedesPersistenceReads } {
-    return this.instance as unknown as { clients: Record<string, (Client & { subscriptions?: Record<string, unknown> }) | undefined>, persistence: AedesPersistenceReads }
+  private get internals (): AedesInternals {
+    return this.instance as unknown as AedesInternals
   }
 
   /** The client connected to this instance with this id, if any (after a takeover: the new one). */
@@ -182,6 +189,18 @@ export class Broker implements Component {
         err === undefined || err === null ? resolve() : reject(err)
       })
     })
+  }
+
+  /**
+   * Whether a publication on `topic` could reach anyone: a subscription on this instance (a
+   * client's, or one made inside the process), or a persistent session that would queue it. With
+   * Redis the other instances' subscribers are unknown here: always true.
+   */
+  async mayBeHeard (topic: string): Promise<boolean> {
+    if (this.deps.store.kind === 'redis') return true
+    const { mq, persistence } = this.internals
+    if (mq._matcher.match(topic).length > 0) return true
+    return (await persistence.subscriptionsByTopic(topic)).length > 0
   }
 
   /**

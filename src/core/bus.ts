@@ -33,6 +33,15 @@ export class EventBus {
     return this.broker.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false })
   }
 
+  /**
+   * A publication only where it can be heard (a subscriber, a persistent session, another
+   * instance): on a single instance nobody listens to most outcome topics, and a publication
+   * nobody receives would cost a serialization and the broker's whole publish path for nothing.
+   */
+  async publishIfHeard (topic: string, body: unknown, opts: PublishOptions = {}): Promise<void> {
+    if (await this.broker.mayBeHeard(topic)) await this.publish(topic, body, opts)
+  }
+
   /** The body a payload was made from, when this instance published it (read-only; undefined otherwise). */
   bodyOf (payload: Buffer): unknown {
     return this.bodies.get(payload)

@@ -49,7 +49,7 @@ export class Pipeline<C> implements EventSink {
     this.adapters = deps.adapters({ ...deps.context, events: this })
     this.router = new DownlinkRouter({
       routes: deps.routes, adapters: this.adapters, events: this, log: deps.log, metrics: deps.metrics, root: deps.bus.root,
-      echo: (topic, body) => deps.bus.publish(topic, body, { qos: 1 }),
+      echo: (topic, body) => deps.bus.publishIfHeard(topic, body, { qos: 1 }),
     })
     this.ruleDownlink = (app, devEui, request, body) => this.router.fromRule(app, devEui, request, body)
   }
@@ -71,7 +71,7 @@ export class Pipeline<C> implements EventSink {
     const body = event as unknown as Record<string, unknown>
     try {
       if (kind === 'up') await this.deps.rules.decode(body)
-      await bus.publish(bus.deviceTopic(event.app, event.devEui, kind), event)
+      await bus.publishIfHeard(bus.deviceTopic(event.app, event.devEui, kind), event)
     } catch (err) {
       // Not kept: a redelivery must not be taken for a duplicate.
       await dedup.forget(key)
@@ -93,7 +93,7 @@ export class Pipeline<C> implements EventSink {
     const event: DownlinkOutcome = { ...o, receivedAt: new Date().toISOString() }
     metrics.downlinks.inc({ network: networkType, result: kind.slice(5), reason: o.reason ?? '' })
     if (kind === 'down/failed') log.info({ id: o.id, app: o.app, devEui: o.devEui, reason: o.reason, detail: o.detail }, 'downlink failed')
-    await bus.publish(bus.deviceTopic(o.app, o.devEui, kind), event)
+    await bus.publishIfHeard(bus.deviceTopic(o.app, o.devEui, kind), event)
     this.deps.rules.react(kind, event as unknown as Record<string, unknown>, this.ruleDownlink)
   }
 }

@@ -82,9 +82,20 @@ function errorInfo (err: unknown): { code: string, message: string, position?: n
   return { code: `LB_ERR_RULE_EVAL${e.code !== undefined ? `:${e.code}` : ''}`, message: e.message ?? String(err), ...(e.position !== undefined ? { position: e.position } : {}) }
 }
 
+/** Each event's payload as numbers, made once for its decoder and its rules (expressions never change their input). */
+const payloadNumbers = new WeakMap<object, number[]>()
+
 /** The input every expression sees: the event plus `bytes`, its payload as numbers (PRODUCT.md §4). */
 export function expressionInput (event: AnyEvent): AnyEvent {
-  return typeof event.hex === 'string' ? { ...event, bytes: [...Buffer.from(event.hex, 'hex')] } : { ...event }
+  if (typeof event.hex !== 'string') return { ...event }
+  let bytes = payloadNumbers.get(event)
+  if (bytes === undefined) {
+    const b = Buffer.from(event.hex, 'hex')
+    bytes = new Array<number>(b.length)
+    for (let i = 0; i < b.length; i++) bytes[i] = b[i]!
+    payloadNumbers.set(event, bytes)
+  }
+  return { ...event, bytes }
 }
 
 /** How long a produced downlink's outcomes count as a chain's, and how many are remembered at most. */
