@@ -4,6 +4,7 @@
  * certificate, in the same run. The load generator runs in its own process (bench/load/).
  */
 import { join } from 'node:path'
+import mqtt from 'mqtt'
 import { spawnJson, startLorabridge, withCpu } from '../lib/processes.js'
 import { round } from '../lib/stats.js'
 
@@ -32,11 +33,19 @@ export async function thingparkIngest (o: { seconds: number, connections: number
     env: { TP_KEY: KEY },
   })
   const bare = await spawnJson('bench/servers/https-bare.mjs', [join(daemon.dir, 'data', 'server.crt'), join(daemon.dir, 'data', 'server.key')])
+  // An application subscribed to the normalized uplinks, as in the Conduit pipeline: every report
+  // is published and delivered (lorabridge publishes only what can be heard).
+  const app = await mqtt.connectAsync(`mqtt://127.0.0.1:${daemon.port('mqtt')}`, { clientId: 'bench-app' })
+  let delivered = 0
+  app.on('message', () => { delivered++ })
+  await app.subscribeAsync('lorabridge/+/devices/+/up', { qos: 1 })
   try {
     const lb = await load(`https://127.0.0.1:${daemon.port('https')}`, daemon.child.pid!, o.seconds, o.connections)
+    if (delivered === 0) throw new Error('no normalized uplink reached the application subscriber')
     const base = await load(`https://127.0.0.1:${bare.info.port as number}`, bare.child.pid!, o.seconds, o.connections)
     return { lorabridge: lb, bare: base, ratio: round(lb.rps / base.rps) }
   } finally {
+    await app.endAsync(true)
     await bare.stop()
     await daemon.stop()
   }

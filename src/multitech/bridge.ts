@@ -101,6 +101,7 @@ export class Multitech {
     const log = ctx.log('multitech')
     this.ingest = new AppConnectIngest({
       events,
+      ready: ctx.ready,
       presence,
       apps: ctx.apps,
       conduits: this.conduits,
@@ -114,7 +115,7 @@ export class Multitech {
     this.mqtt = new MultitechMqttAdapter({ broker: ctx.broker, ingest: this.ingest, conduits: this.conduits, presence, locator: ctx.locator, log })
     const routes = config.multitech.http.enabled
       ? appConnectRoutes({
-        config, ingest: this.ingest, queue: this.queue, users: ctx.users, log, metrics, ready: ctx.ready,
+        config, ingest: this.ingest, queue: this.queue, users: ctx.users, log, metrics,
         polled: async gatewayId => {
           const conduit = this.conduits.get(gatewayId)
           // Only a Conduit that announced itself (init) over HTTP is kept alive by its polls.

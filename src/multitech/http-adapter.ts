@@ -28,8 +28,6 @@ export interface AppConnectHttpDeps {
   users: UsersStore
   log: Logger
   metrics: Metrics
-  /** False while the store is unreachable. */
-  ready: () => boolean
   /** A downlink poll by the Conduit a certificate is bound to (its dashed GW-UUID): evidence of life. */
   polled?: (gatewayId: string) => Promise<void>
 }
@@ -102,8 +100,7 @@ export function appConnectRoutes (deps: AppConnectHttpDeps): (app: FastifyInstan
   /** Runs the ingest; a failure to keep the message closes the connection so that the Conduit retries. */
   const run = async (req: FastifyRequest, reply: FastifyReply, shape: TopicShape, json: unknown): Promise<IngestOutcome | undefined> => {
     try {
-      if (!deps.ready()) throw new Error('the store is unreachable')
-      return await ingest.handle({ shape, payload: { json }, transport: 'http', boundGateway: bindingOf(req) })
+      return await ingest.keep({ shape, payload: { json }, transport: 'http', boundGateway: bindingOf(req) })
     } catch {
       reply.hijack()
       req.raw.socket.destroy()

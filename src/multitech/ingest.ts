@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
-import type { ErrorCode } from '../errors.js'
+import { LorabridgeError, type ErrorCode } from '../errors.js'
 import type { Join, MultitechNetwork, Uplink } from '../model/events.js'
 import type { ApplicationResolver } from '../model/applications.js'
 import { dashedEui, normalizeEui } from '../model/eui.js'
@@ -41,6 +41,8 @@ export type IngestOutcome =
 
 export interface IngestDeps {
   events: EventSink
+  /** False while the store (Redis) is unreachable. */
+  ready: () => boolean
   presence: GatewayPresence
   apps: ApplicationResolver
   conduits: ConduitRegistry
@@ -56,8 +58,37 @@ const NETWORK = 'multitech'
 export const MULTITECH_MQTT = 'multitech-mqtt'
 export const MULTITECH_HTTP = 'multitech-http'
 
+/**
+ * How long a message may wait for the store before it is given up unacknowledged (the connection
+ * closes, the Conduit sends again): a store that hangs must not hold every message and its memory.
+ */
+export const STORE_DEADLINE_MS = 5000
+
 export class AppConnectIngest {
   constructor (private readonly deps: IngestDeps) {}
+
+  /**
+   * `handle` for a message that is acknowledged only once kept: refused at once while the store is
+   * unreachable, and after STORE_DEADLINE_MS when it stops answering mid-way.
+   */
+  async keep (msg: IngestMessage): Promise<IngestOutcome> {
+    if (!this.deps.ready()) {
+      this.deps.log.warn({ code: 'LB_ERR_REDIS', transport: msg.transport, clientId: msg.clientId }, 'app-connect message not acknowledged: the store is unreachable')
+      throw new LorabridgeError('LB_ERR_REDIS', 'the store is unreachable; not acknowledged')
+    }
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        this.deps.log.warn({ code: 'LB_ERR_REDIS', transport: msg.transport, clientId: msg.clientId, deadlineMs: STORE_DEADLINE_MS }, 'app-connect message not kept in time; not acknowledged')
+        reject(new LorabridgeError('LB_ERR_REDIS', 'the message could not be kept in time; not acknowledged'))
+      }, STORE_DEADLINE_MS)
+    })
+    try {
+      return await Promise.race([this.handle(msg), late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
 
   /** Never throws: every message ends in one counted outcome. */
   async handle (msg: IngestMessage): Promise<IngestOutcome> {

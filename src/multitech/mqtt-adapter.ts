@@ -53,7 +53,7 @@ export class MultitechMqttAdapter implements NetworkAdapter {
     if (shape.kind === 'device' && packet.payload.length > 0) packet.retain = false
     // A gateway user bound to a GW-UUID speaks for that Conduit only, whatever its messages say.
     const bound = origin.boundGateway !== undefined ? normalizeGatewayId(origin.boundGateway) : undefined
-    return this.deps.ingest.handle({ shape, payload, transport: 'mqtt', clientId: origin.clientId, ...(bound !== undefined ? { boundGateway: bound } : {}) }).then(() => undefined)
+    return this.deps.ingest.keep({ shape, payload, transport: 'mqtt', clientId: origin.clientId, ...(bound !== undefined ? { boundGateway: bound } : {}) }).then(() => undefined)
   }
 
   async start (): Promise<void> {
