@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js'
 import type { EventKind } from '../model/events.js'
 import { compileRuleFile, formatRuleError, EVENT_KINDS, type CompiledFile, type RuleError } from '../rules/compile.js'
 import { RulesEngine, type DeadLetter, type Publication } from '../rules/engine.js'
+import type { Expression } from '../rules/expression.js'
 
 async function ruleFiles (path: string): Promise<string[]> {
   const st = await stat(path)
@@ -33,6 +34,25 @@ export async function rulesCheck (config: Config, dir: string | undefined): Prom
   const rules = compiled.reduce((n, c) => n + c.rules.length, 0)
   const decoders = compiled.reduce((n, c) => n + c.decoders.length, 0)
   process.stdout.write(`${path}: ${compiled.length} file${compiled.length === 1 ? '' : 's'} ok, ${rules} rule${rules === 1 ? '' : 's'}, ${decoders} decoder${decoders === 1 ? '' : 's'}${errors.length > 0 ? `; ${errors.length} error${errors.length === 1 ? '' : 's'}` : ''}\n`)
+  // Which expressions run compiled, and which on the reference evaluator (slower), and why.
+  const onReference: string[] = []
+  let expressions = 0
+  const note = (file: string, where: string, e: Expression | undefined): void => {
+    if (e === undefined) return
+    expressions++
+    const engine = e.engine
+    if (engine.kind === 'reference') onReference.push(`  ${file}: ${where} runs on the reference evaluator: ${engine.reason}`)
+  }
+  for (const c of compiled) {
+    for (const d of c.decoders) note(c.file, `decoder "${d.name}" decode`, d.decode)
+    for (const r of c.rules) {
+      note(c.file, `rule "${r.name}" if`, r.condition)
+      note(c.file, `rule "${r.name}" downlink`, r.downlink)
+      note(c.file, `rule "${r.name}" publish.topic`, r.publish?.topic)
+      note(c.file, `rule "${r.name}" publish.payload`, r.publish?.payload)
+    }
+  }
+  if (expressions > 0) process.stdout.write(`${expressions - onReference.length} of ${expressions} expression${expressions === 1 ? '' : 's'} compiled to synchronous code${onReference.length > 0 ? `; ${onReference.length} on the reference evaluator:\n${onReference.join('\n')}` : ''}\n`)
   if (errors.length > 0) process.exitCode = 1
 }
 

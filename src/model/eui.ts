@@ -40,6 +40,20 @@ export function normalizeEui (value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length < 16 || value.length > 23) return undefined
   // Already normalized (the common case on the hot path): no copies.
   if (value.length === 16 && NORMALIZED.test(value)) return value
+  // Devices repeat: each spelling is worked out once (a few thousand devices, bounded).
+  const known = spellings.get(value)
+  if (known !== undefined) return known === false ? undefined : known
+  const out = parseEui(value)
+  if (spellings.size >= SPELLINGS_MAX) spellings.clear()
+  spellings.set(value, out ?? false)
+  return out
+}
+
+/** Spellings seen, and what they normalize to (false: not an EUI). */
+const spellings = new Map<string, string | false>()
+const SPELLINGS_MAX = 20_000
+
+function parseEui (value: string): string | undefined {
   let out = ''
   let i = 0
   for (let pair = 0; pair < 8; pair++) {
@@ -53,9 +67,20 @@ export function normalizeEui (value: unknown): string | undefined {
   return i === value.length ? out : undefined
 }
 
+const dashed = new Map<string, string>()
+
 /** `008000ffff000003` → `00-80-00-ff-ff-00-00-03`, app-connect's spelling. */
 export function dashedEui (normalized: string): string {
-  const n = normalized
+  let d = dashed.get(normalized)
+  if (d === undefined) {
+    if (dashed.size >= SPELLINGS_MAX) dashed.clear()
+    d = spell(normalized)
+    dashed.set(normalized, d)
+  }
+  return d
+}
+
+function spell (n: string): string {
   return `${n.slice(0, 2)}-${n.slice(2, 4)}-${n.slice(4, 6)}-${n.slice(6, 8)}-${n.slice(8, 10)}-${n.slice(10, 12)}-${n.slice(12, 14)}-${n.slice(14, 16)}`
 }
 

@@ -128,7 +128,11 @@ export const BOUNDED_FUNCTIONS: Bounded[] = [
   ...(['replace', 'formatNumber', 'formatInteger', 'encodeUrl', 'encodeUrlComponent', 'base64encode'] as const).map((name): Bounded => ({
     name,
     signature: { replace: '<s-(sf)(sf)n?:s>', formatNumber: '<n-so?:s>', formatInteger: '<n-s:s>', encodeUrl: '<s-:s>', encodeUrlComponent: '<s-:s>', base64encode: '<s-:s>' }[name],
-    async fn (...args) { return checked(`$${name}'s result`, await original(name).apply(this, args)) },
+    // Synchronous where JSONata's own is ($replace is asynchronous: its replacement may be a function).
+    fn (...args) {
+      const out = original(name).apply(this, args)
+      return out instanceof Promise ? out.then(v => checked(`$${name}'s result`, v)) : checked(`$${name}'s result`, out)
+    },
   })),
   {
     name: 'sort',

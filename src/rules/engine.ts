@@ -82,20 +82,30 @@ function errorInfo (err: unknown): { code: string, message: string, position?: n
   return { code: `LB_ERR_RULE_EVAL${e.code !== undefined ? `:${e.code}` : ''}`, message: e.message ?? String(err), ...(e.position !== undefined ? { position: e.position } : {}) }
 }
 
-/** Each event's payload as numbers, made once for its decoder and its rules (expressions never change their input). */
-const payloadNumbers = new WeakMap<object, number[]>()
+/**
+ * Each event's expression input, made once for its decoder and its rules (expressions never change
+ * their input); a decoder's result is copied onto it.
+ */
+const inputs = new WeakMap<object, AnyEvent>()
 
 /** The input every expression sees: the event plus `bytes`, its payload as numbers (PRODUCT.md §4). */
 export function expressionInput (event: AnyEvent): AnyEvent {
-  if (typeof event.hex !== 'string') return { ...event }
-  let bytes = payloadNumbers.get(event)
-  if (bytes === undefined) {
-    const b = Buffer.from(event.hex, 'hex')
-    bytes = new Array<number>(b.length)
-    for (let i = 0; i < b.length; i++) bytes[i] = b[i]!
-    payloadNumbers.set(event, bytes)
+  const known = inputs.get(event)
+  if (known !== undefined) {
+    if (known.decoded !== event.decoded) known.decoded = event.decoded
+    return known
   }
-  return { ...event, bytes }
+  let input: AnyEvent
+  if (typeof event.hex !== 'string') {
+    input = { ...event }
+  } else {
+    const b = Buffer.from(event.hex, 'hex')
+    const bytes = new Array<number>(b.length)
+    for (let i = 0; i < b.length; i++) bytes[i] = b[i]!
+    input = { ...event, bytes }
+  }
+  inputs.set(event, input)
+  return input
 }
 
 /** How long a produced downlink's outcomes count as a chain's, and how many are remembered at most. */
@@ -115,6 +125,8 @@ export class RulesEngine {
    * with one lifetime for all, so expiry only ever looks at the oldest entries.
    */
   private readonly produced = new Map<string, { depth: number, until: number }>()
+  private producedQueue: Array<{ id: string, until: number }> = []
+  private producedHead = 0
 
   constructor (private readonly opts: EngineOptions) {
     this.cooldowns = opts.cooldowns ?? new MemoryCooldowns(() => this.now())
@@ -315,17 +327,26 @@ export class RulesEngine {
   }
 
   /**
-   * Records a produced downlink. Expired entries are dropped from the front (the map is in
-   * insertion order and every entry lives as long); past the size cap the oldest go first: their
-   * outcomes arrived long ago, and what is lost is only their depth.
+   * Records a produced downlink. Entries expire in the order they were made (one lifetime for all):
+   * a queue of (id, expiry) is consumed from its head, past the size cap too (the oldest first:
+   * their outcomes arrived long ago, and what is lost is only their depth). Iterating the map from
+   * its front instead walked over every deleted slot on every downlink (a hot spot in profiles).
    */
   private remember (id: string, depth: number): void {
     const t = this.now()
-    this.produced.delete(id) // re-inserted at the end, keeping the order by expiry
-    this.produced.set(id, { depth, until: t + PRODUCED_LIFETIME_MS })
-    for (const [oldest, p] of this.produced) {
-      if (p.until >= t && this.produced.size <= (this.opts.producedMax ?? PRODUCED_MAX)) break
-      this.produced.delete(oldest)
+    const until = t + PRODUCED_LIFETIME_MS
+    this.produced.set(id, { depth, until })
+    this.producedQueue.push({ id, until })
+    const max = this.opts.producedMax ?? PRODUCED_MAX
+    const q = this.producedQueue
+    while (this.producedHead < q.length && (q[this.producedHead]!.until < t || this.produced.size > max)) {
+      const old = q[this.producedHead++]!
+      // Only if not remembered again since (a later entry for the same id has a later expiry).
+      if (this.produced.get(old.id)?.until === old.until) this.produced.delete(old.id)
+    }
+    if (this.producedHead > 4096 && this.producedHead * 2 > q.length) {
+      this.producedQueue = q.slice(this.producedHead)
+      this.producedHead = 0
     }
   }
 }

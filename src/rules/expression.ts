@@ -10,6 +10,20 @@ import jsonata from 'jsonata'
 import { HELPERS } from './helpers.js'
 import { BOUNDED_FUNCTIONS, BoundExceeded, MAX_ITEMS, grouped, rewriteTree } from './bounds.js'
 import { LinearRegExp, regexRefusal } from './linear-regex.js'
+import { BAIL, compileTree, functionTable, type CompileResult, type JsonataFunction } from './sync-jsonata.js'
+
+/**
+ * The functions every rule expression registers, as JSONata holds them (with parsed signatures),
+ * for the compiled code: read once from an expression that registers them all.
+ */
+const REGISTERED = await (() => {
+  const names = [...HELPERS.map(h => h.name), ...BOUNDED_FUNCTIONS.map(b => b.name)]
+  const probe = jsonata(`{ ${names.map(n => `"${n}": $${n}`).join(', ')} }`)
+  for (const h of HELPERS) probe.registerFunction(h.name, h.fn as (...args: unknown[]) => unknown, h.signature)
+  for (const b of BOUNDED_FUNCTIONS) probe.registerFunction(b.name, b.fn, b.signature)
+  return probe.evaluate({}) as Promise<Record<string, JsonataFunction>>
+})()
+const FUNCTIONS = functionTable(REGISTERED)
 
 export interface Budget { timeoutMs: number, maxDepth: number }
 
@@ -36,12 +50,25 @@ export interface JsonataError { code?: string, position?: number, token?: string
 
 export type Compiled = { ok: true, expression: Expression } | { ok: false, error: JsonataError }
 
+/** Compiled evaluations that failed with something other than BAIL, and were run again on the reference (a defect to report). */
+let unexpected = 0
+export const compiledFailures = (): number => unexpected
+
 export class Expression {
   /** Read by JSONata at each evaluation's start; set from the budget just before (one budget per daemon). */
   private readonly limits: Limits
 
+  /** The synchronous compilation, or why the expression runs on the reference evaluator. */
+  private readonly compiled: CompileResult
+
   private constructor (readonly source: string, private readonly expr: jsonata.Expression, limits: Limits) {
     this.limits = limits
+    this.compiled = compileTree(expr.ast(), FUNCTIONS)
+  }
+
+  /** `compiled`, or `reference` with the reason (`rules check` reports it). */
+  get engine (): { kind: 'compiled' } | { kind: 'reference', reason: string } {
+    return this.compiled.ok ? { kind: 'compiled' } : { kind: 'reference', reason: this.compiled.reason }
   }
 
   static compile (source: string): Compiled {
@@ -68,6 +95,39 @@ export class Expression {
 
   /** Resolves with the result (undefined for JSONata's "nothing"); rejects with the JSONata error or an EvaluationLimit. */
   async evaluate (input: unknown, budget: Budget): Promise<unknown> {
+    const c = this.compiled
+    // Deeper than the depth budget: only the reference counts depth node by node.
+    if (c.ok && c.height < budget.maxDepth) {
+      const now = Date.now()
+      try {
+        return c.run(input, now + budget.timeoutMs, now, MAX_ITEMS)
+      } catch (err) {
+        if ((err as { code?: unknown } | null)?.code === 'D1012') throw limitOf(err, budget)!
+        // BAIL (or anything unexpected): this evaluation is the reference's, result or error.
+        if (err !== BAIL) unexpected++
+      }
+    }
+    return this.reference(input, budget)
+  }
+
+  /**
+   * The compiled code alone (tests compare it with the reference): its result, or `bailed` when it
+   * handed the evaluation to the reference (or is not compiled at all).
+   */
+  evaluateCompiled (input: unknown, budget: Budget): { bailed: false, result: unknown } | { bailed: true } {
+    const c = this.compiled
+    if (!c.ok) return { bailed: true }
+    const now = Date.now()
+    try {
+      return { bailed: false, result: c.run(input, now + budget.timeoutMs, now, MAX_ITEMS) }
+    } catch (err) {
+      if (err === BAIL) return { bailed: true }
+      throw err
+    }
+  }
+
+  /** The reference evaluator alone (tests compare it with the compiled code). */
+  async reference (input: unknown, budget: Budget): Promise<unknown> {
     this.limits.timeout = budget.timeoutMs
     this.limits.stack = budget.maxDepth
     try {
