@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { aedesBaseline, clusterPipeline, conduitPipeline, peerPipeline, type PipelineResult } from './scenarios/mqtt.js'
+import { ruleExpressions } from './scenarios/rules.js'
 import { thingparkIngest } from './scenarios/thingpark.js'
 import { idleConnections } from './scenarios/connections.js'
 import { round } from './lib/stats.js'
@@ -62,6 +63,14 @@ if (want('peer')) {
   for (const l of p.latency) {
     rows.push([`  peer at ${l.rate}/s (achieved ${l.achieved}/s)`, `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, max ${l.maxMs} ms (${l.samples}${l.runsP99Ms !== undefined && l.runsP99Ms.length > 1 ? `; p99 of each run ${l.runsP99Ms.join(' / ')} ms` : ''}; longest stall: load ${l.loadLoopMaxMs} ms)`, ''])
   }
+}
+
+if (want('rules')) {
+  log('rule expressions: compiled vs the reference JSONata evaluator …')
+  const r = await ruleExpressions({ msPerFigure: quick ? 150 : 600 })
+  results.rules = r
+  rows.push(['rule expressions (rules/, compiled vs reference)', `median ${r.medianRatio} × the reference's evaluations/s over ${r.expressions.length} expressions`, 'target ≥ 20 ×'])
+  for (const e of r.expressions) rows.push([`  ${e.file} ${e.where}`.slice(0, 46), `${e.compiledPerSec} vs ${e.referencePerSec} evaluations/s (${e.ratio} ×${e.engine === 'compiled' ? '' : ', on the reference'})`, ''])
 }
 
 if (want('thingpark')) {

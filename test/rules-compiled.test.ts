@@ -83,3 +83,30 @@ describe.skipIf(!existsSync(root))('compiled rule expressions on the JSONata con
     expect(total.passed).toBe(total.compiled)
   })
 })
+
+describe('limits inside compiled code', () => {
+  it('ends a long loop on its time budget, in the compiled code itself', async () => {
+    const c = Expression.compile('$count([1..100000].($string($) & "-" & $string($ * 2)))')
+    if (!c.ok) throw new Error('not compiled')
+    expect(c.expression.engine.kind).toBe('compiled')
+    expect(() => c.expression.evaluateCompiled({}, { timeoutMs: 2, maxDepth: 500 })).toThrow(expect.objectContaining({ code: 'D1012' }))
+    await expect(c.expression.evaluate({}, { timeoutMs: 2, maxDepth: 500 })).rejects.toMatchObject({ code: 'LB_ERR_RULE_TIMEOUT' })
+    // Within a sufficient budget the same expression completes, compiled.
+    expect(c.expression.evaluateCompiled({}, { timeoutMs: 10_000, maxDepth: 500 })).toEqual({ bailed: false, result: 100_000 })
+  })
+
+  it('leaves an expression deeper than the depth budget to the reference, which ends it on the budget', async () => {
+    const deep = `${'('.repeat(60)}1${')'.repeat(60)} + a`
+    const c = Expression.compile(deep)
+    if (!c.ok) throw new Error('not compiled')
+    await expect(c.expression.evaluate({ a: 1 }, { timeoutMs: 1000, maxDepth: 20 })).rejects.toMatchObject({ code: 'LB_ERR_RULE_DEPTH' })
+    expect(await c.expression.evaluate({ a: 1 }, { timeoutMs: 1000, maxDepth: 500 })).toBe(2)
+  })
+
+  it('hands ranges and sequences past the size cap to the reference, which refuses them', async () => {
+    const c = Expression.compile('$count([1..200000])')
+    if (!c.ok) throw new Error('not compiled')
+    expect(c.expression.evaluateCompiled({}, { timeoutMs: 1000, maxDepth: 500 })).toEqual({ bailed: true })
+    await expect(c.expression.evaluate({}, { timeoutMs: 1000, maxDepth: 500 })).rejects.toMatchObject({ code: 'LB_ERR_RULE_LIMIT' })
+  })
+})

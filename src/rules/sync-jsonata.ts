@@ -18,6 +18,10 @@
  *   at compile time, for the whole expression, with the reason (`rules check` reports it).
  */
 import jsonata from 'jsonata'
+import { MAX_STRING } from './bounds.js'
+
+/** A string `&` may build (bounds.ts MAX_STRING): past it, the reference's bounded error. */
+const MAX_CONCAT = MAX_STRING
 
 /** Thrown inside compiled code: evaluate this input on the reference instead. */
 export const BAIL: unique symbol = Symbol('evaluate on the reference')
@@ -26,7 +30,18 @@ export const BAIL: unique symbol = Symbol('evaluate on the reference')
 export interface JsonataFunction {
   _jsonata_function: true
   implementation: (...args: unknown[]) => unknown
-  signature?: { validate: (args: unknown[], context: unknown) => unknown[] }
+  signature?: { definition?: string, validate: (args: unknown[], context: unknown) => unknown[] }
+}
+
+/** getSymbol in jsonata.js (functions never reach it here). */
+function symbolOf (v: unknown): string {
+  switch (typeof v) {
+    case 'string': return 's'
+    case 'number': return 'n'
+    case 'boolean': return 'b'
+    case 'object': return v === null ? 'l' : Array.isArray(v) ? 'a' : 'o'
+    default: return 'm'
+  }
 }
 
 /** What a compiled expression needs at run time. */
@@ -628,6 +643,11 @@ class Compiler {
     const f = this.functions.get(name) ?? refuse(this.table.names.has(name) ? `$${name}` : `$${name} (not a known function)`)
     const impl = f.implementation
     const signature = f.signature
+    // `&` (rewritten to $__lbConcat, bounds.ts): two strings, or nothing, are joined here.
+    const concat = name === '__lbConcat' && args.length === 2 && applyTo === undefined
+    // Validation gives back its arguments unchanged for most calls. Without array subtypes (whose
+    // contents it checks), that depends only on the arguments' types: remembered per type string.
+    const memo = signature?.definition !== undefined && !signature.definition.slice(1, -1).includes('<') ? new Map<string, true>() : undefined
     return (input, env, rc) => {
       // evaluateApplyExpression evaluates the left-hand side first; it is the first argument.
       const first = applyTo !== undefined ? [applyTo(input, env, rc)] : []
@@ -638,9 +658,26 @@ class Compiler {
         if (isFunctionValue(v)) throw BAIL
         values[first.length + k] = v
       }
+      if (concat) {
+        const l = values[0]
+        const r = values[1]
+        if ((typeof l === 'string' || l === undefined) && (typeof r === 'string' || r === undefined)) {
+          const joined = (l ?? '') + (r ?? '')
+          if (joined.length > MAX_CONCAT) throw BAIL
+          return joined
+        }
+      }
       let result: unknown
       try {
-        const validated = signature !== undefined ? signature.validate(values, input) : values
+        let validated = values
+        if (signature !== undefined) {
+          let types = ''
+          if (memo !== undefined) for (const v of values) types += symbolOf(v)
+          if (memo === undefined || !memo.has(types)) {
+            validated = signature.validate(values, input)
+            if (memo !== undefined && validated.length === values.length && validated.every((v, k) => v === values[k])) memo.set(types, true)
+          }
+        }
         result = impl.apply({ environment: undefined, input, options: { sequence: rc.maxItems }, createSequence }, validated)
       } catch {
         throw BAIL
