@@ -33,6 +33,21 @@ describe('shipped example rules', () => {
     const r = await runCli(['rules', 'check', RULES], { cwd: dir })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/4 files ok, 4 rules, 1 decoder/)
+    // Every shipped expression runs compiled.
+    expect(r.stdout).toMatch(/^9 of 9 expressions compiled to synchronous code$/m)
+  })
+
+  it('`rules check` names the expressions that run on the reference evaluator, and why', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'lorabridge-rules-engine-'))
+    try {
+      await writeFile(join(own, 'mixed.yaml'), 'rules:\n  - name: doubled\n    on: up\n    downlink: \'{ "fPort": 1, "hex": $join($map(bytes, function($b) { $hex([$b, $b]) })) }\'\n  - name: plain\n    if: fPort = 2\n    publish: { topic: \'"x/" & devEui\', payload: \'{ "n": $count(bytes) }\' }\n')
+      const r = await runCli(['rules', 'check', own], { cwd: own })
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout).toMatch(/^3 of 4 expressions compiled to synchronous code; 1 on the reference evaluator:$/m)
+      expect(r.stdout).toMatch(/^ {2}mixed\.yaml: rule "doubled" downlink runs on the reference evaluator: lambda expressions$/m)
+    } finally {
+      await rm(own, { recursive: true, force: true })
+    }
   })
 
   it('tank-level-sensor decodes a known byte layout', async () => {

@@ -96,6 +96,18 @@ const UUID_DASHED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
  * lower case), as the dashed lower-case form used for gateway ids in normalized topics.
  */
 export function normalizeGatewayId (value: string): string | undefined {
+  // Conduits repeat: each spelling is worked out once (bounded, like EUI spellings).
+  const known = gatewaySpellings.get(value)
+  if (known !== undefined) return known === false ? undefined : known
+  const out = parseGatewayId(value)
+  if (gatewaySpellings.size >= SPELLINGS_MAX) gatewaySpellings.clear()
+  gatewaySpellings.set(value, out ?? false)
+  return out
+}
+
+const gatewaySpellings = new Map<string, string | false>()
+
+function parseGatewayId (value: string): string | undefined {
   if (!UUID_32.test(value) && !UUID_DASHED.test(value)) return undefined
   const hex = value.replace(/-/g, '').toLowerCase()
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
