@@ -132,4 +132,16 @@ describe.each(['memory', 'redis'] as const)('the %s deduplicator', kind => {
     expect(await dedup.firstSighting('sent:x')).toBe(false)
     expect(await dedup.firstSighting('sent:x', t0)).toBe(false)
   })
+  it.runIf(kind === 'redis')('answers a re-sent sighting (its reply lost to a Redis crash) as the first, and every other as a duplicate', async () => {
+    const r = dedup as RedisDeduplicator
+    const t0 = 1_700_000_100_000
+    // What ioredis does after a reconnect: the same script, with the same token, once more.
+    expect(await r.sight('up:f2', t0, 'instance-a:7')).toBe(true)
+    expect(await r.sight('up:f2', t0, 'instance-a:7')).toBe(true)
+    expect(await r.sight('up:f2', t0, 'instance-a:8')).toBe(false)
+    expect(await r.sight('up:f2', t0, 'instance-b:7')).toBe(false)
+    expect(await r.sight('sent:y', undefined, 'instance-a:9')).toBe(true)
+    expect(await r.sight('sent:y', undefined, 'instance-a:9')).toBe(true)
+    expect(await dedup.firstSighting('sent:y')).toBe(false)
+  })
 })

@@ -4,30 +4,51 @@
  * (routes), rule cooldowns, and which instance holds which MQTT client. Each has an in-memory
  * counterpart for a single instance.
  */
+import { randomUUID } from 'node:crypto'
 import type { RedisConnection } from './redis.js'
 import type { Deduplicator } from '../core/dedup.js'
 import type { RouteEntry, RouteTable } from '../core/routes.js'
 
 /**
- * The key holds the first copy's receive time ('-' without one). The read-compare-write is a Lua
- * script: the first instance to see a frame wins; the others see a duplicate (core/dedup.ts).
+ * The key holds the first copy's receive time ('-' without one) and the sighting that wrote it. The
+ * read-compare-write is a Lua script: the first instance to see a frame wins; the others see a
+ * duplicate (core/dedup.ts).
+ *
+ * Each call carries its own token. When Redis goes away after running the script but before its
+ * reply arrives, the client sends the script again once Redis is back (ioredis re-sends unanswered
+ * commands); the second run finds the key written by the same token and answers as the first did.
+ * Without the token it answered "duplicate", and the uplink was acknowledged unpublished (seen once
+ * in the reliability suite: a Redis crash at that instant lost an acknowledged message).
  */
 const SIGHTING = `
 local first = redis.call('GET', KEYS[1])
 if first then
-  if first == '-' or first == '1' or ARGV[2] == '-' or math.abs(tonumber(first) - tonumber(ARGV[2])) <= tonumber(ARGV[3]) then return 0 end
+  local sep = string.find(first, '|', 1, true)
+  local at = first
+  if sep then
+    if string.sub(first, sep + 1) == ARGV[4] then return 1 end
+    at = string.sub(first, 1, sep - 1)
+  end
+  if at == '-' or at == '1' or ARGV[2] == '-' or math.abs(tonumber(at) - tonumber(ARGV[2])) <= tonumber(ARGV[3]) then return 0 end
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+redis.call('SET', KEYS[1], ARGV[2] .. '|' .. ARGV[4], 'PX', ARGV[1])
 return 1
 `
 
 export class RedisDeduplicator implements Deduplicator {
+  private readonly instance = randomUUID()
+  private sightings = 0
+
   constructor (private readonly redis: RedisConnection, private readonly prefix: string, private readonly windowMs: number, private readonly spreadMs = Infinity) {}
 
-  async firstSighting (key: string, at?: number): Promise<boolean> {
-    const k = `${this.prefix}dedup:${key}`
-    if (at === undefined || !Number.isFinite(this.spreadMs)) return (await this.redis.set(k, '-', 'PX', this.windowMs, 'NX')) === 'OK'
-    return (await this.redis.eval(SIGHTING, 1, k, String(this.windowMs), String(Math.round(at)), String(this.spreadMs))) === 1
+  firstSighting (key: string, at?: number): Promise<boolean> {
+    return this.sight(key, at, `${this.instance}:${++this.sightings}`)
+  }
+
+  /** One sighting, under `token`: run twice with the same token (a re-sent command), it answers the same. */
+  async sight (key: string, at: number | undefined, token: string): Promise<boolean> {
+    const spread = Number.isFinite(this.spreadMs) ? String(this.spreadMs) : '1e300'
+    return (await this.redis.eval(SIGHTING, 1, `${this.prefix}dedup:${key}`, String(this.windowMs), at === undefined ? '-' : String(Math.round(at)), spread, token)) === 1
   }
 
   async forget (key: string): Promise<void> {
