@@ -26,6 +26,7 @@ import { startRedis, type RedisServer } from './helpers/redis-server.js'
 import { connect, collect, sleep, until, type MqttClient } from './helpers/mqtt.js'
 import { ConduitSimulator, generatedDevice, type ReceivedDownlink, type SimDevice } from '../src/simulate/conduit.js'
 import { ThingParkSimulator } from '../src/simulate/thingpark.js'
+import { parseExposition, type Sample } from './helpers/metrics.js'
 
 const KEY = '0123456789abcdef0123456789abcdef'
 const AS_ID = 'TWA_100000001.1.AS'
@@ -39,22 +40,12 @@ const OUTAGE_ANSWER_MS = 10_000
 
 // ------------------------------------------------------------------------------------ helpers
 
-interface Sample { name: string, labels: Record<string, string>, value: number }
 
 /** GET /metrics, read as a Prometheus scraper reads it. */
 async function scrape (t: TestDaemon): Promise<Sample[]> {
   const res = await fetch(`http://127.0.0.1:${t.port('http')}/metrics`)
   expect(res.status).toBe(200)
-  const samples: Sample[] = []
-  for (const line of (await res.text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
-    if (m === null) throw new Error(`not an exposition line: ${line}`)
-    const labels: Record<string, string> = {}
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!
-    samples.push({ name: m[1]!, labels, value: Number(m[3]) })
-  }
-  return samples
+  return parseExposition(await res.text())
 }
 
 /** The sum of a family's samples whose labels include `labels`, from a fresh scrape. */

@@ -12,6 +12,7 @@ import { connect, observe, sleep, until, type MqttClient } from './helpers/mqtt.
 import { freePort } from './helpers/redis-server.js'
 import { ConduitSimulator, generatedDevice } from '../src/simulate/conduit.js'
 import { LRC_DOWNLINK_PATH, ThingParkSimulator } from '../src/simulate/thingpark.js'
+import { parseExposition, type Sample } from './helpers/metrics.js'
 
 const KEY = '0123456789abcdef0123456789abcdef'
 const AS_ID = 'TWA_100000001.1.AS'
@@ -28,21 +29,6 @@ const RULES = `rules:
     downlink: '$number("not a number")'
 `
 
-interface Sample { name: string, labels: Record<string, string>, value: number }
-
-/** The Prometheus text exposition format, as a scraper reads it. */
-function parseExposition (text: string): Sample[] {
-  const samples: Sample[] = []
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
-    if (m === null) throw new Error(`not an exposition line: ${line}`)
-    const labels: Record<string, string> = {}
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!
-    samples.push({ name: m[1]!, labels, value: Number(m[3]) })
-  }
-  return samples
-}
 
 describe('/metrics during a run', () => {
   let dir: string

@@ -15,6 +15,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { parseAllDocuments } from 'yaml'
 import { Expression } from '../src/rules/expression.js'
 import { expressionInput } from '../src/rules/engine.js'
+import { rng } from './helpers/rng.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const SEED = 20261201
@@ -22,16 +23,6 @@ const GENERATED = 4000
 const INPUTS_PER_EXPRESSION = 6
 const BUDGET = { timeoutMs: 1000, maxDepth: 500 }
 
-/** mulberry32 */
-function rng (seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Plain data, sequences as plain arrays, keys in order: what a consumer of the result sees. */
 function plain (v: unknown): unknown {

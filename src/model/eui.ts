@@ -40,18 +40,28 @@ export function normalizeEui (value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length < 16 || value.length > 23) return undefined
   // Already normalized (the common case on the hot path): no copies.
   if (value.length === 16 && NORMALIZED.test(value)) return value
-  // Devices repeat: each spelling is worked out once (a few thousand devices, bounded).
-  const known = spellings.get(value)
-  if (known !== undefined) return known === false ? undefined : known
-  const out = parseEui(value)
-  if (spellings.size >= SPELLINGS_MAX) spellings.clear()
-  spellings.set(value, out ?? false)
-  return out
+  // Devices repeat: each spelling is worked out once.
+  return euiSpellings(value)
 }
 
-/** Spellings seen, and what they normalize to (false: not an EUI). */
-const spellings = new Map<string, string | false>()
 const SPELLINGS_MAX = 20_000
+
+/**
+ * `parse`, remembered per input (devices and Conduits repeat): a few thousand spellings in
+ * practice, and at most SPELLINGS_MAX before the memory starts over.
+ */
+function remembered<T> (parse: (value: string) => T): (value: string) => T {
+  const seen = new Map<string, T>()
+  return value => {
+    if (seen.has(value)) return seen.get(value) as T
+    const out = parse(value)
+    if (seen.size >= SPELLINGS_MAX) seen.clear()
+    seen.set(value, out)
+    return out
+  }
+}
+
+const euiSpellings = remembered((value: string) => parseEui(value))
 
 function parseEui (value: string): string | undefined {
   let out = ''
@@ -67,18 +77,8 @@ function parseEui (value: string): string | undefined {
   return i === value.length ? out : undefined
 }
 
-const dashed = new Map<string, string>()
-
 /** `008000ffff000003` → `00-80-00-ff-ff-00-00-03`, app-connect's spelling. */
-export function dashedEui (normalized: string): string {
-  let d = dashed.get(normalized)
-  if (d === undefined) {
-    if (dashed.size >= SPELLINGS_MAX) dashed.clear()
-    d = spell(normalized)
-    dashed.set(normalized, d)
-  }
-  return d
-}
+export const dashedEui: (normalized: string) => string = remembered(spell)
 
 function spell (n: string): string {
   return `${n.slice(0, 2)}-${n.slice(2, 4)}-${n.slice(4, 6)}-${n.slice(6, 8)}-${n.slice(8, 10)}-${n.slice(10, 12)}-${n.slice(12, 14)}-${n.slice(14, 16)}`
@@ -95,17 +95,8 @@ const UUID_DASHED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
  * A Conduit GW-UUID in either app-connect spelling (v1.0: 32 upper-case hex digits; v1.1: dashed
  * lower case), as the dashed lower-case form used for gateway ids in normalized topics.
  */
-export function normalizeGatewayId (value: string): string | undefined {
-  // Conduits repeat: each spelling is worked out once (bounded, like EUI spellings).
-  const known = gatewaySpellings.get(value)
-  if (known !== undefined) return known === false ? undefined : known
-  const out = parseGatewayId(value)
-  if (gatewaySpellings.size >= SPELLINGS_MAX) gatewaySpellings.clear()
-  gatewaySpellings.set(value, out ?? false)
-  return out
-}
-
-const gatewaySpellings = new Map<string, string | false>()
+/** Conduits repeat: each spelling is worked out once. */
+export const normalizeGatewayId: (value: string) => string | undefined = remembered(parseGatewayId)
 
 function parseGatewayId (value: string): string | undefined {
   if (!UUID_32.test(value) && !UUID_DASHED.test(value)) return undefined

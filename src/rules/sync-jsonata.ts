@@ -429,13 +429,14 @@ class Compiler {
     const general = this.generalGroup(compiled)
     // `{ "a": …, "b": … }` on one context value (the common case): literal, distinct keys need no
     // grouping; the values are evaluated in the reference's key order (Object.keys of its groups).
-    const literal = pairs.every(([k]) => k.type === 'string' && k.predicate === undefined && k.group === undefined) && new Set(pairs.map(([k]) => k.value)).size === pairs.length
+    const literal = pairs.every(([k]) => k.type === 'string' && k.predicate === undefined && k.group === undefined) && new Set(pairs.map(([k]) => k.value)).size === pairs.length &&
+      // JSONata refuses these keys (D1013): the general path hands that to the reference.
+      !pairs.some(([k]) => k.value === '_jsonata_lambda' || k.value === '_jsonata_function')
     if (!literal) return general
     const order = Object.keys(Object.fromEntries(pairs.map(([k], i) => [String(k.value), i])))
       .map(key => ({ key, value: compiled[pairs.findIndex(([k]) => String(k.value) === key)]![1] }))
     return (input, env, rc) => {
       if (Array.isArray(input)) return general(input, env, rc)
-      if (order.some(o => o.key === '_jsonata_lambda' || o.key === '_jsonata_function')) throw BAIL
       const result = Object.create(null) as Record<string, unknown>
       for (const { key, value } of order) {
         const v = value(input, env, rc)

@@ -22,6 +22,7 @@ import { connect, sleep, until } from '../helpers/mqtt.js'
 import { ConduitSimulator, generatedDevice } from '../../src/simulate/conduit.js'
 import { ThingParkSimulator } from '../../src/simulate/thingpark.js'
 import { compileRuleText } from '../../src/rules/compile.js'
+import { rng } from '../helpers/rng.js'
 
 const SOAK_S = Number(process.env.RELIABILITY_SOAK_SECONDS ?? 20)
 const FUZZ = Number(process.env.RELIABILITY_FUZZ ?? 60)
@@ -51,16 +52,6 @@ function postFrom (localAddress: string, url: string, body: string, contentType:
   })
 }
 
-/** mulberry32: the same "random" inputs on every run. */
-function rng (seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function rssKb (pid: number): number {
   return Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)]).toString().trim())
