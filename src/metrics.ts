@@ -53,6 +53,7 @@ export function createMetrics () {
       name: 'lorabridge_mqtt_bytes_sent_total', help: 'Bytes written to MQTT client sockets (on the wire), by listener protocol', labelNames: ['protocol'] as const, registers: [registry],
       collect () { const b = sources.bytes?.(); if (b !== undefined) { this.reset(); for (const x of b) this.inc({ protocol: x.protocol }, x.written) } },
     }),
+    codecCalls: new Counter({ name: 'lorabridge_codec_calls_total', help: 'Calls of JavaScript payload codecs, by codec file, operation and result (ok or the LB_ERR_CODEC_… code)', labelNames: ['codec', 'operation', 'result'] as const, registers: [registry] }),
     ruleDeadLetters: new Counter({ name: 'lorabridge_rule_dead_letters_total', help: 'Rule and decoder evaluation errors sent to the dead-letter topic', labelNames: ['stage'] as const, registers: [registry] }),
   }
   return m

@@ -8,6 +8,7 @@ import { ConfigError } from '../config/issues.js'
 import type { Config } from '../config/schema.js'
 import type { ConduitCliOptions } from '../simulate/conduit-cli.js'
 import type { ThingParkCliOptions } from '../simulate/thingpark-cli.js'
+import type { CodecTestOptions } from './codecs.js'
 // Commands load their modules on demand, so `config check` or `users list` does not pay for
 // loading the broker, Fastify and the certificate library.
 const startCommand = async (c: Config): Promise<void> => (await import('./start.js')).startCommand(c)
@@ -88,6 +89,17 @@ rules.command('test')
   .option('--on <kind>', 'the event kind: up, join, status, location, down/queued, down/sent, down/failed', 'up')
   .action(async (path: string, opts: { event: string, on: string }) => { await (await rules$()).rulesTest(configFrom(program, { secrets: false }), path, opts) })
 
+const codecs = program.command('codecs').description('JavaScript payload codecs (TS013, TTN v2, ChirpStack v3) in the daemon\'s sandbox')
+codecs.command('test')
+  .description('run a codec file: decode one payload, encode one object, or check a file of examples; JSON on stdout, exit 1 on codec errors or failed examples')
+  .argument('<file>', 'the codec (.js)')
+  .option('--fport <n>', 'FPort of the payload (required with --hex; overrides the codec\'s with --encode)')
+  .option('--hex <hex>', 'decode this uplink payload (decodeUplink)')
+  .option('--recv-time <iso>', 'the uplink\'s receive time given to decodeUplink (default: now)')
+  .option('--encode <json>', 'encode this object (encodeDownlink)')
+  .option('--examples <file>', 'run the examples of a YAML file (TTN device repository format) and print a pass/fail table')
+  .action(async (file: string, opts: CodecTestOptions) => { await (await import('./codecs.js')).codecsTest(configFrom(program, { secrets: false }), file, opts) })
+
 const users = program.command('users').description('manage the users file')
 users.command('add')
   .description('add or replace a user (only a salted hash of the password is stored)')
@@ -141,6 +153,7 @@ simulate.command('conduit')
   .option('--rate <r>', 'uplinks per second', Number, 1)
   .option('--count <c>', 'uplinks to send (default: until SIGINT)', Number)
   .option('--port <p>', 'uplink FPort', Number, 1)
+  .option('--payload <hex>', 'every uplink\'s payload in hex (default: 01 and the frame counter)')
   .option('--gw-uuid <uuid>', 'GW-UUID (default random)')
   .option('--app-eui <eui>', 'app EUI of the connection (v1.0; v1.1 always uses ff-ff-ff-ff-ff-ff-ff-ff)')
   .option('--username <user>', 'MQTT user name')
@@ -167,6 +180,7 @@ simulate.command('thingpark')
   .option('--content-type <t>', 'json | json-untyped | xml', 'json')
   .option('--report <kind>', 'uplink | join | notification | location', 'uplink')
   .option('--fport <p>', 'uplink FPort', Number, 1)
+  .option('--payload <hex>', 'every uplink\'s payload in hex (default: 01 and the frame counter)')
   .option('--customer-id <id>', 'CustomerID', '100000001')
   .option('--lrc-port <p>', 'also serve the LRC downlink endpoint on this port (0 = any) until SIGINT/SIGTERM', Number)
   .option('--lrc-host <h>', 'address for the LRC endpoint', '127.0.0.1')

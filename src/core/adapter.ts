@@ -6,7 +6,7 @@
  */
 import type { Component } from '../component.js'
 import type { RouteRegistrar } from '../http/http-listeners.js'
-import type { DeviceLocation, DeviceStatus, DownlinkFailure, DownlinkOutcome, DownlinkRequest, Join, Network, Uplink } from '../model/events.js'
+import type { DeviceLocation, DeviceStatus, DownlinkFailure, DownlinkOutcome, DownlinkRequest, AnyDownlinkRequest, Join, Network, Uplink } from '../model/events.js'
 import type { RouteSummary } from './routes.js'
 
 export type NetworkName = 'multitech' | 'thingpark'
@@ -18,7 +18,7 @@ export type SendResult =
   | { status: 'queued', network?: Network }
   /** The adapter reports the outcome later, through EventSink.outcome (HTTP Conduits fetch their downlinks). */
   | { status: 'deferred' }
-  | { status: 'failed', reason: DownlinkFailure, detail: string, network?: Network }
+  | { status: 'failed', reason: DownlinkFailure, detail: string, network?: Network, codecErrors?: string[] }
 
 export interface NetworkAdapter extends Component {
   /** Unique: route entries name their adapter by it. */
@@ -62,4 +62,10 @@ export interface EventSink {
 }
 
 /** Where a rule's validated request goes; `body` is the request as the rule wrote it (what observers of `…/down` see). */
-export type DownlinkHandler = (app: string, devEui: string, request: DownlinkRequest, body: Record<string, unknown>) => Promise<void>
+export type DownlinkHandler = (app: string, devEui: string, request: AnyDownlinkRequest, body: Record<string, unknown>) => Promise<void>
+
+/** What encoding a request's `object` gives: the payload and port, or why not (docs/codecs.md). */
+export type EncodeResult = { ok: true, bytes: Buffer, fPort: number } | { ok: false, detail: string, codecErrors: string[] }
+
+/** Encodes a request's `object` with the codec that matches the device (the rules own the codecs). */
+export type DownlinkEncoder = (device: { app: string, devEui: string, network: string }, object: Record<string, unknown>, fPort: number | undefined) => Promise<EncodeResult>

@@ -6,11 +6,12 @@ import { Type } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
 import { formatPointer } from '../config/issues.js'
 import { newId } from '../model/ids.js'
-import type { DownlinkRequest } from '../model/events.js'
+import type { AnyDownlinkRequest } from '../model/events.js'
 
 const RequestSchema = Type.Object({
   id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-  fPort: Type.Integer({ minimum: 0, maximum: 255 }),
+  fPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 255 })),
+  object: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
   hex: Type.Optional(Type.String({ pattern: '^([0-9a-fA-F]{2})*$', maxLength: 1024 })),
   data: Type.Optional(Type.String({ pattern: '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$', maxLength: 1024 })),
   confirmed: Type.Optional(Type.Boolean()),
@@ -20,7 +21,7 @@ const RequestSchema = Type.Object({
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile(RequestSchema)
 
-export type ParsedRequest = { ok: true, request: DownlinkRequest } | { ok: false, id: string, detail: string }
+export type ParsedRequest = { ok: true, request: AnyDownlinkRequest } | { ok: false, id: string, detail: string }
 
 /** `devEui` in a request must name the topic's device (rules address other devices by topic). */
 export function parseDownlinkRequests (payload: Buffer, topicDevEui: string): ParsedRequest[] {
@@ -42,9 +43,12 @@ export function checkDownlinkRequest (item: unknown, topicDevEui: string): Parse
   if (!validate(item)) {
     return { ok: false, id, detail: (validate.errors ?? []).slice(0, 3).map(e => `${formatPointer(e.instancePath)} ${e.message ?? ''}`.trim()).join('; ') }
   }
-  const r = item as { fPort: number, hex?: string, data?: string, confirmed?: boolean, flush?: boolean, devEui?: string }
-  if ((r.hex === undefined) === (r.data === undefined)) return { ok: false, id, detail: 'needs exactly one of hex or data' }
+  const r = item as { fPort?: number, hex?: string, data?: string, object?: Record<string, unknown>, confirmed?: boolean, flush?: boolean, devEui?: string }
+  const payloads = (r.hex !== undefined ? 1 : 0) + (r.data !== undefined ? 1 : 0) + (r.object !== undefined ? 1 : 0)
+  if (payloads !== 1) return { ok: false, id, detail: 'needs exactly one of hex, data or object' }
   if (r.devEui !== undefined && r.devEui.replace(/[-:]/g, '').toLowerCase() !== topicDevEui) return { ok: false, id, detail: 'devEui differs from the topic\'s device' }
+  if (r.object !== undefined) return { ok: true, request: { id, fPort: r.fPort, object: r.object, confirmed: r.confirmed === true, flush: r.flush === true } }
+  if (r.fPort === undefined) return { ok: false, id, detail: 'fPort is required with hex or data' }
   const bytes = r.hex !== undefined ? Buffer.from(r.hex, 'hex') : Buffer.from(r.data!, 'base64')
   return { ok: true, request: { id, fPort: r.fPort, bytes, confirmed: r.confirmed === true, flush: r.flush === true } }
 }

@@ -7,13 +7,13 @@
  */
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
-import type { DownlinkRequest } from '../model/events.js'
+import type { AnyDownlinkRequest, DownlinkRequest } from '../model/events.js'
 import { newId } from '../model/ids.js'
 import type { RouteTable } from './routes.js'
 import { commandOf } from '../model/topics.js'
 import { isNormalizedEui } from '../model/eui.js'
 import type { IngestGate } from '../broker/ingest-gates.js'
-import type { DownlinkTarget, EventSink, NetworkAdapter, SendResult } from './adapter.js'
+import type { DownlinkEncoder, DownlinkTarget, EventSink, NetworkAdapter, SendResult } from './adapter.js'
 import { parseDownlinkRequests } from './downlink-request.js'
 
 export interface DownlinkRouterDeps {
@@ -26,6 +26,8 @@ export interface DownlinkRouterDeps {
   root: string
   /** Publishes a rule's request on its `…/down` topic, for observers. */
   echo?: (topic: string, body: Record<string, unknown>) => Promise<void>
+  /** Encodes requests that carry `object` (the device's codec); without it they fail `encode-failed`. */
+  encode?: DownlinkEncoder
 }
 
 export class DownlinkRouter {
@@ -60,14 +62,22 @@ export class DownlinkRouter {
   }
 
   /** A rule's request, already validated. */
-  async fromRule (app: string, devEui: string, request: DownlinkRequest, body: Record<string, unknown>): Promise<void> {
+  async fromRule (app: string, devEui: string, request: AnyDownlinkRequest, body: Record<string, unknown>): Promise<void> {
     await this.deps.echo?.(`${this.deps.root}/${app}/devices/${devEui}/down`, body)
     await this.request(app, devEui, request)
   }
 
-  /** One validated request. */
-  request (app: string, devEui: string, request: DownlinkRequest): Promise<void> {
-    return this.finish(app, devEui, request.id, 'down', (a, t) => a.send(t, request))
+  /** One validated request; one with `object` is encoded once its route (and so its network) is known. */
+  request (app: string, devEui: string, request: AnyDownlinkRequest): Promise<void> {
+    if (!('object' in request)) return this.finish(app, devEui, request.id, 'down', (a, t) => a.send(t, request))
+    return this.finish(app, devEui, request.id, 'down', async (a, t) => {
+      const encoded = this.deps.encode === undefined
+        ? { ok: false as const, detail: 'no codecs are loaded', codecErrors: [] }
+        : await this.deps.encode({ app, devEui, network: a.network }, request.object, request.fPort)
+      if (!encoded.ok) return { status: 'failed', reason: 'encode-failed', detail: encoded.detail, codecErrors: encoded.codecErrors }
+      const payload: DownlinkRequest = { id: request.id, fPort: encoded.fPort, bytes: encoded.bytes, confirmed: request.confirmed, flush: request.flush }
+      return a.send(t, payload)
+    })
   }
 
   private async down (app: string, devEui: string, payload: Buffer): Promise<void> {
@@ -106,6 +116,6 @@ export class DownlinkRouter {
     const network = adapter?.network ?? entry.summary.network
     const base = { id, app, devEui, command, ...(result.network !== undefined ? { network: result.network } : {}) }
     if (result.status === 'queued') await this.deps.events.outcome('down/queued', base, network)
-    else await this.deps.events.outcome('down/failed', { ...base, reason: result.reason, detail: result.detail }, network)
+    else await this.deps.events.outcome('down/failed', { ...base, reason: result.reason, detail: result.detail, ...(result.codecErrors !== undefined ? { codecErrors: result.codecErrors } : {}) }, network)
   }
 }

@@ -13,7 +13,7 @@ import type { DownlinkOutcome, EventKind } from '../model/events.js'
 import type { EventBus } from './bus.js'
 import type { Deduplicator } from './dedup.js'
 import type { RouteTable } from './routes.js'
-import type { DownlinkHandler, EventSink, NetworkAdapter, OutcomeKind, Reception } from './adapter.js'
+import type { DownlinkEncoder, DownlinkHandler, EventSink, NetworkAdapter, OutcomeKind, Reception } from './adapter.js'
 import { DownlinkRouter } from './downlinks.js'
 
 /** What the pipeline needs of the rules: decoders before publication, rules after. */
@@ -22,6 +22,8 @@ export interface RuleRunner {
   decode (event: Record<string, unknown>): Promise<unknown>
   /** Runs the rules on an event off its path; their downlinks go to `downlink`. Never throws. */
   react (kind: EventKind, event: Record<string, unknown>, downlink: DownlinkHandler): void
+  /** Encodes a downlink request's `object` with the device's codec. Never throws. */
+  encode: DownlinkEncoder
 }
 
 
@@ -50,6 +52,7 @@ export class Pipeline<C> implements EventSink {
     this.router = new DownlinkRouter({
       routes: deps.routes, adapters: this.adapters, events: this, log: deps.log, metrics: deps.metrics, root: deps.bus.root,
       echo: (topic, body) => deps.bus.publishIfHeard(topic, body, { qos: 1 }),
+      encode: (device, object, fPort) => deps.rules.encode(device, object, fPort),
     })
     this.ruleDownlink = (app, devEui, request, body) => this.router.fromRule(app, devEui, request, body)
   }

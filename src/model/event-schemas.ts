@@ -92,7 +92,9 @@ export const UplinkSchema = Type.Object({
   adr: Type.Optional(Type.Boolean()),
   data: Base64,
   hex: Hex,
-  decoded: Type.Optional(Type.Unknown({ description: 'What the first matching decoder of the rule files returned; absent when none matched.' })),
+  decoded: Type.Optional(Type.Unknown({ description: 'What the first matching decoder of the rule files returned (a codec\'s `data`); absent when none matched or it failed.' })),
+  decodeWarnings: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'The codec\'s `warnings` (docs/codecs.md); absent when it gave none.' })),
+  decodeErrors: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Why the matching decoder gave no `decoded`: a codec\'s own `errors`, or the failure (timeout, exception, malformed result…) with its file and position. The same failure goes to `{root}/_bridge/rules/errors` with its code.' })),
   time: Type.Optional(IsoTime('When the gateway or network server received the frame.')),
   receivedAt: ReceivedAt,
   radio: Type.Optional(RadioSchema),
@@ -150,20 +152,22 @@ export const DeviceLocationSchema = Type.Object({
 
 // ---------------------------------------------------------------- commands
 
-const RequestFields = {
+const RequestCommonFields = {
   id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Correlation id, repeated on the outcome; generated (a UUID) when absent. Rules derive it from the rule and the event.' })),
-  fPort: Type.Integer({ minimum: 0, maximum: 255 }),
   confirmed: Type.Optional(Type.Boolean({ default: false })),
   flush: Type.Optional(Type.Boolean({ default: false, description: 'Flush the device\'s queue at the network server first, where it has one.' })),
   devEui: Type.Optional(Type.String({ pattern: '^[-:]*(?:[0-9a-fA-F][-:]*){16}$', description: 'If present, must name the topic\'s device (any spelling: case, `-` and `:` are ignored).' })),
 }
+const RequestFields = { ...RequestCommonFields, fPort: Type.Integer({ minimum: 0, maximum: 255 }) }
+export const RequestObject = Type.Record(Type.String(), Type.Unknown(), { description: 'What the device\'s codec encodes (its `encodeDownlink` `data`), instead of a payload (docs/codecs.md).' })
 const RequestHex = Type.String({ pattern: '^([0-9a-fA-F]{2})*$', maxLength: 1024, description: 'The payload in hex (either case).' })
 const RequestBase64 = Type.String({ pattern: BASE64, maxLength: 1024, description: 'The payload in base64.' })
 
 const DownlinkRequestObject = Type.Union([
   Type.Object({ ...RequestFields, hex: RequestHex, data: Type.Optional(Type.Never()) }),
   Type.Object({ ...RequestFields, data: RequestBase64, hex: Type.Optional(Type.Never()) }),
-], { description: 'One DownlinkRequest: `fPort` and exactly one of `hex` or `data`. Other fields are ignored.' })
+  Type.Object({ ...RequestCommonFields, fPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 255, description: 'Overrides the fPort the codec names.' })), object: RequestObject, hex: Type.Optional(Type.Never()), data: Type.Optional(Type.Never()) }),
+], { description: 'One DownlinkRequest: `fPort` and exactly one of `hex` or `data`; or `object`, encoded by the device\'s codec (`fPort` then optional). Other fields are ignored.' })
 
 export const DownlinkRequestSchema = Type.Union([
   DownlinkRequestObject,
@@ -190,11 +194,11 @@ const SentFields = {
 }
 
 export const DownlinkFailureSchema = Type.Union([
-  Type.Literal('no-route'), Type.Literal('gateway-offline'), Type.Literal('unsupported'), Type.Literal('invalid'),
+  Type.Literal('no-route'), Type.Literal('gateway-offline'), Type.Literal('unsupported'), Type.Literal('invalid'), Type.Literal('encode-failed'),
   Type.Literal('expired'), Type.Literal('queue-full'), Type.Literal('flushed'), Type.Literal('shutdown'),
   Type.Literal('lrc-refused'), Type.Literal('network-error'), Type.Literal('rejected'), Type.Literal('not-transmitted'),
 ], {
-  description: 'no-route: no uplink or join seen from the device in this application; gateway-offline: its Conduit is gone without a persistent session; unsupported: the route cannot do this (e.g. clear on app-connect v1.1 or ThingPark); invalid: the request does not match the DownlinkRequest schema; expired / queue-full / flushed: an HTTP Conduit did not fetch it in time / had too many waiting / a clear or flush dropped it; shutdown: the instance holding it for an HTTP Conduit stopped before the Conduit fetched it; lrc-refused: the ThingPark LRC answered 4xx; network-error: the LRC was unreachable past the retries; rejected: DevEUI_downlink_Rejected; not-transmitted: DevEUI_downlink_Sent with DeliveryStatus 0.',
+  description: 'no-route: no uplink or join seen from the device in this application; gateway-offline: its Conduit is gone without a persistent session; unsupported: the route cannot do this (e.g. clear on app-connect v1.1 or ThingPark); invalid: the request does not match the DownlinkRequest schema; encode-failed: its `object` could not be encoded (no codec with an encoder matches the device, or the codec failed: `codecErrors` has its messages); expired / queue-full / flushed: an HTTP Conduit did not fetch it in time / had too many waiting / a clear or flush dropped it; shutdown: the instance holding it for an HTTP Conduit stopped before the Conduit fetched it; lrc-refused: the ThingPark LRC answered 4xx; network-error: the LRC was unreachable past the retries; rejected: DevEUI_downlink_Rejected; not-transmitted: DevEUI_downlink_Sent with DeliveryStatus 0.',
 })
 
 export const DownQueuedSchema = Type.Object(OutcomeFields, { ...Closed, title: 'Downlink queued', description: 'The network server (or the Conduit) accepted the request, on `{root}/{app}/devices/{devEui}/down/queued`.' })
@@ -206,6 +210,7 @@ export const DownFailedSchema = Type.Object({
   reason: DownlinkFailureSchema,
   detail: Type.String({ minLength: 1, description: 'What happened, in words (the LRC\'s text, the validation errors, …).' }),
   ...SentFields,
+  codecErrors: Type.Optional(Type.Array(Type.String(), { description: '`encode-failed`: the codec\'s own messages.' })),
 }, { ...Closed, title: 'Downlink failed', description: 'The request (or clear) will not be delivered, on `{root}/{app}/devices/{devEui}/down/failed`: never silently dropped.' })
 
 // ---------------------------------------------------------------- gateways
@@ -236,7 +241,7 @@ export const RuleErrorSchema = Type.Object({
   line: Type.Integer({ minimum: 1 }),
   column: Type.Integer({ minimum: 0 }),
   message: Type.String(),
-  code: Type.Union([Type.Literal('LB_ERR_RULE_FILE'), Type.Literal('LB_ERR_RULE_COMPILE')]),
+  code: Type.Union([Type.Literal('LB_ERR_RULE_FILE'), Type.Literal('LB_ERR_RULE_COMPILE'), Type.Literal('LB_ERR_CODEC_LOAD')]),
   jsonata: Type.Optional(Type.Object({
     code: Type.Optional(Type.String()),
     position: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -264,7 +269,20 @@ export const RulesStatusSchema = Type.Object({
     on: Type.Array(EventKindSchema, { minItems: 1, uniqueItems: true }),
     counters: RuleCountersSchema,
   }, Closed)),
-  decoders: Type.Array(Type.Object({ name: Type.String(), file: Type.String() }, Closed)),
+  decoders: Type.Array(Type.Object({
+    name: Type.String(),
+    file: Type.String(),
+    codec: Type.Optional(Type.Object({
+      path: Type.String({ description: 'The codec file, relative to the rules directory.' }),
+      forms: Type.Array(Type.Union([Type.Literal('ts013'), Type.Literal('ttn-v2'), Type.Literal('chirpstack-v3')]), { description: 'The function forms found in the file.' }),
+      encodes: Type.Boolean({ description: 'Whether it can encode downlinks (`object` requests).' }),
+      calls: CounterValue,
+      ok: CounterValue,
+      failed: CounterValue,
+      failures: Type.Record(Type.String({ pattern: '^LB_ERR_CODEC_[A-Z]+$' }), CounterValue, { description: 'Failed calls by error code.' }),
+      restarts: CounterValue,
+    }, { ...Closed, description: 'For a codec decoder: its forms and counters since it was loaded on this instance.' })),
+  }, Closed)),
 }, { ...Closed, title: 'Rules status', description: 'Retained on `{root}/_bridge/rules`: the loaded rule files, their errors and every rule\'s counters; republished on a change, at most every 5 s.' })
 
 export const RuleDeadLetterSchema = Type.Object({
@@ -275,7 +293,7 @@ export const RuleDeadLetterSchema = Type.Object({
   event: EventKindSchema,
   app: Type.Optional(Type.String()),
   devEui: Type.Optional(DevEui),
-  code: Type.String({ pattern: '^LB_ERR_RULE_(?:EVAL(?::[A-Za-z0-9]+)?|ACTION|TIMEOUT|DEPTH)$', description: 'LB_ERR_RULE_EVAL[:JSONata code], LB_ERR_RULE_ACTION, LB_ERR_RULE_TIMEOUT or LB_ERR_RULE_DEPTH (docs/errors.md).' }),
+  code: Type.String({ pattern: '^(?:LB_ERR_RULE_(?:EVAL(?::[A-Za-z0-9]+)?|ACTION|TIMEOUT|DEPTH|LIMIT)|LB_ERR_CODEC_[A-Z]+)$', description: 'LB_ERR_RULE_EVAL[:JSONata code], LB_ERR_RULE_ACTION, LB_ERR_RULE_TIMEOUT, LB_ERR_RULE_DEPTH, LB_ERR_RULE_LIMIT, or for a codec decoder LB_ERR_CODEC_… (docs/errors.md).' }),
   message: Type.String(),
   position: Type.Optional(Type.Integer({ minimum: 0, description: 'Position in the expression, when JSONata gives one.' })),
   at: IsoTime('When the evaluation failed.'),
@@ -387,8 +405,8 @@ export type SchemaTypeChecks = [
   Assert<SameKeys<Static<typeof DeviceStatusSchema>, DeviceStatus>>,
   Assert<SameKeys<Static<typeof DeviceLocationSchema>, DeviceLocation>>,
   // Every outcome names its command; a failure always has a reason and a detail (src/core/downlinks.ts, the transports).
-  Assert<Same<Static<typeof DownQueuedSchema>, Outcome<'reason' | 'detail' | 'fCntDn' | 'transmissionSlot', 'command'>>>,
-  Assert<Same<Static<typeof DownSentSchema>, Outcome<'reason' | 'detail', 'command'>>>,
+  Assert<Same<Static<typeof DownQueuedSchema>, Outcome<'reason' | 'detail' | 'fCntDn' | 'transmissionSlot' | 'codecErrors', 'command'>>>,
+  Assert<Same<Static<typeof DownSentSchema>, Outcome<'reason' | 'detail' | 'codecErrors', 'command'>>>,
   Assert<Same<Static<typeof DownFailedSchema>, Outcome<never, 'command' | 'reason' | 'detail'>>>,
   Assert<SameKeys<Static<typeof DownFailedSchema>, DownlinkOutcome>>,
   // The presence type is looser than what it carries (string where a few values occur).

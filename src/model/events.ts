@@ -58,6 +58,10 @@ export interface Uplink extends EventBase {
   data: string
   hex: string
   decoded?: unknown
+  /** The codec's warnings (a decoder that is a codec, docs/codecs.md). */
+  decodeWarnings?: string[]
+  /** Why the matching decoder gave no `decoded`: the codec's own errors, or the failure. */
+  decodeErrors?: string[]
   time?: string
   radio?: Radio
   gateways?: GatewayReception[]
@@ -83,6 +87,18 @@ export interface DownlinkRequest {
   flush: boolean
 }
 
+/** A request carrying `object` instead of a payload: the device's codec encodes it (docs/codecs.md). */
+export interface EncodeRequest {
+  id: string
+  /** Overrides the codec's fPort when given. */
+  fPort: number | undefined
+  object: Record<string, unknown>
+  confirmed: boolean
+  flush: boolean
+}
+
+export type AnyDownlinkRequest = DownlinkRequest | EncodeRequest
+
 /** `down/queued`, `down/sent`, `down/failed`. */
 export interface DownlinkOutcome {
   id: string
@@ -96,9 +112,11 @@ export interface DownlinkOutcome {
   /** ThingPark `DevEUI_downlink_Sent`: the frame counter and slot used. */
   fCntDn?: number
   transmissionSlot?: number
+  /** `encode-failed`: the codec's messages. */
+  codecErrors?: string[]
 }
 
-export type DownlinkFailure = 'no-route' | 'gateway-offline' | 'unsupported' | 'invalid' | 'expired' | 'queue-full' | 'flushed' | 'shutdown'
+export type DownlinkFailure = 'no-route' | 'gateway-offline' | 'unsupported' | 'invalid' | 'encode-failed' | 'expired' | 'queue-full' | 'flushed' | 'shutdown'
   /** ThingPark: the LRC refused the request (4xx), was unreachable past the retries, rejected it later, or did not transmit it. */
   | 'lrc-refused' | 'network-error' | 'rejected' | 'not-transmitted'
 

@@ -3,8 +3,8 @@
  * on load, and every problem reported with file, line and column — for a JSONata error, the line
  * and column of the offending token inside the expression (STYLE §5).
  */
-import { readFile } from 'node:fs/promises'
-import { basename } from 'node:path'
+import { readFile, realpath } from 'node:fs/promises'
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { Type, type Static } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
 import { LineCounter, parseDocument, isScalar, type Document } from 'yaml'
@@ -12,6 +12,7 @@ import { formatPointer } from '../config/issues.js'
 import type { EventKind } from '../model/events.js'
 import { Expression } from './expression.js'
 import { parseDuration } from './duration.js'
+import { Codec, CodecError, DEFAULT_CODEC_LIMITS, type CodecLimits } from '../codecs/codec.js'
 
 export const EVENT_KINDS: EventKind[] = ['up', 'join', 'status', 'location', 'down/queued', 'down/sent', 'down/failed']
 
@@ -30,7 +31,8 @@ const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9 ._-]*$', maxLength: 
 const DecoderDef = Type.Object({
   name: Name,
   when: Type.Optional(Filter),
-  decode: Type.String({ minLength: 1 }),
+  decode: Type.Optional(Type.String({ minLength: 1 })),
+  codec: Type.Optional(Type.String({ minLength: 1, description: 'a JavaScript codec file, relative to the rules directory' })),
 }, { additionalProperties: false })
 
 const RuleDef = Type.Object({
@@ -64,7 +66,7 @@ export interface RuleError {
   line: number
   column: number
   message: string
-  code: 'LB_ERR_RULE_FILE' | 'LB_ERR_RULE_COMPILE'
+  code: 'LB_ERR_RULE_FILE' | 'LB_ERR_RULE_COMPILE' | 'LB_ERR_CODEC_LOAD'
   /** JSONata's own error code, position (in the expression) and token. */
   jsonata?: { code?: string | undefined, position?: number | undefined, token?: string | undefined }
 }
@@ -76,7 +78,14 @@ export interface CompiledFilter {
   networks: Set<string> | undefined
 }
 
-export interface CompiledDecoder { id: string, file: string, name: string, when: CompiledFilter, decode: Expression }
+/**
+ * A decoder's codec file: `path` as the rule file wrote it, `at` where (for load errors). `codec`
+ * is set by compileRuleFile; a file compiled from text alone leaves it unloaded.
+ */
+export interface CodecRef { path: string, absolute: string, at: { line: number, column: number }, codec: Codec | undefined }
+
+/** Exactly one of `decode` (JSONata) and `codec` (JavaScript). */
+export interface CompiledDecoder { id: string, file: string, name: string, when: CompiledFilter, decode: Expression | undefined, codec: CodecRef | undefined }
 
 export interface CompiledRule {
   id: string
@@ -92,7 +101,8 @@ export interface CompiledRule {
 
 export interface CompiledFile { file: string, decoders: CompiledDecoder[], rules: CompiledRule[] }
 
-export type CompileResult = { ok: true, compiled: CompiledFile } | { ok: false, errors: RuleError[] }
+/** `codecFiles`: the codec files the rule file names (their changes reload it), whether or not it compiled. */
+export type CompileResult = { ok: true, compiled: CompiledFile, codecFiles: string[] } | { ok: false, errors: RuleError[], codecFiles: string[] }
 
 const list = <T>(v: T | T[] | undefined): T[] | undefined => v === undefined ? undefined : Array.isArray(v) ? v : [v]
 
@@ -151,14 +161,14 @@ export function compileRuleText (file: string, text: string): CompileResult {
       const pos = e.linePos?.[0]
       errors.push({ file: name, path: '(file)', line: pos?.line ?? 1, column: pos?.col ?? 1, message: e.message.split('\n')[0] ?? e.message, code: 'LB_ERR_RULE_FILE' })
     }
-    return { ok: false, errors }
+    return { ok: false, errors, codecFiles: [] }
   }
   let value: unknown
   try {
     // The YAML library reports some problems (an alias without its anchor) only here, by throwing.
     value = doc.toJS() ?? {}
   } catch (e) {
-    return { ok: false, errors: [{ file: name, path: '(file)', line: 1, column: 1, message: (e as Error).message, code: 'LB_ERR_RULE_FILE' }] }
+    return { ok: false, errors: [{ file: name, path: '(file)', line: 1, column: 1, message: (e as Error).message, code: 'LB_ERR_RULE_FILE' }], codecFiles: [] }
   }
   if (!validate(value)) {
     for (const e of validate.errors ?? []) {
@@ -168,7 +178,7 @@ export function compileRuleText (file: string, text: string): CompileResult {
       err(path, `${e.message ?? 'is invalid'}${extra}`, 'LB_ERR_RULE_FILE')
     }
     if (errors.length === 0) err([], 'does not match the rule file format', 'LB_ERR_RULE_FILE')
-    return { ok: false, errors }
+    return { ok: false, errors, codecFiles: [] }
   }
   const def = value as Static<typeof RuleFileDef>
   const expr = (path: Array<string | number>, source: string): Expression | undefined => {
@@ -183,10 +193,27 @@ export function compileRuleText (file: string, text: string): CompileResult {
     seen.add(`${kind}:${n}`)
   }
   const decoders: CompiledDecoder[] = []
+  const codecFiles: string[] = []
   def.decoders?.forEach((d, i) => {
     unique(['decoders', i, 'name'], 'decoder', d.name)
-    const decode = expr(['decoders', i, 'decode'], d.decode)
-    if (decode !== undefined) decoders.push({ id: `${name}#${d.name}`, file: name, name: d.name, when: compileFilter(d.when), decode })
+    if ((d.decode === undefined) === (d.codec === undefined)) {
+      err(['decoders', i], 'a decoder needs exactly one of decode (JSONata) or codec (a JavaScript file)', 'LB_ERR_RULE_FILE')
+      return
+    }
+    const base = { id: `${name}#${d.name}`, file: name, name: d.name, when: compileFilter(d.when) }
+    if (d.codec !== undefined) {
+      const at = locate(doc, lc, text, ['decoders', i, 'codec'])
+      const inside = codecPath(dirname(file), d.codec)
+      if (typeof inside !== 'string') {
+        err(['decoders', i, 'codec'], inside.refused, 'LB_ERR_CODEC_LOAD')
+        return
+      }
+      codecFiles.push(inside)
+      decoders.push({ ...base, decode: undefined, codec: { path: d.codec, absolute: inside, at, codec: undefined } })
+      return
+    }
+    const decode = expr(['decoders', i, 'decode'], d.decode!)
+    if (decode !== undefined) decoders.push({ ...base, decode, codec: undefined })
   })
   const rules: CompiledRule[] = []
   def.rules?.forEach((r, i) => {
@@ -211,17 +238,64 @@ export function compileRuleText (file: string, text: string): CompileResult {
       publish: topic !== undefined && payload !== undefined ? { topic, payload, qos: r.publish?.qos ?? 1, retain: r.publish?.retain ?? false } : undefined,
     })
   })
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, compiled: { file: name, decoders, rules } }
+  return errors.length > 0 ? { ok: false, errors, codecFiles } : { ok: true, compiled: { file: name, decoders, rules }, codecFiles }
 }
 
-export async function compileRuleFile (path: string): Promise<CompileResult> {
+/**
+ * A codec path must stay inside the rules directory: a rule file may not make the daemon read
+ * (and report pieces of, in load errors) any other file.
+ */
+function codecPath (dir: string, path: string): string | { refused: string } {
+  if (isAbsolute(path)) return { refused: `codec "${path}": give a path relative to the rules directory` }
+  const absolute = resolve(dir, path)
+  const rel = relative(dir, absolute)
+  if (rel === '' || rel.startsWith('..' + sep) || rel === '..' || isAbsolute(rel)) return { refused: `codec "${path}" is outside the rules directory` }
+  return absolute
+}
+
+export interface CompileOptions {
+  /** Limits of the codecs the file names. */
+  codecLimits?: CodecLimits
+}
+
+/** Compiles a rule file and loads the codecs it names (each a fresh engine); on any error, none stays loaded. */
+export async function compileRuleFile (path: string, opts: CompileOptions = {}): Promise<CompileResult> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
   } catch (e) {
-    return { ok: false, errors: [{ file: basename(path), path: '(file)', line: 1, column: 1, message: (e as Error).message, code: 'LB_ERR_RULE_FILE' }] }
+    return { ok: false, errors: [{ file: basename(path), path: '(file)', line: 1, column: 1, message: (e as Error).message, code: 'LB_ERR_RULE_FILE' }], codecFiles: [] }
   }
-  return compileRuleText(path, text)
+  const result = compileRuleText(path, text)
+  if (!result.ok) return result
+  const errors: RuleError[] = []
+  const dir = dirname(path)
+  for (const d of result.compiled.decoders) {
+    if (d.codec === undefined) continue
+    const ref = d.codec
+    try {
+      // Symbolic links are followed only if they stay inside the directory too.
+      const [real, realDir] = await Promise.all([realpath(ref.absolute), realpath(dir)])
+      if (!(real + sep).startsWith(join(realDir, sep))) throw new CodecError('LB_ERR_CODEC_LOAD', `codec "${ref.path}" links outside the rules directory`)
+      ref.codec = await Codec.fromFile(real, ref.path, opts.codecLimits ?? DEFAULT_CODEC_LIMITS)
+    } catch (e) {
+      const message = e instanceof CodecError ? e.message : (e as NodeJS.ErrnoException).code === 'ENOENT' ? `codec "${ref.path}" does not exist` : `codec "${ref.path}": ${(e as Error).message}`
+      errors.push({ file: result.compiled.file, path: formatPointer(`/decoders/${result.compiled.decoders.indexOf(d)}/codec`), ...ref.at, message, code: 'LB_ERR_CODEC_LOAD' })
+    }
+  }
+  if (errors.length > 0) {
+    disposeCodecs(result.compiled)
+    return { ok: false, errors, codecFiles: result.codecFiles }
+  }
+  return result
+}
+
+/** Frees the engines of a compiled file's codecs (a replaced or failed version). */
+export function disposeCodecs (compiled: CompiledFile): void {
+  for (const d of compiled.decoders) {
+    d.codec?.codec?.dispose()
+    if (d.codec !== undefined) d.codec.codec = undefined
+  }
 }
 
 export function formatRuleError (e: RuleError): string {

@@ -5,7 +5,7 @@
  * `{root}/_bridge/rules/errors`.
  */
 import { readdir } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { watch, type FSWatcher } from 'chokidar'
 import type { Component } from '../component.js'
 import type { Config } from '../config/schema.js'
@@ -13,17 +13,19 @@ import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { EventBus } from '../core/bus.js'
 import type { EventKind } from '../model/events.js'
-import { compileRuleFile, formatRuleError, type CompiledFile, type RuleError } from './compile.js'
+import { compileRuleFile, disposeCodecs, formatRuleError, type CompiledFile, type RuleError } from './compile.js'
 import { RulesEngine, type DeadLetter, type RuleSink } from './engine.js'
 import type { Cooldowns } from '../store/cluster-state.js'
-import type { DownlinkHandler } from '../core/adapter.js'
+import type { DownlinkHandler, EncodeResult } from '../core/adapter.js'
 import type { RuleRunner } from '../core/pipeline.js'
 
 const RULE_FILE = /\.ya?ml$/i
+const CODEC_FILE = /\.[cm]?js$/i
 const DEBOUNCE_MS = 100
 const STATUS_INTERVAL_MS = 5000
 
-interface FileState { good: CompiledFile | undefined, errors: RuleError[], loadedAt: string }
+/** `codecFiles`: what the latest version names (absolute paths), whether or not it compiled. */
+interface FileState { good: CompiledFile | undefined, errors: RuleError[], loadedAt: string, codecFiles: string[] }
 
 export class RulesComponent implements Component, RuleRunner {
   readonly name = 'rules'
@@ -34,6 +36,7 @@ export class RulesComponent implements Component, RuleRunner {
   private statusTimer: NodeJS.Timeout | undefined
   private dirty = false
   private started = false
+  private stopped = false
 
   constructor (private readonly deps: { config: Config, bus: EventBus, log: Logger, metrics: Metrics, cooldowns: Cooldowns }) {
     const { config, bus, metrics } = deps
@@ -57,7 +60,16 @@ export class RulesComponent implements Component, RuleRunner {
         this.dirty = true
         metrics.ruleEvents.inc({ rule, counter })
       },
+      onCodecCall: (codec, operation, result) => {
+        this.dirty = true
+        metrics.codecCalls.inc({ codec, operation, result })
+      },
     })
+  }
+
+  private get codecLimits (): { timeoutMs: number, memoryBytes: number } {
+    const c = this.deps.config.rules.codecs
+    return { timeoutMs: c.timeoutMs, memoryBytes: c.memoryMiB * 1024 * 1024 }
   }
 
   async start (): Promise<void> {
@@ -76,19 +88,37 @@ export class RulesComponent implements Component, RuleRunner {
     this.statusTimer = setInterval(() => { if (this.dirty) void this.publishStatus() }, STATUS_INTERVAL_MS)
     this.statusTimer.unref()
     if (this.deps.config.rules.watch && exists) {
-      this.watcher = watch(dir, { ignoreInitial: true, depth: 0, persistent: false })
+      // Codec files may sit in subdirectories (codecs/…); rule files only at the top.
+      this.watcher = watch(dir, { ignoreInitial: true, depth: 3, persistent: false })
       this.watcher.on('all', (event, path) => {
-        if (!RULE_FILE.test(path) || !['add', 'change', 'unlink'].includes(event)) return
-        clearTimeout(this.debounce.get(path))
-        // Editors write in several steps (truncate, write, rename): act on the last one.
-        this.debounce.set(path, setTimeout(() => {
-          this.debounce.delete(path)
-          void (event === 'unlink' ? this.unload(path) : this.load(path, true)).catch((err: unknown) => { this.deps.log.error({ err, path }, 'rule reload failed') })
-        }, DEBOUNCE_MS))
+        if (!['add', 'change', 'unlink'].includes(event)) return
+        const ruleFile = RULE_FILE.test(path) && resolve(join(dir, basename(path))) === resolve(path)
+        if (ruleFile) {
+          this.later(path, () => event === 'unlink' ? this.unload(path) : this.load(path, true))
+        } else if (CODEC_FILE.test(path)) {
+          // A codec changed: reload the rule files that name it (their decoders get the new version, or keep the last good one).
+          for (const [file, state] of this.files) {
+            if (state.codecFiles.includes(resolve(path))) this.later(join(dir, file), () => this.load(join(dir, file), true))
+          }
+        }
       })
     }
     const { rules, decoders } = this.engine.loaded()
     this.deps.log.info({ dir, files: names.length, rules: rules.length, decoders: decoders.length }, 'rules loaded')
+  }
+
+  /** Editors write in several steps (truncate, write, rename): act on the last one. */
+  private later (path: string, action: () => Promise<void>): void {
+    clearTimeout(this.debounce.get(path))
+    this.debounce.set(path, setTimeout(() => {
+      this.debounce.delete(path)
+      action().catch((err: unknown) => { this.deps.log.error({ err, path }, 'rule reload failed') })
+    }, DEBOUNCE_MS))
+  }
+
+  /** The pipeline's encoder (RuleRunner): a downlink request's `object`, through the device's codec. */
+  async encode (device: { app: string, devEui: string, network: string }, object: Record<string, unknown>, fPort: number | undefined): Promise<EncodeResult> {
+    return this.engine.encode(device, object, fPort)
   }
 
   /** The pipeline's decoders (RuleRunner): before an uplink is published, once the rules are loaded. */
@@ -104,15 +134,22 @@ export class RulesComponent implements Component, RuleRunner {
 
   private async load (path: string, publish: boolean): Promise<void> {
     const file = basename(path)
-    const result = await compileRuleFile(path)
+    const result = await compileRuleFile(path, { codecLimits: this.codecLimits })
     const prev = this.files.get(file)
+    if (!this.started && this.stopped) {
+      // Stopped while this file compiled: its codecs' engines must not outlive the daemon.
+      if (result.ok) disposeCodecs(result.compiled)
+      return
+    }
     if (result.ok) {
       this.engine.setFile(result.compiled)
-      this.files.set(file, { good: result.compiled, errors: [], loadedAt: new Date().toISOString() })
+      // The replaced version's codec engines are freed once nothing can call them (calls are synchronous).
+      if (prev?.good !== undefined) disposeCodecs(prev.good)
+      this.files.set(file, { good: result.compiled, errors: [], loadedAt: new Date().toISOString(), codecFiles: result.codecFiles })
       this.deps.log.info({ file, rules: result.compiled.rules.length, decoders: result.compiled.decoders.length }, 'rule file loaded')
     } else {
       // Keep the last good version running; report where the problem is.
-      this.files.set(file, { good: prev?.good, errors: result.errors, loadedAt: prev?.loadedAt ?? new Date().toISOString() })
+      this.files.set(file, { good: prev?.good, errors: result.errors, loadedAt: prev?.loadedAt ?? new Date().toISOString(), codecFiles: result.codecFiles })
       for (const e of result.errors) this.deps.log.error({ code: e.code, file: e.file, line: e.line, column: e.column, path: e.path, reason: e.message }, formatRuleError(e))
     }
     if (publish) await this.publishStatus()
@@ -121,6 +158,8 @@ export class RulesComponent implements Component, RuleRunner {
   private async unload (path: string): Promise<void> {
     const file = basename(path)
     this.engine.removeFile(file)
+    const good = this.files.get(file)?.good
+    if (good !== undefined) disposeCodecs(good)
     this.files.delete(file)
     this.deps.log.info({ file }, 'rule file removed')
     await this.publishStatus()
@@ -138,7 +177,12 @@ export class RulesComponent implements Component, RuleRunner {
         ...(s.errors.length > 0 ? { errors: s.errors } : {}),
       })),
       rules: rules.map(r => ({ name: r.name, file: r.file, on: [...r.on], counters: { ...this.engine.counters(r.id) } })),
-      decoders: decoders.map(d => ({ name: d.name, file: d.file })),
+      decoders: decoders.map(d => {
+        const c = d.codec?.codec
+        if (d.codec === undefined || c === undefined) return { name: d.name, file: d.file }
+        const k = c.counters
+        return { name: d.name, file: d.file, codec: { path: d.codec.path, forms: c.forms.forms, encodes: c.forms.encodeDownlink, calls: k.calls, ok: k.ok, failed: k.failed, failures: { ...k.byCode }, restarts: c.rebuilds } }
+      }),
     }
   }
 
@@ -152,8 +196,10 @@ export class RulesComponent implements Component, RuleRunner {
 
   async stop (): Promise<void> {
     this.started = false
+    this.stopped = true
     clearInterval(this.statusTimer)
     for (const t of this.debounce.values()) clearTimeout(t)
     await this.watcher?.close()
+    for (const s of this.files.values()) if (s.good !== undefined) disposeCodecs(s.good)
   }
 }

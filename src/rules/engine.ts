@@ -7,7 +7,8 @@
 import type { EventKind } from '../model/events.js'
 import { frameId } from '../model/ids.js'
 import { checkDownlinkRequest } from '../core/downlink-request.js'
-import type { DownlinkHandler } from '../core/adapter.js'
+import type { DownlinkHandler, EncodeResult } from '../core/adapter.js'
+import type { CodecResult } from '../codecs/codec.js'
 import { EvaluationLimit, type Budget, type Expression } from './expression.js'
 import type { CompiledDecoder, CompiledFile, CompiledFilter, CompiledRule } from './compile.js'
 import { MemoryCooldowns, type Cooldowns } from '../store/cluster-state.js'
@@ -66,6 +67,8 @@ export interface EngineOptions {
   onCount?: (rule: string, counter: keyof RuleCounters) => void
   /** How many produced downlinks are remembered for chain depths (default 100,000). */
   producedMax?: number
+  /** Called for every codec call, for metrics: `result` is `ok` or the error code. */
+  onCodecCall?: (codec: string, operation: 'decodeUplink' | 'encodeDownlink', result: string) => void
 }
 
 function matches (f: CompiledFilter, e: AnyEvent): boolean {
@@ -74,6 +77,18 @@ function matches (f: CompiledFilter, e: AnyEvent): boolean {
   if (f.fPorts !== undefined && (typeof e.fPort !== 'number' || !f.fPorts.has(e.fPort))) return false
   if (f.networks !== undefined && !f.networks.has(String(e.network?.type))) return false
   return true
+}
+
+/** The decoder filter without its fPort: a codec is chosen for a device's downlinks by application, DevEUI and network. */
+function matchesDevice (f: CompiledFilter, e: AnyEvent): boolean {
+  return matches(f.fPorts === undefined ? f : { ...f, fPorts: undefined }, e)
+}
+
+/** The receive time a codec gets: the network's, else ours. */
+function recvTime (event: AnyEvent): Date {
+  const t = typeof event.time === 'string' ? event.time : typeof event.receivedAt === 'string' ? event.receivedAt : undefined
+  const d = t !== undefined ? new Date(t) : new Date()
+  return Number.isNaN(d.getTime()) ? new Date() : d
 }
 
 function errorInfo (err: unknown): { code: string, message: string, position?: number } {
@@ -107,6 +122,9 @@ export function expressionInput (event: AnyEvent): AnyEvent {
   inputs.set(event, input)
   return input
 }
+
+/** The largest payload a request may carry (its hex is at most 1,024 digits), encoded or not. */
+const MAX_ENCODED_BYTES = 512
 
 /** How long a produced downlink's outcomes count as a chain's, and how many are remembered at most. */
 const PRODUCED_LIFETIME_MS = 3_600_000
@@ -172,19 +190,68 @@ export class RulesEngine {
     } catch { /* the dead-letter stream itself failing must not fail the event */ }
   }
 
-  /** Runs the first matching decoder; sets `decoded` on the event. Never throws. */
+  /**
+   * Runs the first matching decoder; sets `decoded` on the event (and a codec's `decodeWarnings`),
+   * or `decodeErrors` when it fails. Never throws.
+   */
   async decode (event: AnyEvent): Promise<{ decoder?: string, error?: string }> {
     const decoder = this.decoders.find(d => matches(d.when, event))
     if (decoder === undefined) return {}
+    if (decoder.codec !== undefined) return this.decodeWithCodec(decoder, event)
     try {
-      const decoded = await decoder.decode.evaluate(expressionInput(event), this.opts.budget)
+      const decoded = await decoder.decode!.evaluate(expressionInput(event), this.opts.budget)
       if (decoded !== undefined) event.decoded = decoded
       return { decoder: decoder.name }
     } catch (err) {
       const info = errorInfo(err)
+      event.decodeErrors = [info.message]
       await this.letter({ rule: decoder.name, file: decoder.file, stage: 'decode', eventId: event.id, event: 'up', app: event.app, devEui: event.devEui, ...info })
       return { decoder: decoder.name, error: info.message }
     }
+  }
+
+  private async decodeWithCodec (decoder: CompiledDecoder, event: AnyEvent): Promise<{ decoder?: string, error?: string }> {
+    const ref = decoder.codec!
+    const codec = ref.codec
+    let r: CodecResult<unknown>
+    if (codec === undefined) {
+      r = { ok: false, code: 'LB_ERR_CODEC_LOAD', message: `codec ${ref.path} is not loaded`, errors: [`codec ${ref.path} is not loaded`], warnings: [], logs: [] }
+    } else {
+      const restarting = codec.ready()
+      if (restarting !== undefined) await restarting
+      const bytes = expressionInput(event).bytes as number[] | undefined ?? []
+      r = codec.decodeUplink(bytes, typeof event.fPort === 'number' ? event.fPort : 0, recvTime(event))
+    }
+    this.opts.onCodecCall?.(ref.path, 'decodeUplink', r.ok ? 'ok' : r.code)
+    if (r.warnings.length > 0) event.decodeWarnings = r.warnings
+    if (r.ok) {
+      event.decoded = r.value
+      return { decoder: decoder.name }
+    }
+    event.decodeErrors = r.errors.length > 0 ? r.errors : [r.message]
+    await this.letter({ rule: decoder.name, file: decoder.file, stage: 'decode', eventId: event.id, event: 'up', app: event.app, devEui: event.devEui, code: r.code, message: r.message })
+    return { decoder: decoder.name, error: r.message }
+  }
+
+  /**
+   * Encodes a downlink request's `object` with the codec of the first decoder that matches the
+   * device (application, DevEUI, network; not fPort) and can encode. Never throws.
+   */
+  async encode (device: { app: string, devEui: string, network: string }, object: Record<string, unknown>, fPort: number | undefined): Promise<EncodeResult> {
+    const probe: AnyEvent = { app: device.app, devEui: device.devEui, network: { type: device.network } }
+    const decoder = this.decoders.find(d => d.codec?.codec?.forms.encodeDownlink === true && matchesDevice(d.when, probe))
+    if (decoder === undefined) return { ok: false, detail: 'no codec with an encoder (encodeDownlink, Encoder or Encode) matches this device', codecErrors: [] }
+    const ref = decoder.codec!
+    const codec = ref.codec!
+    const restarting = codec.ready()
+    if (restarting !== undefined) await restarting
+    const r = codec.encodeDownlink(object, fPort)
+    this.opts.onCodecCall?.(ref.path, 'encodeDownlink', r.ok ? 'ok' : r.code)
+    if (!r.ok) return { ok: false, detail: `${r.code}: ${r.message}`, codecErrors: r.errors }
+    if (r.value.bytes.length > MAX_ENCODED_BYTES) return { ok: false, detail: `${ref.path} encoded ${r.value.bytes.length} bytes; a downlink request carries at most ${MAX_ENCODED_BYTES}`, codecErrors: [] }
+    const port = fPort ?? r.value.fPort
+    if (port === undefined) return { ok: false, detail: `${ref.path} named no fPort and the request has none`, codecErrors: [] }
+    return { ok: true, bytes: Buffer.from(r.value.bytes), fPort: port }
   }
 
   /** The chain depth of an event: 0 for network events, 1 + the producing rule's for outcomes of its downlinks. */

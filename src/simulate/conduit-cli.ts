@@ -16,6 +16,8 @@ export interface ConduitCliOptions {
   rate?: number
   count?: number
   port?: number
+  /** every uplink's payload in hex (default: 01 and the frame counter) */
+  payload?: string
   gwUuid?: string
   appEui?: string
   username?: string
@@ -75,6 +77,8 @@ export async function simulateConduit (opts: ConduitCliOptions, io: ConduitCliIo
   const count = positiveInt('count', opts.count, undefined, 0)
   const port = positiveInt('port', opts.port, 1, 0) ?? 1
   if (port > 255) throw new Error('--port must be 0-255')
+  if (opts.payload !== undefined && !/^(?:[0-9a-fA-F]{2})+$/.test(opts.payload)) throw new Error('--payload must be an even number of hex digits')
+  const data = opts.payload !== undefined ? Buffer.from(opts.payload, 'hex') : undefined
   const rate = opts.rate ?? 1
   if (!(rate > 0) || !Number.isFinite(rate)) throw new Error('--rate must be a positive number')
   const linger = opts.linger ?? 1000
@@ -134,7 +138,7 @@ export async function simulateConduit (opts: ConduitCliOptions, io: ConduitCliIo
     const t0 = Date.now()
     for (let i = 0; !sleeper.stopped && (count === undefined || i < count); i++) {
       try {
-        await sim.uplink(i % deviceCount, { port })
+        await sim.uplink(i % deviceCount, { port, ...(data !== undefined ? { data } : {}) })
         uplinks++
       } catch (err) {
         io.stderr.write(`simulate conduit: uplink failed: ${(err as Error).message}\n`)

@@ -26,6 +26,8 @@ export interface ThingParkCliOptions {
   report?: string
   /** uplink FPort (default 1) */
   fport?: number
+  /** every uplink's payload in hex (default: 01 and the frame counter) */
+  payload?: string
   customerId?: string
   lrcPort?: number
   lrcHost?: string
@@ -77,6 +79,7 @@ export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingPar
   const concurrency = intOption('concurrency', opts.concurrency, 64, 1)
   const fPort = intOption('fport', opts.fport, 1, 1)
   if (fPort > 223) throw new Error('--fport must be 1-223')
+  if (opts.payload !== undefined && !/^(?:[0-9a-fA-F]{2})+$/.test(opts.payload)) throw new Error('--payload must be an even number of hex digits')
   const rate = opts.rate ?? 1
   if (!(rate > 0) || !Number.isFinite(rate)) throw new Error('--rate must be a positive number')
   const lrcPort = opts.lrcPort === undefined ? undefined : intOption('lrc-port', opts.lrcPort, 0, 0)
@@ -127,7 +130,7 @@ export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingPar
       if (report === 'uplink') {
         const n = fCntUp.get(devEui) ?? 0
         fCntUp.set(devEui, n + 1)
-        res = await sim.uplink({ devEui, fPort, fCntUp: n, payloadHex: `01${(n & 0xffff).toString(16).padStart(4, '0')}` })
+        res = await sim.uplink({ devEui, fPort, fCntUp: n, payloadHex: opts.payload?.toLowerCase() ?? `01${(n & 0xffff).toString(16).padStart(4, '0')}` })
       } else if (report === 'join') {
         res = await sim.joinRequest({ devEui })
       } else if (report === 'notification') {
