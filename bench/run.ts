@@ -10,6 +10,7 @@ import { aedesBaseline, clusterPipeline, conduitPipeline, peerPipeline, type Pip
 import { ruleExpressions } from './scenarios/rules.js'
 import { thingparkIngest } from './scenarios/thingpark.js'
 import { idleConnections } from './scenarios/connections.js'
+import { codecDecoders } from './scenarios/codecs.js'
 import { round } from './lib/stats.js'
 
 const args = process.argv.slice(2)
@@ -71,6 +72,17 @@ if (want('rules')) {
   results.rules = r
   rows.push(['rule expressions (rules/, compiled vs reference)', `median ${r.medianRatio} × the reference's evaluations/s over ${r.expressions.length} expressions`, 'target ≥ 20 ×'])
   for (const e of r.expressions) rows.push([`  ${e.file} ${e.where}`.slice(0, 46), `${e.compiledPerSec} vs ${e.referencePerSec} evaluations/s (${e.ratio} ×${e.engine === 'compiled' ? '' : ', on the reference'})`, ''])
+}
+
+if (want('codecs')) {
+  log('codecs: a vendor TLV decoder in the sandbox vs JSONata and plain JavaScript; the pipeline with each …')
+  const c = await codecDecoders({ msPerFigure: quick ? 300 : 2000, seconds: S, pipeline: true })
+  results.codecs = c
+  for (const d of c.decodes) rows.push([`codec decode: ${d.decoder}`.slice(0, 60), `${d.microsPerDecode} µs per decode`, d.decoder.startsWith('codec') ? 'target ≤ 30 µs' : ''])
+  if (c.pipeline !== undefined) {
+    rows.push(['conduit pipeline tcp, JSONata decoder', `${c.pipeline.jsonata.uplinksPerSec} uplinks/s (${c.pipeline.jsonata.cpuMicrosPerUplink} µs cpu/uplink)`, ''])
+    rows.push(['conduit pipeline tcp, codec decoder', `${c.pipeline.codec.uplinksPerSec} uplinks/s (${c.pipeline.codec.cpuMicrosPerUplink} µs cpu/uplink)`, `${c.pipeline.ratio} × with JSONata (target ≥ 0.8)`])
+  }
 }
 
 if (want('thingpark')) {

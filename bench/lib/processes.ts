@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 
@@ -40,7 +40,10 @@ const HEAP_SAMPLER = new URL('./heap-sampler.mjs', import.meta.url).href
 export async function startLorabridge (o: DaemonOptions): Promise<Server & { dir: string, heapSampleFile: string, port (protocol: string): number }> {
   const dir = await mkdtemp(join(tmpdir(), 'lorabridge-bench-'))
   await mkdir(join(dir, 'rules'))
-  for (const [name, text] of Object.entries(o.rules ?? {})) await writeFile(join(dir, 'rules', name), text)
+  for (const [name, text] of Object.entries(o.rules ?? {})) {
+    await mkdir(dirname(join(dir, 'rules', name)), { recursive: true })
+    await writeFile(join(dir, 'rules', name), text)
+  }
   await writeFile(join(dir, 'lorabridge.yaml'), stringify(o.config))
   for (const args of o.users ?? []) {
     const c = spawn(process.execPath, [BIN, 'users', 'add', ...args], { cwd: dir, stdio: 'ignore' })

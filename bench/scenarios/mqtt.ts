@@ -99,6 +99,8 @@ interface Load {
   endToEnd?: boolean
   /** Measure allocation instead: the saturation phase runs under the heap sampler (its CPU figures are then not comparable). */
   heap?: { pid: number, file: string }
+  /** Every uplink's port and payload (default: port 2, 01 02 03, what RULES decodes). */
+  uplink?: { port: number, data: Buffer }
 }
 
 /** An instance to drive: where Conduits connect (and how), where the application subscribes, its /metrics. */
@@ -159,7 +161,7 @@ async function drivePipeline (targets: Target[], serverPids: number[], o: Load):
     const uplink = (sim: ConduitSimulator, device: number): Promise<unknown> => {
       const dev = sim.devices[device]!
       sent.set(`${dev.devEui}:${dev.fCnt}`, performance.now())
-      return sim.uplink(device, { port: 2, data: Buffer.from([1, 2, 3]) })
+      return sim.uplink(device, o.uplink ?? { port: 2, data: Buffer.from([1, 2, 3]) })
     }
 
     /** Uplinks at a fixed rate for `o.seconds`, spread evenly over the Conduits and their devices. */
@@ -277,7 +279,7 @@ const COMMON = {
 }
 
 /** One instance, in memory, over plain TCP or TLS (password-authenticated gateways, as Conduits use). */
-export async function conduitPipeline (o: Omit<Load, 'heap'> & { transport: 'tcp' | 'tls', measureAllocation?: boolean }): Promise<PipelineResult> {
+export async function conduitPipeline (o: Omit<Load, 'heap'> & { transport: 'tcp' | 'tls', measureAllocation?: boolean, rules?: Record<string, string> }): Promise<PipelineResult> {
   const tls = o.transport === 'tls'
   const daemon = await startLorabridge({
     heapSampler: o.measureAllocation === true,
@@ -285,7 +287,7 @@ export async function conduitPipeline (o: Omit<Load, 'heap'> & { transport: 'tcp
       mqtt: { listeners: [MQTT_LOOPBACK, ...(tls ? [{ protocol: 'mqtts', host: '127.0.0.1', port: 0 }] : [])], limits: LIMITS },
       ...COMMON,
     },
-    rules: RULES,
+    rules: o.rules ?? RULES,
     // One user for every simulated Conduit (each its own GW-UUID): deliberately unbound.
     users: tls ? [['bench-gw', '--role', 'gateway', '--any-gateway', '--password', 'bench-password']] : [],
   })

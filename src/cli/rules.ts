@@ -43,6 +43,8 @@ export async function rulesCheck (config: Config, dir: string | undefined): Prom
     const engine = e.engine
     if (engine.kind === 'reference') onReference.push(`  ${file}: ${where} runs on the reference evaluator: ${engine.reason}`)
   }
+  const codecs = compiled.flatMap(c => c.decoders.filter(d => d.codec?.codec !== undefined).map(d => `  ${c.file}: decoder "${d.name}" runs codec ${d.codec!.path} (${d.codec!.codec!.forms.forms.join(', ')}${d.codec!.codec!.forms.encodeDownlink ? '; encodes downlinks' : ''})`))
+  if (codecs.length > 0) process.stdout.write(`${codecs.length} codec${codecs.length === 1 ? '' : 's'} loaded:\n${codecs.join('\n')}\n`)
   for (const c of compiled) {
     for (const d of c.decoders) note(c.file, `decoder "${d.name}" decode`, d.decode)
     for (const r of c.rules) {
@@ -59,7 +61,11 @@ export async function rulesCheck (config: Config, dir: string | undefined): Prom
 export interface DryRun {
   on: EventKind
   decoder?: string
+  /** The decoder's codec file, when it is one. */
+  codec?: string
   decoded?: unknown
+  decodeWarnings?: string[]
+  decodeErrors?: string[]
   matched: string[]
   rules: Array<{ rule: string, file: string, passed: boolean, downlinks: unknown[], publications: Publication[], errors: unknown[] }>
   downlinks: Array<{ app: string, devEui: string, request: Record<string, unknown> }>
@@ -89,7 +95,10 @@ export async function dryRun (config: Config, compiled: CompiledFile[], on: Even
   return {
     on,
     ...(decoding.decoder !== undefined ? { decoder: decoding.decoder } : {}),
+    ...('codec' in decoding && decoding.codec !== undefined ? { codec: decoding.codec } : {}),
     ...(e.decoded !== undefined ? { decoded: e.decoded } : {}),
+    ...(Array.isArray(e.decodeWarnings) ? { decodeWarnings: e.decodeWarnings as string[] } : {}),
+    ...(Array.isArray(e.decodeErrors) ? { decodeErrors: e.decodeErrors as string[] } : {}),
     matched: evaluation.matched,
     rules: evaluation.results,
     downlinks,

@@ -32,7 +32,7 @@ var console = (function () {
       lines.push(level + ': ' + parts.join(' ').slice(0, MAX_CHARS));
     };
   }
-  return { log: keep('log'), info: keep('info'), debug: keep('debug'), warn: keep('warn'), error: keep('error'), __take: function () { var l = lines; lines = []; return l; } };
+  return { log: keep('log'), info: keep('info'), debug: keep('debug'), warn: keep('warn'), error: keep('error'), __take: function () { if (lines.length === 0) return undefined; var l = lines; lines = []; return l; } };
 })();
 `
 
@@ -140,12 +140,12 @@ export function epilogue (standardGlobals: string[]): string {
       return answer(function () {
         var i = parse(json);
         if (F.decodeUplink) {
-          var r = object(F.decodeUplink({ bytes: i.bytes, fPort: i.fPort, recvTime: new DateCtor(i.recvTime), variables: i.variables }), 'decodeUplink');
+          var r = object(F.decodeUplink({ bytes: i.bytes, fPort: i.fPort, recvTime: new DateCtor(i.recvTime), variables: i.variables || {} }), 'decodeUplink');
           var errors = messages(r.errors, 'errors');
           return { data: errors.length > 0 ? undefined : data(r.data), warnings: messages(r.warnings, 'warnings'), errors: errors };
         }
         if (F.Decoder) return { data: data(F.Decoder(i.bytes, i.fPort)), warnings: [], errors: [] };
-        if (F.Decode) return { data: data(F.Decode(i.fPort, i.bytes, i.variables)), warnings: [], errors: [] };
+        if (F.Decode) return { data: data(F.Decode(i.fPort, i.bytes, i.variables || {})), warnings: [], errors: [] };
         throw new Failure('the codec has no decodeUplink, Decoder or Decode function');
       });
     },
@@ -153,7 +153,7 @@ export function epilogue (standardGlobals: string[]): string {
       return answer(function () {
         var i = parse(json);
         if (F.encodeDownlink) {
-          var r = object(F.encodeDownlink({ data: i.data, variables: i.variables }), 'encodeDownlink');
+          var r = object(F.encodeDownlink({ data: i.data, variables: i.variables || {} }), 'encodeDownlink');
           var errors = messages(r.errors, 'errors');
           if (errors.length > 0) return { warnings: messages(r.warnings, 'warnings'), errors: errors };
           var fPort = r.fPort === undefined ? i.fPort : r.fPort;
@@ -161,7 +161,7 @@ export function epilogue (standardGlobals: string[]): string {
           return { bytes: checkedBytes(r.bytes), fPort: fPort, warnings: messages(r.warnings, 'warnings'), errors: [] };
         }
         if (F.Encoder) return { bytes: checkedBytes(F.Encoder(i.data, i.fPort)), fPort: i.fPort, warnings: [], errors: [] };
-        if (F.Encode) return { bytes: checkedBytes(F.Encode(i.fPort, i.data, i.variables)), fPort: i.fPort, warnings: [], errors: [] };
+        if (F.Encode) return { bytes: checkedBytes(F.Encode(i.fPort, i.data, i.variables || {})), fPort: i.fPort, warnings: [], errors: [] };
         throw new Failure('the codec has no encodeDownlink, Encoder or Encode function');
       });
     },
@@ -169,7 +169,7 @@ export function epilogue (standardGlobals: string[]): string {
       return answer(function () {
         var i = parse(json);
         if (!F.decodeDownlink) throw new Failure('the codec has no decodeDownlink function');
-        var r = object(F.decodeDownlink({ bytes: i.bytes, fPort: i.fPort, variables: i.variables }), 'decodeDownlink');
+        var r = object(F.decodeDownlink({ bytes: i.bytes, fPort: i.fPort, variables: i.variables || {} }), 'decodeDownlink');
         var errors = messages(r.errors, 'errors');
         return { data: errors.length > 0 ? undefined : data(r.data), warnings: messages(r.warnings, 'warnings'), errors: errors };
       });

@@ -45,8 +45,8 @@ export interface Forms { forms: Array<'ts013' | 'ttn-v2' | 'chirpstack-v3'>, dec
 
 /** What the glue answers: the adapted TS013 result, or a malformed one explained. */
 export type GlueAnswer =
-  | { ok: true, data?: unknown, bytes?: number[], fPort?: number, warnings: string[], errors: string[], logs: string[] }
-  | { ok: false, code: 'LB_ERR_CODEC_RESULT', message: string, logs: string[] }
+  | { ok: true, data?: unknown, bytes?: number[], fPort?: number, warnings: string[], errors: string[], logs?: string[] }
+  | { ok: false, code: 'LB_ERR_CODEC_RESULT', message: string, logs?: string[] }
 
 /** The WebAssembly code is compiled once per process; each engine instantiates it. */
 let standardGlobals: string[] | undefined

@@ -28,6 +28,9 @@ export interface DeviceView {
   /** The gateway (or ThingPark connection) that heard the last uplink best. */
   gateway: string | undefined
   uplinks: number
+  /** The last uplink's decoded values (a decoder's or codec's), and why it has none when its decoder failed. */
+  decoded?: unknown
+  decodeErrors?: string[]
   /** Uplinks per minute, oldest first; the last entry is the current minute. */
   rate: number[]
 }
@@ -129,6 +132,9 @@ export class ConsoleState {
     d.fPort = num(e.fPort)
     d.rssi = num(best?.rssi)
     d.snr = num(best?.snr)
+    // Kept small: a decoded object is at most what one uplink carries, and only the last one is kept.
+    d.decoded = e.decoded
+    d.decodeErrors = Array.isArray(e.decodeErrors) ? e.decodeErrors.filter((x): x is string => typeof x === 'string') : undefined
     d.uplinks++
     const minute = Math.floor(this.now() / 60_000)
     d.counts.add(minute)

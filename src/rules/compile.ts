@@ -290,6 +290,14 @@ export async function compileRuleFile (path: string, opts: CompileOptions = {}):
   return result
 }
 
+/** A reloaded file's codecs continue the counts of the same codec files in the version it replaces. */
+export function carryCodecCounters (from: CompiledFile, to: CompiledFile): void {
+  for (const d of to.decoders) {
+    const old = from.decoders.find(o => o.codec?.absolute === d.codec?.absolute)?.codec?.codec
+    if (old !== undefined && d.codec?.codec !== undefined) d.codec.codec.continueFrom(old)
+  }
+}
+
 /** Frees the engines of a compiled file's codecs (a replaced or failed version). */
 export function disposeCodecs (compiled: CompiledFile): void {
   for (const d of compiled.decoders) {

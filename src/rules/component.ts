@@ -13,7 +13,7 @@ import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { EventBus } from '../core/bus.js'
 import type { EventKind } from '../model/events.js'
-import { compileRuleFile, disposeCodecs, formatRuleError, type CompiledFile, type RuleError } from './compile.js'
+import { carryCodecCounters, compileRuleFile, disposeCodecs, formatRuleError, type CompiledFile, type RuleError } from './compile.js'
 import { RulesEngine, type DeadLetter, type RuleSink } from './engine.js'
 import type { Cooldowns } from '../store/cluster-state.js'
 import type { DownlinkHandler, EncodeResult } from '../core/adapter.js'
@@ -143,8 +143,12 @@ export class RulesComponent implements Component, RuleRunner {
     }
     if (result.ok) {
       this.engine.setFile(result.compiled)
-      // The replaced version's codec engines are freed once nothing can call them (calls are synchronous).
-      if (prev?.good !== undefined) disposeCodecs(prev.good)
+      // The replaced version's codec engines are freed once nothing can call them (calls are
+      // synchronous); their counters go on in the new engines, as rules' counters do.
+      if (prev?.good !== undefined) {
+        carryCodecCounters(prev.good, result.compiled)
+        disposeCodecs(prev.good)
+      }
       this.files.set(file, { good: result.compiled, errors: [], loadedAt: new Date().toISOString(), codecFiles: result.codecFiles })
       this.deps.log.info({ file, rules: result.compiled.rules.length, decoders: result.compiled.decoders.length }, 'rule file loaded')
     } else {

@@ -194,7 +194,7 @@ export class RulesEngine {
    * Runs the first matching decoder; sets `decoded` on the event (and a codec's `decodeWarnings`),
    * or `decodeErrors` when it fails. Never throws.
    */
-  async decode (event: AnyEvent): Promise<{ decoder?: string, error?: string }> {
+  async decode (event: AnyEvent): Promise<{ decoder?: string, codec?: string, error?: string }> {
     const decoder = this.decoders.find(d => matches(d.when, event))
     if (decoder === undefined) return {}
     if (decoder.codec !== undefined) return this.decodeWithCodec(decoder, event)
@@ -210,7 +210,7 @@ export class RulesEngine {
     }
   }
 
-  private async decodeWithCodec (decoder: CompiledDecoder, event: AnyEvent): Promise<{ decoder?: string, error?: string }> {
+  private async decodeWithCodec (decoder: CompiledDecoder, event: AnyEvent): Promise<{ decoder?: string, codec?: string, error?: string }> {
     const ref = decoder.codec!
     const codec = ref.codec
     let r: CodecResult<unknown>
@@ -226,11 +226,11 @@ export class RulesEngine {
     if (r.warnings.length > 0) event.decodeWarnings = r.warnings
     if (r.ok) {
       event.decoded = r.value
-      return { decoder: decoder.name }
+      return { decoder: decoder.name, codec: ref.path }
     }
     event.decodeErrors = r.errors.length > 0 ? r.errors : [r.message]
     await this.letter({ rule: decoder.name, file: decoder.file, stage: 'decode', eventId: event.id, event: 'up', app: event.app, devEui: event.devEui, code: r.code, message: r.message })
-    return { decoder: decoder.name, error: r.message }
+    return { decoder: decoder.name, codec: ref.path, error: r.message }
   }
 
   /**

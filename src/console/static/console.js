@@ -145,6 +145,16 @@
     return h('span', { title: `app-connect ${r.protocol} over ${r.transport}` }, h('span', { class: 'tag' }, r.transport), h('span', { class: 'mono' }, r.gateway))
   }
 
+  /** The last uplink's decoded values, compact (all of it in the tooltip); or why its decoder failed. */
+  function decodedCell (d) {
+    if (d.decodeErrors !== undefined && d.decodeErrors.length > 0) return h('td', { class: 'decoded signal-poor', title: d.decodeErrors.join('\n') }, `decoder failed: ${d.decodeErrors[0]}`)
+    if (d.decoded === undefined) return h('td', { class: 'decoded muted' }, '–')
+    const text = typeof d.decoded === 'object' && d.decoded !== null && !Array.isArray(d.decoded)
+      ? Object.entries(d.decoded).map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' · ')
+      : JSON.stringify(d.decoded)
+    return h('td', { class: 'decoded mono', title: JSON.stringify(d.decoded, null, 2) }, text.length > 120 ? text.slice(0, 119) + '…' : text)
+  }
+
   const seenUplinks = new Map()
   async function loadDevices () {
     const { devices, rate, count } = await api('/console/api/devices')
@@ -168,6 +178,7 @@
         h('td', { class: 'num' }, fmt(d.fCnt)),
         h('td', { class: 'num' }, fmt(d.fPort)),
         h('td', { class: 'num' }, String(d.uplinks)),
+        decodedCell(d),
         h('td', {}, h('div', { class: 'rowspark' }, barChart(d.rate, { width: 120, height: 22, axis: false, label: `uplinks per minute of ${d.devEui}` }))),
       )
     }))
@@ -379,7 +390,9 @@
         const res = byRule.get(name)
         return h('span', { class: `chip ${res?.passed ? 'on' : 'off'}`, title: res?.passed ? 'condition passed' : 'condition did not pass' }, name)
       })),
-      r.decoder !== undefined ? [h('h4', {}, `Decoded by ${r.decoder}`), jsonBlock(r.decoded ?? null)] : '',
+      r.decoder !== undefined ? [h('h4', {}, `Decoded by ${r.decoder}${r.codec !== undefined ? ` (codec ${r.codec})` : ''}`), r.decoded !== undefined ? jsonBlock(r.decoded) : '',
+        r.decodeWarnings !== undefined ? h('ul', { class: 'warnings', id: 'try-decode-warnings' }, r.decodeWarnings.map(w => h('li', {}, w))) : '',
+        r.decodeErrors !== undefined ? h('ul', { class: 'errors', id: 'try-decode-errors' }, r.decodeErrors.map(w => h('li', {}, w))) : ''] : '',
       h('h4', {}, `Downlinks (${r.downlinks.length})`),
       r.downlinks.length === 0 ? h('p', { class: 'muted' }, 'none') : h('table', { class: 'grid', id: 'try-downlinks' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Device'), h('th', {}, 'App'), h('th', {}, 'fPort'), h('th', {}, 'Payload'), h('th', {}, 'Request id'))),
