@@ -6,7 +6,7 @@
  * "try it". Screenshots go to test-artifacts/console/.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
 import { createConnection } from 'node:net'
@@ -66,6 +66,10 @@ async function startConsoleDaemon (): Promise<{ t: TestDaemon, dir: string }> {
   await writeFile(join(dir, 'rules', 'decoders.yaml'), DECODER)
   await writeFile(join(dir, 'rules', 'valve.yaml'), VALVE)
   await writeFile(join(dir, 'rules', 'zz-broken.yaml'), BROKEN)
+  // A vendor's codec (TS013) for the sensors on fPort 85 (docs/codecs.md).
+  await mkdir(join(dir, 'rules', 'codecs'))
+  await copyFile(new URL('./fixtures/codecs/tlv-sensor.js', import.meta.url), join(dir, 'rules', 'codecs', 'tlv-sensor.js'))
+  await writeFile(join(dir, 'rules', 'sensors.yaml'), 'decoders:\n  - name: tlv\n    when: { fPort: 85 }\n    codec: codecs/tlv-sensor.js\n')
   await usersFile(join(dir, 'data'), [{ name: 'root', role: 'admin', password: 'admin-secret' }, { name: 'viewer', role: 'consumer', password: 'viewer-secret' }])
   const t = await startTestDaemon({
     applications: [{ name: 'farm', match: { appEui: [FARM_APPEUI] } }],
@@ -462,6 +466,8 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in Chromium', () => {
     expect(await devRow.textContent()).toContain('029998e0-6156-cdd4-4523-264b523115c1')
     await expect.poll(() => page.locator('#devices tr').count(), POLL).toBe(3)
     await expect.poll(() => page.locator('#stat-uplinks').textContent(), POLL).toBe('5')
+    // Each device's last decoded values: the tank decoder's level and battery.
+    expect(await devRow.locator('td.decoded').textContent()).toBe('level 91 · battery 3.6')
     await shot('04-devices')
 
     await page.click('a[data-tab=rules]')
@@ -484,6 +490,16 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in Chromium', () => {
     expect(result).toContain('Decoded by tank')
     expect(result).not.toContain('[object')
     await shot('06-try-it')
+
+    // A sensor's uplink goes through its vendor codec: its decode, and the codec's warning.
+    const sensorEvent = { ...event, id: 'try-sensor', fPort: 85, hex: '0175640367f6000c01', data: Buffer.from('0175640367f6000c01', 'hex').toString('base64') }
+    await page.fill('#try-event', JSON.stringify(sensorEvent, null, 2))
+    await page.click('#try-run')
+    await page.locator('#try-result h4', { hasText: 'Decoded by tlv (codec codecs/tlv-sensor.js)' }).waitFor()
+    const decoded = await page.locator('#try-result').textContent()
+    expect(decoded).toContain('"temperature": 24.6')
+    expect(await page.locator('#try-decode-warnings').textContent()).toBe('unknown channel 0xc type 0x1')
+    await shot('06b-try-it-codec')
 
     // Two more Conduits: one over app-connect HTTP, one that connects and leaves again.
     const overHttp = new ConduitSimulator({

@@ -90,6 +90,32 @@ export function epilogue (standardGlobals: string[]): string {
     return problem;
   }
 
+  /** The same check as notJson, without building paths (the common case: the result is fine). */
+  function isJson (v, depth, stack) {
+    if (v === null) return true;
+    var t = typeof v;
+    if (t === 'string' || t === 'boolean') return true;
+    if (t === 'number') return isFinite(v);
+    if (t !== 'object') return false;
+    if (v instanceof DateCtor) return true;
+    if (depth > MAX_DEPTH || stack.indexOf(v) >= 0) return false;
+    stack.push(v);
+    var ok = true;
+    if (isArray(v)) {
+      for (var i = 0; i < v.length && ok; i++) ok = isJson(v[i], depth + 1, stack);
+    } else {
+      var proto = getPrototypeOf(v);
+      if (proto !== ObjectProto && proto !== null) ok = false;
+      var ks = keys(v);
+      for (var j = 0; j < ks.length && ok; j++) {
+        var x = v[ks[j]];
+        if (x !== undefined) ok = isJson(x, depth + 1, stack);
+      }
+    }
+    stack.pop();
+    return ok;
+  }
+
   function messages (list, name) {
     if (list === undefined || list === null) return [];
     if (!isArray(list)) throw new Failure(name + ' must be an array of strings');
@@ -112,8 +138,7 @@ export function epilogue (standardGlobals: string[]): string {
   }
 
   function data (d) {
-    var problem = notJson(d, 'data', 0, []);
-    if (problem !== undefined) throw new Failure(problem);
+    if (!isJson(d, 0, [])) throw new Failure(notJson(d, 'data', 0, []) || 'data is not JSON');
     return d;
   }
 
