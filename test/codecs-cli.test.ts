@@ -8,7 +8,7 @@
  * Expected values are worked out by hand from the fixture codecs' source (test/fixtures/codecs/),
  * never by running the codec in-process.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { describe, it, beforeAll, afterAll } from 'vitest'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,6 +27,8 @@ const CHIRPSTACK = fixture('chirpstack-v3.js')
  * 100 ms. Invocations run concurrently, but at most one per CPU (and at least two).
  */
 const MAX_PARALLEL = Math.max(2, availableParallelism())
+/** Tests run concurrently and wait for their turn in that queue: their time includes the wait. */
+const TIMEOUT = 180_000
 let active = 0
 const waiting: Array<() => void> = []
 
@@ -70,8 +72,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-describe('lorabridge codecs test: decoding (--fport, --hex)', () => {
-  it('TS013 decodeUplink: every TLV channel, exact JSON on stdout, exit 0', async () => {
+describe.concurrent('lorabridge codecs test: decoding (--fport, --hex)', { timeout: TIMEOUT }, () => {
+  it('TS013 decodeUplink: device information and seven channels, exact JSON on stdout, exit 0', async ({ expect }) => {
     // ff 01 03        protocolVersion 3
     // ff 0a 01 04     firmwareVersion v1.4
     // 01 75 5a        battery 0x5a = 90
@@ -90,7 +92,7 @@ describe('lorabridge codecs test: decoding (--fport, --hex)', () => {
     expect(r.stderr).toBe('')
   })
 
-  it('TS013 decodeUplink: warnings come through with the data, exit 0', async () => {
+  it('TS013 decodeUplink: warnings come through with the data, exit 0', async ({ expect }) => {
     // 03 67 e8 03: 0x03e8 = 1000 → 100.0 °C (out of range); 02 01: unknown channel, decoding stops.
     const r = await codecsTest(TLV, '--fport', '85', '--hex', '0367e8030201', '--recv-time', '2026-06-15T00:00:00Z')
     expect(r.code, r.stderr).toBe(0)
@@ -101,13 +103,13 @@ describe('lorabridge codecs test: decoding (--fport, --hex)', () => {
     })
   })
 
-  it('TTN v2 Decoder(bytes, port)', async () => {
+  it('TTN v2 Decoder(bytes, port)', async ({ expect }) => {
     const counter = await codecsTest(TTN, '--fport', '1', '--hex', '012c01')
     expect(counter.code, counter.stderr).toBe(0)
     expect(json(counter)).toStrictEqual({ data: { counter: 300, led: true }, warnings: [], errors: [] })
   })
 
-  it('ChirpStack v3 Decode(fPort, bytes, variables)', async () => {
+  it('ChirpStack v3 Decode(fPort, bytes, variables)', async ({ expect }) => {
     const [high, edge] = await Promise.all([
       codecsTest(CHIRPSTACK, '--fport', '3', '--hex', '0190'),
       codecsTest(CHIRPSTACK, '--fport', '0', '--hex', '00fa'),
@@ -120,8 +122,8 @@ describe('lorabridge codecs test: decoding (--fport, --hex)', () => {
   })
 })
 
-describe('lorabridge codecs test: --recv-time', () => {
-  it('reaches decodeUplink as the receive time (receivedHour is its UTC hour)', async () => {
+describe.concurrent('lorabridge codecs test: --recv-time', { timeout: TIMEOUT }, () => {
+  it('reaches decodeUplink as the receive time (receivedHour is its UTC hour)', async ({ expect }) => {
     const [utc, offset] = await Promise.all([
       // The byte layout of tlv-sensor.examples.yaml; stdout is exactly this line.
       codecsTest(TLV, '--fport', '85', '--hex', '0175640367f600046882', '--recv-time', '2026-03-04T17:30:00Z'),
@@ -133,7 +135,7 @@ describe('lorabridge codecs test: --recv-time', () => {
     expect(json(offset)).toStrictEqual({ data: { battery: 100, receivedHour: 21 }, warnings: [], errors: [] })
   })
 
-  it('defaults to now', async () => {
+  it('defaults to now', async ({ expect }) => {
     const before = new Date().getUTCHours()
     const r = await codecsTest(TLV, '--fport', '85', '--hex', '017564')
     const after = new Date().getUTCHours()
@@ -144,8 +146,8 @@ describe('lorabridge codecs test: --recv-time', () => {
   })
 })
 
-describe('lorabridge codecs test: encoding (--encode)', () => {
-  it('TS013 encodeDownlink: bytes and the codec\'s own FPort', async () => {
+describe.concurrent('lorabridge codecs test: encoding (--encode)', { timeout: TIMEOUT }, () => {
+  it('TS013 encodeDownlink: bytes and the codec\'s own FPort', async ({ expect }) => {
     const [interval, both] = await Promise.all([
       // 1200 = 0x04b0, little-endian
       codecsTest(TLV, '--encode', '{"interval":1200}'),
@@ -158,13 +160,24 @@ describe('lorabridge codecs test: encoding (--encode)', () => {
     expect(json(both)).toStrictEqual({ bytes: [0xff, 0x03, 0x58, 0x02, 0xff, 0x10, 0xff], fPort: 85, warnings: [], errors: [] })
   })
 
-  it('TTN v2 Encoder(object, port) takes --fport', async () => {
+  it('--fport overrides the codec\'s own FPort, as a request\'s fPort does in the daemon; with neither, exit 1', async ({ expect }) => {
+    const [override, none] = await Promise.all([
+      codecsTest(TLV, '--encode', '{"interval":1200}', '--fport', '7'),
+      codecsTest(CHIRPSTACK, '--encode', '{"threshold":300}'),
+    ])
+    expect(override.code, override.stderr).toBe(0)
+    expect(json(override)).toStrictEqual({ bytes: [255, 3, 176, 4], fPort: 7, warnings: [], errors: [] })
+    expect(none.code).toBe(1)
+    expect(json(none)).toStrictEqual({ warnings: [], errors: ['chirpstack-v3.js named no fPort: give --fport'] })
+  })
+
+  it('TTN v2 Encoder(object, port) takes --fport', async ({ expect }) => {
     const on = await codecsTest(TTN, '--encode', '{"led":true}', '--fport', '9')
     expect(on.code, on.stderr).toBe(0)
     expect(json(on)).toStrictEqual({ bytes: [1, 9], fPort: 9, warnings: [], errors: [] })
   })
 
-  it('ChirpStack v3 Encode(fPort, obj, variables) takes --fport', async () => {
+  it('ChirpStack v3 Encode(fPort, obj, variables) takes --fport', async ({ expect }) => {
     // 4660 = 0x1234
     const r = await codecsTest(CHIRPSTACK, '--encode', '{"threshold":4660}', '--fport', '255')
     expect(r.code, r.stderr).toBe(0)
@@ -172,8 +185,8 @@ describe('lorabridge codecs test: encoding (--encode)', () => {
   })
 })
 
-describe('lorabridge codecs test: codec errors and failures exit 1', () => {
-  it('errors the codec returns are in errors (decode and encode), with its warnings', async () => {
+describe.concurrent('lorabridge codecs test: codec errors and failures exit 1', { timeout: TIMEOUT }, () => {
+  it('errors the codec returns are in errors (decode and encode), with its warnings', async ({ expect }) => {
     const [fport, truncated, withWarning, badInterval] = await Promise.all([
       codecsTest(TLV, '--fport', '2', '--hex', '01'),
       codecsTest(TLV, '--fport', '85', '--hex', '01'),
@@ -188,7 +201,7 @@ describe('lorabridge codecs test: codec errors and failures exit 1', () => {
     expect(json(badInterval)).toStrictEqual({ warnings: [], errors: ['interval must be 60..64800 seconds'] })
   })
 
-  it('a throwing codec: exit 1, the exception and where it was thrown in errors', async () => {
+  it('a throwing codec: exit 1, the exception and where it was thrown in errors', async ({ expect }) => {
     const file = fixture('cli/throwing.js')
     const [thrown, ok, thrownString] = await Promise.all([
       codecsTest(file, '--fport', '1', '--hex', '07'),
@@ -204,13 +217,13 @@ describe('lorabridge codecs test: codec errors and failures exit 1', () => {
     expect(json(thrownString)).toStrictEqual({ warnings: [], errors: ['throwing.js: threw "cannot encode [1,2]"'] })
   })
 
-  it('an endless loop is stopped by the time limit (default configuration): exit 1, says so', async () => {
+  it('an endless loop is stopped by the time limit (default configuration): exit 1, says so', async ({ expect }) => {
     const r = await cli(['codecs', 'test', fixture('cli/endless-loop.js'), '--fport', '1', '--hex', '00'], { cwd: plain })
     expect(r.code, r.stderr).toBe(1)
     expect(json(r)).toStrictEqual({ warnings: [], errors: ['endless-loop.js: ran past its time limit (an endless loop?)'] })
   })
 
-  it('NaN or Infinity in what the codec returns: exit 1, the path of the bad value in errors', async () => {
+  it('NaN or Infinity in what the codec returns: exit 1, the path of the bad value in errors', async ({ expect }) => {
     const file = fixture('cli/nan.js')
     const [nan, infinity, bytes] = await Promise.all([
       codecsTest(file, '--fport', '1', '--hex', '0000'), // 0 / 0
@@ -223,13 +236,13 @@ describe('lorabridge codecs test: codec errors and failures exit 1', () => {
     expect(json(bytes)).toStrictEqual({ warnings: [], errors: ['nan.js: bytes[1] is NaN, not an integer 0..255'] })
   })
 
-  it('an operation the codec has no function for: exit 1, named', async () => {
+  it('an operation the codec has no function for: exit 1, named', async ({ expect }) => {
     const r = await codecsTest(fixture('cli/endless-loop.js'), '--encode', '{}')
     expect(r.code, r.stderr).toBe(1)
     expect(json(r)).toStrictEqual({ warnings: [], errors: ['endless-loop.js has no encodeDownlink, Encoder or Encode function'] })
   })
 
-  it('a codec file with a syntax error: exit 1, LB_ERR_CODEC_LOAD with line:column on stderr, nothing on stdout', async () => {
+  it('a codec file with a syntax error: exit 1, LB_ERR_CODEC_LOAD with line:column on stderr, nothing on stdout', async ({ expect }) => {
     const [decode, examples] = await Promise.all([
       codecsTest(fixture('cli/syntax-error.js'), '--fport', '1', '--hex', '00'),
       codecsTest(fixture('cli/syntax-error.js'), '--examples', fixture('tlv-sensor.examples.yaml')),
@@ -242,7 +255,7 @@ describe('lorabridge codecs test: codec errors and failures exit 1', () => {
     }
   })
 
-  it('a codec file that does not exist: exit 1, LB_ERR_CODEC_LOAD', async () => {
+  it('a codec file that does not exist: exit 1, LB_ERR_CODEC_LOAD', async ({ expect }) => {
     const r = await codecsTest(join(dir, 'missing.js'), '--fport', '1', '--hex', '00')
     expect(r.code).toBe(1)
     expect(r.stdout).toBe('')
@@ -250,7 +263,7 @@ describe('lorabridge codecs test: codec errors and failures exit 1', () => {
   })
 })
 
-describe('lorabridge codecs test: bad arguments', () => {
+describe.concurrent('lorabridge codecs test: bad arguments', { timeout: TIMEOUT }, () => {
   const cases: Array<[string, string[], RegExp]> = [
     ['odd hex', [TLV, '--fport', '85', '--hex', '017'], /--hex must be an even number of hex digits/],
     ['--fport 300', [TLV, '--fport', '300', '--hex', '01'], /--fport must be an integer 0\.\.255, not "300"/],
@@ -262,7 +275,7 @@ describe('lorabridge codecs test: bad arguments', () => {
     ['--recv-time not a time', [TLV, '--fport', '85', '--hex', '01', '--recv-time', 'yesterday'], /--recv-time is not an ISO time: "yesterday"/],
     ['no file', [], /missing required argument 'file'/],
   ]
-  it('each gives a non-zero exit, a message on stderr and no JSON on stdout', async () => {
+  it('each gives a non-zero exit, a message on stderr and no JSON on stdout', async ({ expect }) => {
     const results = await Promise.all(cases.map(async ([, args]) => cli(['codecs', 'test', ...args])))
     results.forEach((r, i) => {
       const [name, , message] = cases[i]!
@@ -274,13 +287,14 @@ describe('lorabridge codecs test: bad arguments', () => {
   })
 })
 
-describe('lorabridge codecs test: what the codec prints', () => {
-  it('console lines go to stderr prefixed "codec ", stdout stays one line of JSON', async () => {
+describe.concurrent('lorabridge codecs test: what the codec prints', { timeout: TIMEOUT }, () => {
+  it('console lines go to stderr prefixed "codec ", stdout stays one line of JSON', async ({ expect }) => {
     const file = fixture('cli/console-log.js')
-    const [decoded, failed, encoded] = await Promise.all([
+    const [decoded, failed, encoded, thrown] = await Promise.all([
       codecsTest(file, '--fport', '12', '--hex', '0507'),
       codecsTest(file, '--fport', '12', '--hex', '00'),
       codecsTest(file, '--encode', '{"value":258}'),
+      codecsTest(file, '--fport', '12', '--hex', 'ff'),
     ])
     expect(decoded.code, decoded.stderr).toBe(0)
     expect(json(decoded)).toStrictEqual({ data: { first: 5 }, warnings: [], errors: [] })
@@ -295,11 +309,16 @@ describe('lorabridge codecs test: what the codec prints', () => {
     expect(encoded.code, encoded.stderr).toBe(0)
     expect(json(encoded)).toStrictEqual({ bytes: [2], fPort: 4, warnings: [], errors: [] })
     expect(encoded.stderr).toBe('codec log: encoding {"value":258}\n')
+
+    // A call that throws keeps what it printed before it threw: when it matters most.
+    expect(thrown.code).toBe(1)
+    expect(thrown.stderr).toBe('codec log: decoding 1 bytes on port 12\ncodec warn: {"first":255}\n')
+    expect((json(thrown).errors as string[])[0]).toMatch(/^console-log\.js: Error: 0xff: the device is in factory mode at console-log\.js:5:\d+$/)
   })
 })
 
-describe('lorabridge codecs test --examples', () => {
-  it('a file of passing and failing examples of every type: table, mismatches, summary, exit 1', async () => {
+describe.concurrent('lorabridge codecs test --examples', { timeout: TIMEOUT }, () => {
+  it('a file of passing and failing examples of every type: table, mismatches, summary, exit 1', async ({ expect }) => {
     const r = await codecsTest(TLV, '--examples', fixture('cli/mixed.examples.yaml'))
     expect(r.code, r.stderr).toBe(1)
     const lines = r.stdout.split('\n')
@@ -340,7 +359,7 @@ describe('lorabridge codecs test --examples', () => {
     expect(r.stdout.endsWith('\n\n4 of 7 examples passed\n')).toBe(true)
   })
 
-  it('the TTN device-repository sections file, all passing: exit 0', async () => {
+  it('the TTN device-repository sections file, all passing: exit 0', async ({ expect }) => {
     const r = await codecsTest(TLV, '--examples', fixture('tlv-sensor.examples.yaml'))
     expect(r.code, r.stdout + r.stderr).toBe(0)
     const rows = r.stdout.split('\n').filter(l => /^\d+ {2}/.test(l)).map(l => l.split(/\s{2,}/))
@@ -354,7 +373,7 @@ describe('lorabridge codecs test --examples', () => {
     expect(r.stdout.endsWith('\n\n4 of 4 examples passed\n')).toBe(true)
   })
 
-  it('the same examples against a codec that decodes differently fail', async () => {
+  it('the same examples against a codec that decodes differently fail', async ({ expect }) => {
     // ttn-v2.js returns { raw: N } for FPort 85 and [0, undefined] for an encode with no FPort.
     const r = await codecsTest(TTN, '--examples', fixture('tlv-sensor.examples.yaml'))
     expect(r.code, r.stderr).toBe(1)
@@ -365,7 +384,7 @@ describe('lorabridge codecs test --examples', () => {
     expect(r.stdout).toMatch(/\n\n0 of 4 examples passed\n$/)
   })
 
-  it('malformed examples files: a clear error naming the file and the problem, non-zero exit, no table', async () => {
+  it('malformed examples files: a clear error naming the file and the problem, non-zero exit, no table', async ({ expect }) => {
     await writeFile(join(dir, 'broken.yaml'), 'examples:\n  - description: [unclosed\n')
     const cases: Array<[string, RegExp]> = [
       [fixture('cli/no-examples.yaml'), /no-examples\.yaml: no examples found \(expected examples:, or uplinkDecoder\/downlinkEncoder\/downlinkDecoder with examples:\)/],

@@ -187,7 +187,9 @@ describe('hostile codecs in a running daemon', () => {
     t = await startTestDaemon({
       applications: [{ name: 'farm', match: { appEui: [DEVICES[0]!.appEui] } }],
       mqtt: { listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }] },
-      // A short time limit keeps the endless loops quick; 20 MiB (the least) is what the memory hog exhausts.
+      // A short time limit keeps the endless loops quick. Not 50 ms: a cold engine's first large
+      // allocation can take that long, and the memory hog would then end in TIMEOUT, not MEMORY.
+      // 20 MiB (the least) is what the memory hog exhausts.
       rules: { dir: './rules', codecs: { timeoutMs: 200, memoryMiB: 20 } },
     }, { dir })
     ;({ client: observer, seen } = await observe(`mqtt://127.0.0.1:${t.port('mqtt')}`))

@@ -20,7 +20,7 @@ function port (v: string | undefined, required: boolean): number | undefined {
     return undefined
   }
   const n = Number(v)
-  if (!Number.isInteger(n) || n < 0 || n > 255) fail(`--fport must be an integer 0..255, not "${v}"`)
+  if (!/^\d{1,3}$/.test(v) || n > 255) fail(`--fport must be an integer 0..255, not "${v}"`)
   return n
 }
 
@@ -32,6 +32,13 @@ function printLogs (r: CodecResult<unknown>): void {
 export async function codecsTest (config: Config, file: string, opts: CodecTestOptions): Promise<void> {
   const modes = [opts.hex !== undefined, opts.encode !== undefined, opts.examples !== undefined].filter(Boolean).length
   if (modes !== 1) fail('give exactly one of --hex HEX (with --fport), --encode JSON, or --examples FILE.yaml')
+  // The arguments are checked before the codec loads: a usage mistake is told as one.
+  if (opts.hex !== undefined) {
+    if (!/^(?:[0-9a-fA-F]{2})*$/.test(opts.hex)) fail('--hex must be an even number of hex digits')
+    port(opts.fport, true)
+    if (opts.recvTime !== undefined && Number.isNaN(new Date(opts.recvTime).getTime())) fail(`--recv-time is not an ISO time: "${opts.recvTime}"`)
+  }
+  if (opts.encode !== undefined) port(opts.fport, false)
   const limits = { timeoutMs: config.rules.codecs.timeoutMs, memoryBytes: config.rules.codecs.memoryMiB * 1024 * 1024 }
   let codec: Codec
   try {
@@ -44,10 +51,8 @@ export async function codecsTest (config: Config, file: string, opts: CodecTestO
   }
   try {
     if (opts.hex !== undefined) {
-      if (!/^(?:[0-9a-fA-F]{2})*$/.test(opts.hex)) fail('--hex must be an even number of hex digits')
       const fPort = port(opts.fport, true)!
       const recv = opts.recvTime !== undefined ? new Date(opts.recvTime) : new Date()
-      if (Number.isNaN(recv.getTime())) fail(`--recv-time is not an ISO time: "${opts.recvTime}"`)
       const r = codec.decodeUplink([...Buffer.from(opts.hex, 'hex')], fPort, recv)
       printLogs(r)
       process.stdout.write(JSON.stringify(r.ok ? { data: r.value, warnings: r.warnings, errors: [] } : { warnings: r.warnings, errors: r.errors }) + '\n')
@@ -61,8 +66,10 @@ export async function codecsTest (config: Config, file: string, opts: CodecTestO
       }
       const r = codec.encodeDownlink(data, port(opts.fport, false))
       printLogs(r)
-      process.stdout.write(JSON.stringify(r.ok ? { bytes: r.value.bytes, fPort: r.value.fPort, warnings: r.warnings, errors: [] } : { warnings: r.warnings, errors: r.errors }) + '\n')
-      if (!r.ok) process.exitCode = 1
+      // As the daemon: a payload needs a port, the request's or the codec's.
+      const noPort = r.ok && r.value.fPort === undefined ? [`${basename(file)} named no fPort: give --fport`] : []
+      process.stdout.write(JSON.stringify(r.ok && noPort.length === 0 ? { bytes: r.value.bytes, fPort: r.value.fPort, warnings: r.warnings, errors: [] } : { warnings: r.warnings, errors: r.ok ? noPort : r.errors }) + '\n')
+      if (!r.ok || noPort.length > 0) process.exitCode = 1
     } else {
       let examples
       try {
@@ -71,7 +78,11 @@ export async function codecsTest (config: Config, file: string, opts: CodecTestO
         fail(`${opts.examples!}: ${(err as Error).message}`)
       }
       const outcomes = []
-      for (const e of examples) outcomes.push(await runExample(codec, e))
+      for (const e of examples) {
+        const o = await runExample(codec, e)
+        for (const l of o.logs) process.stderr.write(`codec ${l}\n`)
+        outcomes.push(o)
+      }
       process.stdout.write(formatTable(outcomes))
       if (outcomes.some(o => !o.pass)) process.exitCode = 1
     }

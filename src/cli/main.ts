@@ -190,5 +190,7 @@ simulate.command('thingpark')
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`lorabridge: ${err instanceof Error ? err.message : String(err)}\n`)
-  process.exit(1)
+  // A command may name its status (2: the arguments were wrong, as for commander's own errors).
+  const code = (err as { exitCode?: unknown } | null)?.exitCode
+  process.exit(typeof code === 'number' ? code : 1)
 })

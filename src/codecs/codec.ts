@@ -90,6 +90,8 @@ export class Codec {
     const supported = op === 'decodeUplink' ? this.forms.decodeUplink : op === 'encodeDownlink' ? this.forms.encodeDownlink : this.forms.decodeDownlink
     if (!supported) return this.failed('LB_ERR_CODEC_UNSUPPORTED', `${this.file} has no ${op === 'decodeUplink' ? 'decodeUplink, Decoder or Decode' : op === 'encodeDownlink' ? 'encodeDownlink, Encoder or Encode' : 'decodeDownlink'} function`)
     const t = this.now()
+    // An engine being replaced is not this call's failure: it does not feed the breaker.
+    const restarting = this.sandbox.ready() !== undefined
     if (t < this.suspendedUntil) return this.failed('LB_ERR_CODEC_SUSPENDED', `${this.file} is suspended until ${new Date(this.suspendedUntil).toISOString()} after ${BREAKER_FAILURES} limit failures within ${BREAKER_WINDOW_MS / 1000} s`)
     try {
       const a = this.sandbox.call(op, input)
@@ -100,8 +102,8 @@ export class Codec {
       return { ok: true, value: value(a), warnings: a.warnings, logs }
     } catch (err) {
       if (!(err instanceof CodecError)) throw err
-      if (LIMIT_CODES.has(err.code)) this.limitHit(t)
-      return this.failed(err.code, `${this.file}: ${err.message}`)
+      if (LIMIT_CODES.has(err.code) && !(restarting && err.code === 'LB_ERR_CODEC_CRASHED')) this.limitHit(t)
+      return this.failed(err.code, `${this.file}: ${err.message}`, undefined, err.logs)
     }
   }
 

@@ -13,7 +13,7 @@ export type ExampleType = 'uplink' | 'downlink-encode' | 'downlink-decode'
 
 export interface Example { description: string, type: ExampleType, input: Record<string, unknown>, output: Record<string, unknown> }
 
-export interface ExampleOutcome { example: Example, pass: boolean, mismatches: string[], actual: Record<string, unknown> }
+export interface ExampleOutcome { example: Example, pass: boolean, mismatches: string[], actual: Record<string, unknown>, logs: string[] }
 
 const SECTIONS: Array<[string, ExampleType]> = [['uplinkDecoder', 'uplink'], ['downlinkEncoder', 'downlink-encode'], ['downlinkDecoder', 'downlink-decode']]
 const TYPES = new Set<string>(['uplink', 'downlink-encode', 'downlink-decode'])
@@ -47,7 +47,8 @@ function bytesOf (v: unknown, what: string): number[] {
 }
 
 /** The example's result in TS013's shape: what the expected output is compared with. */
-function actualOf (r: CodecResult<unknown>, shape: (v: unknown) => Record<string, unknown>): Record<string, unknown> {
+function actualOf (r: CodecResult<unknown>, shape: (v: unknown) => Record<string, unknown>, logs: string[]): Record<string, unknown> {
+  logs.push(...r.logs)
   if (r.ok) return { ...shape(r.value), warnings: r.warnings, errors: [] }
   return { errors: r.errors, warnings: r.warnings }
 }
@@ -55,22 +56,22 @@ function actualOf (r: CodecResult<unknown>, shape: (v: unknown) => Record<string
 export async function runExample (codec: Codec, example: Example): Promise<ExampleOutcome> {
   const { input, output } = example
   let actual: Record<string, unknown>
+  const logs: string[] = []
   try {
-    const ready = codec.ready()
-    if (ready !== undefined) await ready
+    for (let ready = codec.ready(); ready !== undefined; ready = codec.ready()) await ready
     if (example.type === 'uplink') {
       const recv = typeof input.recvTime === 'string' ? new Date(input.recvTime) : new Date()
-      actual = actualOf(codec.decodeUplink(bytesOf(input.bytes, 'input.bytes'), Number(input.fPort ?? 0), recv), v => ({ data: v }))
+      actual = actualOf(codec.decodeUplink(bytesOf(input.bytes, 'input.bytes'), Number(input.fPort ?? 0), recv), v => ({ data: v }), logs)
     } else if (example.type === 'downlink-decode') {
-      actual = actualOf(codec.decodeDownlink(bytesOf(input.bytes, 'input.bytes'), Number(input.fPort ?? 0)), v => ({ data: v }))
+      actual = actualOf(codec.decodeDownlink(bytesOf(input.bytes, 'input.bytes'), Number(input.fPort ?? 0)), v => ({ data: v }), logs)
     } else {
       actual = actualOf(codec.encodeDownlink(input.data, typeof input.fPort === 'number' ? input.fPort : undefined), v => {
         const e = v as { bytes: number[], fPort: number | undefined }
         return { bytes: e.bytes, ...(e.fPort !== undefined ? { fPort: e.fPort } : {}) }
-      })
+      }, logs)
     }
   } catch (err) {
-    return { example, pass: false, mismatches: [(err as Error).message], actual: {} }
+    return { example, pass: false, mismatches: [(err as Error).message], actual: {}, logs }
   }
   // What the example states is compared; what it leaves out is not (TTN's examples often omit warnings).
   const mismatches: string[] = []
@@ -82,7 +83,7 @@ export async function runExample (codec: Codec, example: Example): Promise<Examp
     const got = actual[key]
     if (!isDeepStrictEqual(JSON.parse(JSON.stringify(want ?? null)), JSON.parse(JSON.stringify(got ?? null)))) mismatches.push(`${key}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`)
   }
-  return { example, pass: mismatches.length === 0, mismatches, actual }
+  return { example, pass: mismatches.length === 0, mismatches, actual, logs }
 }
 
 /** A plain-text table: one line per example, and what differed under each failure. */

@@ -62,58 +62,54 @@ export function epilogue (standardGlobals: string[]): string {
     Decoder: pick('Decoder'), Encoder: pick('Encoder'), Decode: pick('Decode'), Encode: pick('Encode')
   };
 
-  /** The first place where a value is not JSON, or undefined. Undefined properties are left out, as JSON does. */
-  function notJson (v, path, depth, stack) {
-    if (v === null || typeof v === 'string' || typeof v === 'boolean') return undefined;
-    if (typeof v === 'number') return isFinite(v) ? undefined : path + ' is ' + String(v);
-    if (typeof v === 'undefined') return path + ' is undefined';
-    if (typeof v === 'function') return path + ' is a function';
-    if (typeof v === 'bigint') return path + ' is a BigInt';
-    if (typeof v === 'symbol') return path + ' is a symbol';
-    if (v instanceof DateCtor) return undefined;
-    if (depth > MAX_DEPTH) return path + ' is nested deeper than ' + MAX_DEPTH + ' levels';
-    if (stack.indexOf(v) >= 0) return path + ' refers to itself (a cycle)';
+  /**
+   * A plain copy of what the codec returned, made of JSON values only, or a Failure naming where it
+   * is not JSON. The copy is what gets serialized: a getter, a Proxy trap or a toJSON method runs
+   * once, here, and cannot give JSON.stringify anything this check did not see.
+   * "where" holds the keys down to the current value; the path is spelled only on failure.
+   */
+  var dateToIso = Date.prototype.toISOString;
+  function copy (v, where, depth, stack) {
+    if (v === null) return null;
+    var t = typeof v;
+    if (t === 'string' || t === 'boolean') return v;
+    if (t === 'number') { if (isFinite(v)) return v; throw notJson(where, 'is ' + String(v)); }
+    if (t === 'undefined') throw notJson(where, 'is undefined');
+    if (t === 'function') throw notJson(where, 'is a function');
+    if (t === 'bigint') throw notJson(where, 'is a BigInt');
+    if (t === 'symbol') throw notJson(where, 'is a symbol');
+    if (v instanceof DateCtor) {
+      try { return dateToIso.call(v); } catch (e) { throw notJson(where, 'is not a valid Date'); }
+    }
+    if (depth > MAX_DEPTH) throw notJson(where, 'is nested deeper than ' + MAX_DEPTH + ' levels');
+    if (stack.indexOf(v) >= 0) throw notJson(where, 'refers to itself (a cycle)');
     stack.push(v);
-    var problem;
+    var out;
     if (isArray(v)) {
-      for (var i = 0; i < v.length && problem === undefined; i++) problem = notJson(v[i], path + '[' + i + ']', depth + 1, stack);
+      out = [];
+      for (var i = 0; i < v.length; i++) { where.push(i); out.push(copy(v[i], where, depth + 1, stack)); where.pop(); }
     } else {
       var proto = getPrototypeOf(v);
-      if (proto !== ObjectProto && proto !== null) problem = path + ' is not a plain object';
+      if (proto !== ObjectProto && proto !== null) throw notJson(where, 'is not a plain object');
+      out = {};
       var ks = keys(v);
-      for (var j = 0; j < ks.length && problem === undefined; j++) {
+      for (var j = 0; j < ks.length; j++) {
         var x = v[ks[j]];
-        if (x !== undefined) problem = notJson(x, path + '.' + ks[j], depth + 1, stack);
+        // Left out, as JSON.stringify leaves out a property that is undefined.
+        if (x === undefined) continue;
+        where.push(ks[j]);
+        out[ks[j]] = copy(x, where, depth + 1, stack);
+        where.pop();
       }
     }
     stack.pop();
-    return problem;
+    return out;
   }
 
-  /** The same check as notJson, without building paths (the common case: the result is fine). */
-  function isJson (v, depth, stack) {
-    if (v === null) return true;
-    var t = typeof v;
-    if (t === 'string' || t === 'boolean') return true;
-    if (t === 'number') return isFinite(v);
-    if (t !== 'object') return false;
-    if (v instanceof DateCtor) return true;
-    if (depth > MAX_DEPTH || stack.indexOf(v) >= 0) return false;
-    stack.push(v);
-    var ok = true;
-    if (isArray(v)) {
-      for (var i = 0; i < v.length && ok; i++) ok = isJson(v[i], depth + 1, stack);
-    } else {
-      var proto = getPrototypeOf(v);
-      if (proto !== ObjectProto && proto !== null) ok = false;
-      var ks = keys(v);
-      for (var j = 0; j < ks.length && ok; j++) {
-        var x = v[ks[j]];
-        if (x !== undefined) ok = isJson(x, depth + 1, stack);
-      }
-    }
-    stack.pop();
-    return ok;
+  function notJson (where, what) {
+    var path = 'data';
+    for (var i = 0; i < where.length; i++) path += typeof where[i] === 'number' ? '[' + where[i] + ']' : '.' + where[i];
+    return new Failure(path + ' ' + what);
   }
 
   function messages (list, name) {
@@ -138,11 +134,11 @@ export function epilogue (standardGlobals: string[]): string {
   }
 
   function data (d) {
-    if (!isJson(d, 0, [])) throw new Failure(notJson(d, 'data', 0, []) || 'data is not JSON');
-    return d;
+    return copy(d, [], 0, []);
   }
 
   function answer (run) {
+    take(); // nothing a failed call printed is taken for this call's
     var result;
     try {
       result = run();
@@ -181,7 +177,8 @@ export function epilogue (standardGlobals: string[]): string {
           var r = object(F.encodeDownlink({ data: i.data, variables: i.variables || {} }), 'encodeDownlink');
           var errors = messages(r.errors, 'errors');
           if (errors.length > 0) return { warnings: messages(r.warnings, 'warnings'), errors: errors };
-          var fPort = r.fPort === undefined ? i.fPort : r.fPort;
+          // The request's port, when it names one, wins over the codec's (docs/codecs.md).
+          var fPort = i.fPort === undefined ? r.fPort : i.fPort;
           if (fPort !== undefined && (!isInteger(fPort) || fPort < 0 || fPort > 255)) throw new Failure('fPort must be an integer 0..255, not ' + String(fPort));
           return { bytes: checkedBytes(r.bytes), fPort: fPort, warnings: messages(r.warnings, 'warnings'), errors: [] };
         }

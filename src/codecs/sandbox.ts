@@ -36,6 +36,8 @@ export type CodecErrorCode =
   | 'LB_ERR_CODEC_STACK' | 'LB_ERR_CODEC_RESULT' | 'LB_ERR_CODEC_CRASHED'
 
 export class CodecError extends Error {
+  /** What the codec printed before it failed. */
+  logs: string[] = []
   constructor (readonly code: CodecErrorCode, message: string, readonly line?: number, readonly column?: number) { super(message) }
 }
 
@@ -67,15 +69,14 @@ async function newModule (memoryBytes: number): Promise<QuickJSWASMModule> {
 /** "at decodeUplink (codecs/x.js:12:5)" → 12, 5: the codec's own frame, first. */
 function position (stack: string | undefined, file: string): { line?: number, column?: number } {
   if (stack === undefined) return {}
-  for (const m of stack.matchAll(/\(?([^\s()]+):(\d+):(\d+)\)?/g)) {
-    if (m[1] === file) return { line: Number(m[2]), column: Number(m[3]) }
-  }
-  return {}
+  // The file name as written (it may hold spaces or parentheses), then line and column.
+  const m = new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:(\\d+):(\\d+)`).exec(stack)
+  return m === null ? {} : { line: Number(m[1]), column: Number(m[2]) }
 }
 
 class Engine {
   private deadline = Infinity
-  readonly fns: Record<Operation | 'forms', QuickJSHandle>
+  readonly fns: Record<Operation | 'forms' | 'logs', QuickJSHandle>
 
   private constructor (readonly module: QuickJSWASMModule, readonly runtime: QuickJSRuntime, readonly context: QuickJSContext, fns: Engine['fns']) {
     this.fns = fns
@@ -96,6 +97,9 @@ class Engine {
       const ops = context.getProp(context.global, '__lb')
       for (const op of ['decodeUplink', 'encodeDownlink', 'decodeDownlink', 'forms'] as const) engine.fns[op] = context.getProp(ops, op)
       ops.dispose()
+      const console = context.getProp(context.global, 'console')
+      engine.fns.logs = context.getProp(console, '__take')
+      console.dispose()
     } catch (err) {
       engine.dispose()
       throw err
@@ -152,8 +156,8 @@ class Engine {
       handle.dispose()
     }
     const where = position(stack, file)
-    if (name === 'InternalError' && message === 'interrupted') return new CodecError('LB_ERR_CODEC_TIMEOUT', 'ran past its time limit (an endless loop?)')
-    if (timedOut) return new CodecError('LB_ERR_CODEC_TIMEOUT', 'ran past its time limit')
+    // Only a deadline that passed is a timeout: a codec can throw {name: 'InternalError', message: 'interrupted'} itself.
+    if (timedOut) return new CodecError('LB_ERR_CODEC_TIMEOUT', name === 'InternalError' && message === 'interrupted' ? 'ran past its time limit (an endless loop?)' : 'ran past its time limit')
     if (name === 'InternalError' && (message === 'out of memory' || message === 'string too long')) return new CodecError('LB_ERR_CODEC_MEMORY', 'ran out of memory (the codec memory limit)')
     if ((name === 'InternalError' || name === 'RangeError') && /stack overflow/.test(message)) return new CodecError('LB_ERR_CODEC_STACK', 'stack overflow (recursion deeper than about 300 calls)', where.line, where.column)
     const at = where.line !== undefined ? ` at ${file}:${where.line}:${where.column}` : ''
@@ -171,11 +175,47 @@ class Engine {
       arg.dispose()
     }
     try {
-      if (res.error !== undefined) throw this.failure(res.error, file, 'LB_ERR_CODEC_THROWN')
+      if (res.error !== undefined) {
+        const failure = this.failure(res.error, file, 'LB_ERR_CODEC_THROWN')
+        failure.logs = this.logsAfterFailure()
+        throw failure
+      }
+      // Promise jobs the call queued (a codec's .then) run now, within the same deadline: left
+      // queued, they would pile up call after call until the engine ran out of memory.
+      if (this.runtime.hasPendingJob()) {
+        const jobs = this.runtime.executePendingJobs()
+        if (jobs.error !== undefined) {
+          res.value.dispose()
+          throw this.failure(jobs.error, file, 'LB_ERR_CODEC_THROWN')
+        }
+        jobs.dispose()
+      }
+      // One native operation (a huge sort, repeat or concat) runs without interrupt checks: a call
+      // that returned past its deadline is a timeout too, counted, and its engine replaced.
+      if (Date.now() > this.deadline) {
+        res.value.dispose()
+        throw new CodecError('LB_ERR_CODEC_TIMEOUT', `ran past its time limit (one long operation, ${Date.now() - this.deadline + timeoutMs} ms)`)
+      }
       const text = ctx.getString(res.value)
       res.value.dispose()
       if (text.length > MAX_RESULT_CHARS) throw new CodecError('LB_ERR_CODEC_RESULT', `returned ${text.length} characters of JSON; at most ${MAX_RESULT_CHARS} are kept`)
       return JSON.parse(text) as GlueAnswer | Forms
+    } finally {
+      this.deadline = Infinity
+    }
+  }
+
+  /** What a failed call printed (the glue hands it over only with a result). Never throws. */
+  private logsAfterFailure (): string[] {
+    try {
+      this.deadline = Date.now() + 50
+      const r = this.context.callFunction(this.fns.logs, this.context.undefined)
+      if (r.error !== undefined) { r.error.dispose(); return [] }
+      const logs = this.context.dump(r.value) as unknown
+      r.value.dispose()
+      return Array.isArray(logs) ? logs.filter((l): l is string => typeof l === 'string') : []
+    } catch {
+      return []
     } finally {
       this.deadline = Infinity
     }

@@ -211,7 +211,7 @@ export const ConfigSchema = Type.Object({
     maxChainDepth: Type.Integer({ minimum: 0, default: 2, description: 'How many times an event produced by a rule (a downlink\'s outcome) may trigger rules again.' }),
     codecs: Type.Object({
       timeoutMs: Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'Time limit of one codec call (decodeUplink, encodeDownlink); past it the call fails with LB_ERR_CODEC_TIMEOUT and the codec\'s engine is restarted. A codec that hits its limits 3 times within a minute is suspended for a minute.' }),
-      memoryMiB: Type.Integer({ minimum: 20, maximum: 1024, default: 32, description: 'Memory of one codec\'s engine (its whole WebAssembly memory, about 2 MiB of which QuickJS itself uses); past it a call fails with LB_ERR_CODEC_MEMORY.' }),
+      memoryMiB: Type.Integer({ minimum: 20, maximum: 256, default: 32, description: 'Memory of one codec\'s engine (its whole WebAssembly memory, about 2 MiB of which QuickJS itself uses); past it a call fails with LB_ERR_CODEC_MEMORY.' }),
     }, { ...Strict, default: {}, description: 'JavaScript payload codecs named by decoders (`codec:`), each in its own sandboxed engine (docs/codecs.md).' }),
   }, { ...Strict, default: {}, description: 'The rules engine (PRODUCT.md §4).' }),
   log: Type.Object({

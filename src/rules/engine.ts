@@ -217,8 +217,8 @@ export class RulesEngine {
     if (codec === undefined) {
       r = { ok: false, code: 'LB_ERR_CODEC_LOAD', message: `codec ${ref.path} is not loaded`, errors: [`codec ${ref.path} is not loaded`], warnings: [], logs: [] }
     } else {
-      const restarting = codec.ready()
-      if (restarting !== undefined) await restarting
+      // Looped: another call may hit a limit and start a new restart before this one runs.
+      for (let restarting = codec.ready(); restarting !== undefined; restarting = codec.ready()) await restarting
       const bytes = expressionInput(event).bytes as number[] | undefined ?? []
       r = codec.decodeUplink(bytes, typeof event.fPort === 'number' ? event.fPort : 0, recvTime(event))
     }
@@ -243,8 +243,7 @@ export class RulesEngine {
     if (decoder === undefined) return { ok: false, detail: 'no codec with an encoder (encodeDownlink, Encoder or Encode) matches this device', codecErrors: [] }
     const ref = decoder.codec!
     const codec = ref.codec!
-    const restarting = codec.ready()
-    if (restarting !== undefined) await restarting
+    for (let restarting = codec.ready(); restarting !== undefined; restarting = codec.ready()) await restarting
     const r = codec.encodeDownlink(object, fPort)
     this.opts.onCodecCall?.(ref.path, 'encodeDownlink', r.ok ? 'ok' : r.code)
     if (!r.ok) return { ok: false, detail: `${r.code}: ${r.message}`, codecErrors: r.errors }
