@@ -132,6 +132,10 @@ export class Daemon {
         config, log: child, metrics: this.metrics, broker: this.broker, bus: this.bus, presence, apps, users, kv: this.kv, locator,
         replays, failures: tpFailures, now, ready: storeReady, env: opts.env ?? process.env,
       },
+      acks: {
+        uplinksWithoutAck: network => network === 'thingpark' ? config.downlinks.thingparkUplinksWithoutAck : config.downlinks.conduitAckRetries + 2,
+        timeoutMs: config.downlinks.ackTimeoutSeconds * 1000,
+      },
       adapters: ctx => {
         multitech = new Multitech(ctx)
         thingpark = new ThingParkAdapter(ctx)
@@ -178,7 +182,7 @@ export class Daemon {
       ...adapters,
       // Applications' downlink commands, taken before the broker acknowledges them.
       gateComponent('downlink-commands', () => this.broker.gates.add(this.pipeline.router.gate)),
-      component('cluster-state', async () => {}, async () => { state.stop(); tpFailures.close() }),
+      component('cluster-state', async () => {}, async () => { state.stop(); tpFailures.close(); this.pipeline.close() }),
       // Last: clients connect only once everything that handles their messages is in place.
       this.mqtt,
       // Stopping before the listeners: downlinks still waiting for an HTTP Conduit end in

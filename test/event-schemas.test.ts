@@ -108,7 +108,7 @@ describe('every normalized topic against its JSON Schema', () => {
     }, { dir })
     ;({ client: observer, seen } = await observe(`mqtt://127.0.0.1:${t.port('mqtt')}`))
     tp = new ThingParkSimulator({ asUrl: `http://127.0.0.1:${t.port('http')}/thingpark/tp-eu`, asId: AS_ID, asKey: KEY })
-    await tp.startLrc({ port: lrcPort, sentReportDelayMs: 20 })
+    await tp.startLrc({ port: lrcPort, sentReportDelayMs: 20, acknowledge: true })
   })
   afterAll(async () => {
     await Promise.all(sims.map(s => s.stop()))
@@ -203,6 +203,13 @@ describe('every normalized topic against its JSON Schema', () => {
     await waitFor(`${TP_TOPIC}/down/failed`, e => e.id === 'tp-1' && e.reason === 'not-transmitted')
     await operatorDown(`${TP_TOPIC}/clear`, { id: 'tp-clear' })
     await waitFor(`${TP_TOPIC}/down/failed`, e => e.id === 'tp-clear' && e.reason === 'unsupported')
+    // A confirmed downlink, acknowledged by the device's next uplink; the pending list meanwhile.
+    await operatorDown(`${TP_TOPIC}/down`, { id: 'tp-ack', fPort: 5, hex: '01', confirmed: true, ttlSeconds: 600 })
+    await waitFor(`${TP_TOPIC}/down/sent`, e => e.id === 'tp-ack')
+    await waitFor(`${TP_TOPIC}/down/pending`, e => (e.pending as Array<{ id: string }>).some(p => p.id === 'tp-ack'))
+    expect((await tp.uplink({ devEui: TP_DEV, fPort: 8, fCntUp: 900, payloadHex: '02' })).status).toBe(204)
+    await waitFor(`${TP_TOPIC}/down/acked`, e => e.id === 'tp-ack')
+    await waitFor(`${TP_TOPIC}/down/pending`, e => (e.pending as unknown[]).length === 0)
   })
 
   it('requests without a route or malformed, and the rules\' dead letters', async () => {

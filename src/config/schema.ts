@@ -203,6 +203,11 @@ export const ConfigSchema = Type.Object({
       timeoutMs: Type.Integer({ minimum: 100, default: 10000, description: 'Per-request timeout.' }),
     }, { ...Strict, default: {}, description: 'Token-signed downlink POSTs to the LRC.' }),
   }, { ...Strict, default: {}, description: 'Actility ThingPark HTTPS Generic Application tunnels.' }),
+  downlinks: Type.Object({
+    conduitAckRetries: Type.Integer({ minimum: 0, maximum: 7, default: 2, description: 'Confirmed downlinks to Conduits: the retransmissions asked of the Conduit\'s network server (app-connect `ack_retries`). A confirmed downlink ends in down/failed `not-acknowledged` after this + 2 uplinks of the device without an ACK since it was handed over (docs/downlinks.md).' }),
+    thingparkUplinksWithoutAck: Type.Integer({ minimum: 1, maximum: 16, default: 3, description: 'Confirmed downlinks to ThingPark devices: uplinks without an ACK, after ThingPark reported it sent (or queued it), that end it in down/failed `not-acknowledged`.' }),
+    ackTimeoutSeconds: Type.Integer({ minimum: 1, default: 86400, description: 'A confirmed downlink of which the device\'s uplinks told nothing within this time ends in down/failed `unknown`.' }),
+  }, { ...Strict, default: {}, description: 'Downlink outcomes lorabridge concludes itself (docs/downlinks.md).' }),
   rules: Type.Object({
     dir: Type.String({ default: './rules', description: 'Directory of rule files (*.yaml, *.yml).' }),
     watch: Type.Boolean({ default: true, description: 'Reload rule files when they change.' }),

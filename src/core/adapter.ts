@@ -15,7 +15,7 @@ export type NetworkName = 'multitech' | 'thingpark'
 export interface DownlinkTarget { app: string, devEui: string, route: unknown }
 
 export type SendResult =
-  | { status: 'queued', network?: Network }
+  | { status: 'queued', network?: Network, caveats?: string[] }
   /** The adapter reports the outcome later, through EventSink.outcome (HTTP Conduits fetch their downlinks). */
   | { status: 'deferred' }
   | { status: 'failed', reason: DownlinkFailure, detail: string, network?: Network, codecErrors?: string[] }
@@ -49,7 +49,7 @@ export type Reception = NormalizedEvent & {
   receivedAtMs?: number
 }
 
-export type OutcomeKind = 'down/queued' | 'down/failed' | 'down/sent'
+export type OutcomeKind = 'down/queued' | 'down/failed' | 'down/sent' | 'down/acked'
 
 /** What adapters hand to the pipeline. */
 export interface EventSink {

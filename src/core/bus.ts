@@ -18,7 +18,7 @@ export class EventBus {
 
   constructor (private readonly broker: Broker, readonly root: string) {}
 
-  deviceTopic (app: string, devEui: string, kind: EventKind | 'down' | 'clear'): string {
+  deviceTopic (app: string, devEui: string, kind: EventKind | 'down' | 'clear' | 'down/pending'): string {
     return deviceTopic(this.root, app, devEui, kind)
   }
 

@@ -16,8 +16,14 @@ const RequestSchema = Type.Object({
   data: Type.Optional(Type.String({ pattern: '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$', maxLength: 1024 })),
   confirmed: Type.Optional(Type.Boolean()),
   flush: Type.Optional(Type.Boolean()),
+  replace: Type.Optional(Type.Boolean()),
+  expiresAt: Type.Optional(Type.String({ maxLength: 64 })),
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 604800 })),
   devEui: Type.Optional(Type.String()),
 })
+
+/** An ISO 8601 time with a zone (`Z` or ±hh:mm): a time without one would be read in the server's zone. */
+const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile(RequestSchema)
 
@@ -37,18 +43,27 @@ export function parseDownlinkRequests (payload: Buffer, topicDevEui: string): Pa
 }
 
 /** One request object (a rule's, or one element of a publication). */
-export function checkDownlinkRequest (item: unknown, topicDevEui: string): ParsedRequest {
+export function checkDownlinkRequest (item: unknown, topicDevEui: string, now: number = Date.now()): ParsedRequest {
   const id = typeof (item as { id?: unknown })?.id === 'string' && (item as { id: string }).id !== '' ? (item as { id: string }).id : newId()
   if (item === null || typeof item !== 'object' || Array.isArray(item)) return { ok: false, id, detail: 'expected an object' }
   if (!validate(item)) {
     return { ok: false, id, detail: (validate.errors ?? []).slice(0, 3).map(e => `${formatPointer(e.instancePath)} ${e.message ?? ''}`.trim()).join('; ') }
   }
-  const r = item as { fPort?: number, hex?: string, data?: string, object?: Record<string, unknown>, confirmed?: boolean, flush?: boolean, devEui?: string }
+  const r = item as { fPort?: number, hex?: string, data?: string, object?: Record<string, unknown>, confirmed?: boolean, flush?: boolean, replace?: boolean, expiresAt?: string, ttlSeconds?: number, devEui?: string }
   const payloads = (r.hex !== undefined ? 1 : 0) + (r.data !== undefined ? 1 : 0) + (r.object !== undefined ? 1 : 0)
   if (payloads !== 1) return { ok: false, id, detail: 'needs exactly one of hex, data or object' }
   if (r.devEui !== undefined && r.devEui.replace(/[-:]/g, '').toLowerCase() !== topicDevEui) return { ok: false, id, detail: 'devEui differs from the topic\'s device' }
-  if (r.object !== undefined) return { ok: true, request: { id, fPort: r.fPort, object: r.object, confirmed: r.confirmed === true, flush: r.flush === true } }
+  if (r.expiresAt !== undefined && r.ttlSeconds !== undefined) return { ok: false, id, detail: 'give expiresAt or ttlSeconds, not both' }
+  let expiresAt: number | undefined
+  if (r.expiresAt !== undefined) {
+    expiresAt = ISO_WITH_ZONE.test(r.expiresAt) ? Date.parse(r.expiresAt) : NaN
+    if (Number.isNaN(expiresAt)) return { ok: false, id, detail: `expiresAt "${r.expiresAt}" is not an ISO 8601 time with a zone (e.g. 2026-12-01T10:00:00Z)` }
+  } else if (r.ttlSeconds !== undefined) {
+    expiresAt = now + r.ttlSeconds * 1000
+  }
+  const common = { id, confirmed: r.confirmed === true, flush: r.flush === true || r.replace === true, ...(expiresAt !== undefined ? { expiresAt } : {}) }
+  if (r.object !== undefined) return { ok: true, request: { ...common, fPort: r.fPort, object: r.object } }
   if (r.fPort === undefined) return { ok: false, id, detail: 'fPort is required with hex or data' }
   const bytes = r.hex !== undefined ? Buffer.from(r.hex, 'hex') : Buffer.from(r.data!, 'base64')
-  return { ok: true, request: { id, fPort: r.fPort, bytes, confirmed: r.confirmed === true, flush: r.flush === true } }
+  return { ok: true, request: { ...common, fPort: r.fPort, bytes } }
 }

@@ -15,9 +15,12 @@ import { isNormalizedEui } from '../model/eui.js'
 import type { IngestGate } from '../broker/ingest-gates.js'
 import type { DownlinkEncoder, DownlinkTarget, EventSink, NetworkAdapter, SendResult } from './adapter.js'
 import { parseDownlinkRequests } from './downlink-request.js'
+import type { DownlinkLedger } from './downlink-ledger.js'
 
 export interface DownlinkRouterDeps {
   routes: RouteTable
+  /** Told of every request before it is routed (the pending list, acknowledgements). */
+  ledger?: DownlinkLedger
   adapters: readonly NetworkAdapter[]
   /** Publishes each request's outcome (shared with the adapters that finish later). */
   events: EventSink
@@ -68,14 +71,23 @@ export class DownlinkRouter {
   }
 
   /** One validated request; one with `object` is encoded once its route (and so its network) is known. */
-  request (app: string, devEui: string, request: AnyDownlinkRequest): Promise<void> {
-    if (!('object' in request)) return this.finish(app, devEui, request.id, 'down', (a, t) => a.send(t, request))
+  async request (app: string, devEui: string, request: AnyDownlinkRequest): Promise<void> {
+    if (request.expiresAt !== undefined && request.expiresAt <= Date.now()) {
+      await this.deps.events.outcome('down/failed', { id: request.id, app, devEui, command: 'down', reason: 'expired', detail: `expiresAt ${new Date(request.expiresAt).toISOString()} is already past` }, 'none')
+      return
+    }
+    this.deps.ledger?.requested(app, devEui, request)
+    // Replace: confirmed downlinks already with the network server are flushed with its queue.
+    const replacing = request.flush ? async (): Promise<void> => { await this.deps.ledger?.replaced(devEui, request.id) } : async (): Promise<void> => {}
+    if (!('object' in request)) return this.finish(app, devEui, request.id, 'down', async (a, t) => { await replacing(); return a.send(t, request) })
     return this.finish(app, devEui, request.id, 'down', async (a, t) => {
+      await replacing()
       const encoded = this.deps.encode === undefined
         ? { ok: false as const, detail: 'no codecs are loaded', codecErrors: [] }
         : await this.deps.encode({ app, devEui, network: a.network }, request.object, request.fPort)
       if (!encoded.ok) return { status: 'failed', reason: 'encode-failed', detail: encoded.detail, codecErrors: encoded.codecErrors }
-      const payload: DownlinkRequest = { id: request.id, fPort: encoded.fPort, bytes: encoded.bytes, confirmed: request.confirmed, flush: request.flush }
+      this.deps.ledger?.encoded(devEui, request.id, encoded.fPort, encoded.bytes.length)
+      const payload: DownlinkRequest = { id: request.id, fPort: encoded.fPort, bytes: encoded.bytes, confirmed: request.confirmed, flush: request.flush, ...(request.expiresAt !== undefined ? { expiresAt: request.expiresAt } : {}) }
       return a.send(t, payload)
     })
   }
@@ -115,7 +127,7 @@ export class DownlinkRouter {
     if (result.status === 'deferred') return
     const network = adapter?.network ?? entry.summary.network
     const base = { id, app, devEui, command, ...(result.network !== undefined ? { network: result.network } : {}) }
-    if (result.status === 'queued') await this.deps.events.outcome('down/queued', base, network)
+    if (result.status === 'queued') await this.deps.events.outcome('down/queued', { ...base, ...(result.caveats !== undefined && result.caveats.length > 0 ? { caveats: result.caveats } : {}) }, network)
     else await this.deps.events.outcome('down/failed', { ...base, reason: result.reason, detail: result.detail, ...(result.codecErrors !== undefined ? { codecErrors: result.codecErrors } : {}) }, network)
   }
 }

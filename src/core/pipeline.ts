@@ -15,6 +15,7 @@ import type { Deduplicator } from './dedup.js'
 import type { RouteTable } from './routes.js'
 import type { DownlinkEncoder, DownlinkHandler, EventSink, NetworkAdapter, OutcomeKind, Reception } from './adapter.js'
 import { DownlinkRouter } from './downlinks.js'
+import { DownlinkLedger } from './downlink-ledger.js'
 
 /** What the pipeline needs of the rules: decoders before publication, rules after. */
 export interface RuleRunner {
@@ -37,11 +38,14 @@ export interface PipelineDeps<C> {
   /** The adapters, built with the context plus this pipeline as their event sink. */
   adapters: (context: C & { events: EventSink }) => NetworkAdapter[]
   context: C
+  /** Confirmed downlinks (docs/downlinks.md): uplinks without an ACK that conclude `not-acknowledged`, per network type, and when `unknown`. */
+  acks: { uplinksWithoutAck: (network: string) => number, timeoutMs: number }
 }
 
 export class Pipeline<C> implements EventSink {
   readonly adapters: readonly NetworkAdapter[]
   readonly router: DownlinkRouter
+  readonly ledger: DownlinkLedger
   private readonly deps: PipelineDeps<C>
   /** Rules' downlinks go straight to the router (no round trip through the broker). */
   private readonly ruleDownlink: DownlinkHandler
@@ -49,7 +53,15 @@ export class Pipeline<C> implements EventSink {
   constructor (deps: PipelineDeps<C>) {
     this.deps = deps
     this.adapters = deps.adapters({ ...deps.context, events: this })
+    this.ledger = new DownlinkLedger({
+      uplinksWithoutAck: deps.acks.uplinksWithoutAck,
+      ackTimeoutMs: deps.acks.timeoutMs,
+      outcome: (kind, o, network) => this.outcome(kind, o, network),
+      // Retained: what is pending is a state, for whoever subscribes later (the console too).
+      publishPending: (app, devEui, body) => deps.bus.publish(deps.bus.deviceTopic(app, devEui, 'down/pending'), body, { qos: 1, retain: true }),
+    })
     this.router = new DownlinkRouter({
+      ledger: this.ledger,
       routes: deps.routes, adapters: this.adapters, events: this, log: deps.log, metrics: deps.metrics, root: deps.bus.root,
       echo: (topic, body) => deps.bus.publishIfHeard(topic, body, { qos: 1 }),
       encode: (device, object, fPort) => deps.rules.encode(device, object, fPort),
@@ -84,8 +96,11 @@ export class Pipeline<C> implements EventSink {
     if (kind === 'up' || kind === 'join') metrics.gatewayUplinks.inc({ network: r.network, gateway: r.gateway ?? 'unknown', result: 'published' })
     // After the publication, off its path: rules never delay the event they react to.
     this.deps.rules.react(kind, body, this.ruleDownlink)
+    if (kind === 'up') await this.ledger.uplink(event as { id: string, devEui: string, fCnt?: number, ack?: true })
     return 'published'
   }
+
+  close (): void { this.ledger.close() }
 
   firstSighting (key: string): Promise<boolean> {
     return this.deps.dedup.firstSighting(key)
@@ -94,6 +109,7 @@ export class Pipeline<C> implements EventSink {
   async outcome (kind: OutcomeKind, o: Omit<DownlinkOutcome, 'receivedAt'>, networkType: string): Promise<void> {
     const { bus, metrics, log } = this.deps
     const event: DownlinkOutcome = { ...o, receivedAt: new Date().toISOString() }
+    this.ledger.observe(kind, o, networkType)
     metrics.downlinks.inc({ network: networkType, result: kind.slice(5), reason: o.reason ?? '' })
     if (kind === 'down/failed') log.info({ id: o.id, app: o.app, devEui: o.devEui, reason: o.reason, detail: o.detail }, 'downlink failed')
     await bus.publishIfHeard(bus.deviceTopic(o.app, o.devEui, kind), event)

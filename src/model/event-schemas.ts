@@ -76,7 +76,7 @@ const Gateways = Type.Array(GatewayReceptionSchema, { minItems: 1, description: 
 
 const EventKindSchema = Type.Union([
   Type.Literal('up'), Type.Literal('join'), Type.Literal('status'), Type.Literal('location'),
-  Type.Literal('down/queued'), Type.Literal('down/sent'), Type.Literal('down/failed'),
+  Type.Literal('down/queued'), Type.Literal('down/sent'), Type.Literal('down/acked'), Type.Literal('down/failed'),
 ], { description: 'An event kind: the suffix of its topic.' })
 
 // ---------------------------------------------------------------- device events
@@ -90,6 +90,7 @@ export const UplinkSchema = Type.Object({
   fCnt: Type.Optional(Type.Integer({ minimum: 0, description: 'Uplink frame counter.' })),
   confirmed: Type.Optional(Type.Boolean({ description: 'A confirmed data up (when the network server tells).' })),
   adr: Type.Optional(Type.Boolean()),
+  ack: Type.Optional(Type.Literal(true, { description: 'Present when the frame\'s ACK bit is set: it acknowledges the device\'s last confirmed downlink (app-connect `ack`, ThingPark `ACKbit`).' })),
   data: Base64,
   hex: Hex,
   decoded: Type.Optional(Type.Unknown({ description: 'What the first matching decoder of the rule files returned (a codec\'s `data`); absent when none matched or it failed.' })),
@@ -155,7 +156,10 @@ export const DeviceLocationSchema = Type.Object({
 const RequestCommonFields = {
   id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Correlation id, repeated on the outcome; generated (a UUID) when absent. Rules derive it from the rule and the event.' })),
   confirmed: Type.Optional(Type.Boolean({ default: false })),
-  flush: Type.Optional(Type.Boolean({ default: false, description: 'Flush the device\'s queue at the network server first, where it has one.' })),
+  flush: Type.Optional(Type.Boolean({ default: false, description: 'The same as `replace` (its older name).' })),
+  replace: Type.Optional(Type.Boolean({ default: false, description: 'Flush what is queued for the device first (at the network server, and what lorabridge holds); the flushed requests end in `down/failed` `replaced` where lorabridge knows them (docs/downlinks.md).' })),
+  expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'Drop it if not sent by then (ISO 8601 with a time zone). Not together with `ttlSeconds` (docs/downlinks.md).' })),
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 604800, description: 'Drop it if not sent within this many seconds of the request.' })),
   devEui: Type.Optional(Type.String({ pattern: '^[-:]*(?:[0-9a-fA-F][-:]*){16}$', description: 'If present, must name the topic\'s device (any spelling: case, `-` and `:` are ignored).' })),
 }
 const RequestFields = { ...RequestCommonFields, fPort: Type.Integer({ minimum: 0, maximum: 255 }) }
@@ -188,6 +192,8 @@ const OutcomeFields = {
   network: Type.Optional(Type.Union([MultitechNetworkSchema, ThingParkNetworkSchema], { description: 'The route the request took; absent when it had none (`no-route`, `invalid`).' })),
   command: Type.Union([Type.Literal('down'), Type.Literal('clear')], { description: 'Which command this is the outcome of.' }),
 }
+const Caveats = Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'What the network cannot do of what the request asked, in words: e.g. an expiry a Conduit over MQTT cannot honour, a replace on app-connect v1.1 (docs/downlinks.md).' }))
+const AckedBy = Type.Object({ id: Type.String({ description: 'The `id` of the uplink whose ACK bit acknowledged it.' }), fCnt: Type.Optional(Type.Integer({ minimum: 0 })) }, Closed)
 const SentFields = {
   fCntDn: Type.Optional(Type.Integer({ minimum: 0, description: 'ThingPark `DevEUI_downlink_Sent`: the downlink frame counter used.' })),
   transmissionSlot: Type.Optional(Type.Integer({ minimum: 0, maximum: 9, description: 'ThingPark `DevEUI_downlink_Sent`: the slot used (1 RX1, 2 RX2, …).' })),
@@ -195,15 +201,33 @@ const SentFields = {
 
 export const DownlinkFailureSchema = Type.Union([
   Type.Literal('no-route'), Type.Literal('gateway-offline'), Type.Literal('unsupported'), Type.Literal('invalid'), Type.Literal('encode-failed'),
+  Type.Literal('not-acknowledged'), Type.Literal('unknown'), Type.Literal('replaced'),
   Type.Literal('expired'), Type.Literal('queue-full'), Type.Literal('flushed'), Type.Literal('shutdown'),
   Type.Literal('lrc-refused'), Type.Literal('network-error'), Type.Literal('rejected'), Type.Literal('not-transmitted'),
 ], {
-  description: 'no-route: no uplink or join seen from the device in this application; gateway-offline: its Conduit is gone without a persistent session; unsupported: the route cannot do this (e.g. clear on app-connect v1.1 or ThingPark); invalid: the request does not match the DownlinkRequest schema; encode-failed: its `object` could not be encoded (no codec with an encoder matches the device, or the codec failed: `codecErrors` has its messages); expired / queue-full / flushed: an HTTP Conduit did not fetch it in time / had too many waiting / a clear or flush dropped it; shutdown: the instance holding it for an HTTP Conduit stopped before the Conduit fetched it; lrc-refused: the ThingPark LRC answered 4xx; network-error: the LRC was unreachable past the retries; rejected: DevEUI_downlink_Rejected; not-transmitted: DevEUI_downlink_Sent with DeliveryStatus 0.',
+  description: 'no-route: no uplink or join seen from the device in this application; gateway-offline: its Conduit is gone without a persistent session; unsupported: the route cannot do this (e.g. clear on app-connect v1.1 or ThingPark); invalid: the request does not match the DownlinkRequest schema; not-acknowledged: a confirmed downlink the device\'s uplinks show it did not receive; unknown: a confirmed downlink of which nothing could be concluded in downlinks.ackTimeoutSeconds; replaced: flushed by a later request with `replace`; encode-failed: its `object` could not be encoded (no codec with an encoder matches the device, or the codec failed: `codecErrors` has its messages); expired / queue-full / flushed: an HTTP Conduit did not fetch it in time / had too many waiting / a clear or flush dropped it; shutdown: the instance holding it for an HTTP Conduit stopped before the Conduit fetched it; lrc-refused: the ThingPark LRC answered 4xx; network-error: the LRC was unreachable past the retries; rejected: DevEUI_downlink_Rejected; not-transmitted: DevEUI_downlink_Sent with DeliveryStatus 0.',
 })
 
-export const DownQueuedSchema = Type.Object(OutcomeFields, { ...Closed, title: 'Downlink queued', description: 'The network server (or the Conduit) accepted the request, on `{root}/{app}/devices/{devEui}/down/queued`.' })
+export const DownQueuedSchema = Type.Object({ ...OutcomeFields, caveats: Caveats }, { ...Closed, title: 'Downlink queued', description: 'The network server (or the Conduit) accepted the request, on `{root}/{app}/devices/{devEui}/down/queued`.' })
 
 export const DownSentSchema = Type.Object({ ...OutcomeFields, ...SentFields }, { ...Closed, title: 'Downlink sent', description: 'ThingPark reports the downlink transmitted (`DevEUI_downlink_Sent`, DeliveryStatus 1), on `{root}/{app}/devices/{devEui}/down/sent`.' })
+
+export const DownPendingSchema = Type.Object({
+  app: AppName,
+  devEui: DevEui,
+  pending: Type.Array(Type.Object({
+    id: Type.String({ minLength: 1, description: 'The request\'s id.' }),
+    fPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 255, description: 'Absent for an `object` not encoded yet that names none.' })),
+    size: Type.Optional(Type.Integer({ minimum: 0, description: 'Payload bytes; absent for an `object` not encoded yet.' })),
+    confirmed: Type.Boolean(),
+    expiresAt: Type.Optional(IsoTime('When it is dropped if not sent by then.')),
+    state: Type.Union([Type.Literal('held'), Type.Literal('awaiting-ack')], { description: 'held: lorabridge holds it (an HTTP Conduit has not fetched it, ThingPark retries); awaiting-ack: confirmed, with the network, no ACK yet.' }),
+    since: IsoTime('When it entered this state.'),
+  }, Closed), { description: 'Oldest first; empty when nothing is pending.' }),
+  updatedAt: IsoTime('When the list was published.'),
+}, { ...Closed, title: 'Pending downlinks', description: 'Retained on `{root}/{app}/devices/{devEui}/down/pending`: what lorabridge holds for the device or waits to hear acknowledged, republished when it changes (docs/downlinks.md).' })
+
+export const DownAckedSchema = Type.Object({ ...OutcomeFields, ackedBy: AckedBy }, { ...Closed, title: 'Downlink acknowledged', description: 'A confirmed downlink the device acknowledged (the ACK bit of a later uplink), on `{root}/{app}/devices/{devEui}/down/acked` (docs/downlinks.md).' })
 
 export const DownFailedSchema = Type.Object({
   ...OutcomeFields,
@@ -327,6 +351,8 @@ export const EVENT_SCHEMAS = {
   clear: ClearSchema,
   'down-queued': DownQueuedSchema,
   'down-sent': DownSentSchema,
+  'down-acked': DownAckedSchema,
+  'down-pending': DownPendingSchema,
   'down-failed': DownFailedSchema,
   'gateway-status': GatewayStatusSchema,
   'rules-status': RulesStatusSchema,
@@ -346,6 +372,8 @@ export const TOPIC_SCHEMAS: ReadonlyArray<{ topic: string, schema: EventSchemaNa
   { topic: '{root}/{app}/devices/{devEui}/clear', schema: 'clear' },
   { topic: '{root}/{app}/devices/{devEui}/down/queued', schema: 'down-queued' },
   { topic: '{root}/{app}/devices/{devEui}/down/sent', schema: 'down-sent' },
+  { topic: '{root}/{app}/devices/{devEui}/down/acked', schema: 'down-acked' },
+  { topic: '{root}/{app}/devices/{devEui}/down/pending', schema: 'down-pending' },
   { topic: '{root}/{app}/devices/{devEui}/down/failed', schema: 'down-failed' },
   { topic: '{root}/gateways/{gatewayId}/status', schema: 'gateway-status' },
   { topic: '{root}/_bridge/rules', schema: 'rules-status' },
@@ -405,10 +433,12 @@ export type SchemaTypeChecks = [
   Assert<SameKeys<Static<typeof DeviceStatusSchema>, DeviceStatus>>,
   Assert<SameKeys<Static<typeof DeviceLocationSchema>, DeviceLocation>>,
   // Every outcome names its command; a failure always has a reason and a detail (src/core/downlinks.ts, the transports).
-  Assert<Same<Static<typeof DownQueuedSchema>, Outcome<'reason' | 'detail' | 'fCntDn' | 'transmissionSlot' | 'codecErrors', 'command'>>>,
-  Assert<Same<Static<typeof DownSentSchema>, Outcome<'reason' | 'detail' | 'codecErrors', 'command'>>>,
-  Assert<Same<Static<typeof DownFailedSchema>, Outcome<never, 'command' | 'reason' | 'detail'>>>,
-  Assert<SameKeys<Static<typeof DownFailedSchema>, DownlinkOutcome>>,
+  Assert<Same<Static<typeof DownQueuedSchema>, Outcome<'reason' | 'detail' | 'fCntDn' | 'transmissionSlot' | 'codecErrors' | 'ackedBy', 'command'>>>,
+  Assert<Same<Static<typeof DownSentSchema>, Outcome<'reason' | 'detail' | 'codecErrors' | 'caveats' | 'ackedBy', 'command'>>>,
+  Assert<Same<Static<typeof DownAckedSchema>, Outcome<'reason' | 'detail' | 'fCntDn' | 'transmissionSlot' | 'codecErrors' | 'caveats', 'command' | 'ackedBy'>>>,
+  Assert<Same<Static<typeof DownFailedSchema>, Outcome<'caveats' | 'ackedBy', 'command' | 'reason' | 'detail'>>>,
+  // Every field of the outcome type is in one of the outcome schemas.
+  Assert<SameKeys<Static<typeof DownQueuedSchema> | Static<typeof DownSentSchema> | Static<typeof DownAckedSchema> | Static<typeof DownFailedSchema>, DownlinkOutcome>>,
   // The presence type is looser than what it carries (string where a few values occur).
   Assert<Extends<Static<typeof GatewayStatusSchema>, GatewayStatus>>,
   Assert<SameKeys<Static<typeof GatewayStatusSchema>, GatewayStatus>>,

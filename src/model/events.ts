@@ -54,6 +54,8 @@ export interface Uplink extends EventBase {
   fCnt?: number
   confirmed?: boolean
   adr?: boolean
+  /** The frame's ACK bit: it acknowledges the device's last confirmed downlink. */
+  ack?: true
   /** base64 of the application payload. */
   data: string
   hex: string
@@ -84,7 +86,10 @@ export interface DownlinkRequest {
   /** The payload. */
   bytes: Buffer
   confirmed: boolean
+  /** Flush what is queued for the device first (`replace` or `flush` in the request). */
   flush: boolean
+  /** When it must have been sent by (ms since the epoch): `expiresAt` or `ttlSeconds`. */
+  expiresAt?: number
 }
 
 /** A request carrying `object` instead of a payload: the device's codec encodes it (docs/codecs.md). */
@@ -95,11 +100,12 @@ export interface EncodeRequest {
   object: Record<string, unknown>
   confirmed: boolean
   flush: boolean
+  expiresAt?: number
 }
 
 export type AnyDownlinkRequest = DownlinkRequest | EncodeRequest
 
-/** `down/queued`, `down/sent`, `down/failed`. */
+/** `down/queued`, `down/sent`, `down/acked`, `down/failed`. */
 export interface DownlinkOutcome {
   id: string
   app: string
@@ -114,9 +120,15 @@ export interface DownlinkOutcome {
   transmissionSlot?: number
   /** `encode-failed`: the codec's messages. */
   codecErrors?: string[]
+  /** `down/queued`: what the network cannot do of what was asked (an expiry a Conduit cannot honour…). */
+  caveats?: string[]
+  /** `down/acked`: the uplink that carried the ACK. */
+  ackedBy?: { id: string, fCnt?: number }
 }
 
 export type DownlinkFailure = 'no-route' | 'gateway-offline' | 'unsupported' | 'invalid' | 'encode-failed' | 'expired' | 'queue-full' | 'flushed' | 'shutdown'
+  /** Confirmed downlinks: the device's uplinks show it was not received, or nothing could be concluded in time; a later request with `replace` flushed it. */
+  | 'not-acknowledged' | 'unknown' | 'replaced'
   /** ThingPark: the LRC refused the request (4xx), was unreachable past the retries, rejected it later, or did not transmit it. */
   | 'lrc-refused' | 'network-error' | 'rejected' | 'not-transmitted'
 
@@ -155,4 +167,4 @@ export interface DeviceLocation {
   raw?: unknown
 }
 
-export type EventKind = 'up' | 'join' | 'status' | 'location' | 'down/queued' | 'down/sent' | 'down/failed'
+export type EventKind = 'up' | 'join' | 'status' | 'location' | 'down/queued' | 'down/sent' | 'down/acked' | 'down/failed'

@@ -75,7 +75,7 @@ export class MultitechHttpAdapter implements NetworkAdapter {
   async send (target: DownlinkTarget, req: DownlinkRequest): Promise<SendResult> {
     const route = multitechRoute(target.route)
     if (route === undefined) return NOT_OURS
-    if (req.flush) this.deps.queue.flush(target.devEui)
+    if (req.flush) this.deps.queue.flush(target.devEui, 'replaced', req.id)
     return this.deps.queue.enqueue({ app: target.app, devEui: target.devEui, route }, req)
   }
 
@@ -83,7 +83,7 @@ export class MultitechHttpAdapter implements NetworkAdapter {
     const route = multitechRoute(target.route)
     if (route === undefined) return NOT_OURS
     // app-connect's HTTP mode has no clear; what lorabridge still holds for the device is dropped.
-    this.deps.queue.flush(target.devEui)
+    this.deps.queue.flush(target.devEui, 'flushed')
     return { status: 'queued', network: networkOf(route) }
   }
 }
@@ -111,8 +111,8 @@ export class Multitech {
       maxPayloadBytes: config.multitech.maxPayloadBytes,
       now: ctx.now,
     })
-    this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000, (kind, o, network) => events.outcome(kind, o, network))
-    this.mqtt = new MultitechMqttAdapter({ broker: ctx.broker, ingest: this.ingest, conduits: this.conduits, presence, locator: ctx.locator, log })
+    this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000, (kind, o, network) => events.outcome(kind, o, network), config.downlinks.conduitAckRetries)
+    this.mqtt = new MultitechMqttAdapter({ broker: ctx.broker, ingest: this.ingest, conduits: this.conduits, presence, locator: ctx.locator, log, ackRetries: config.downlinks.conduitAckRetries })
     const routes = config.multitech.http.enabled
       ? appConnectRoutes({
         config, ingest: this.ingest, queue: this.queue, users: ctx.users, log, metrics,

@@ -13,18 +13,26 @@ import { networkOf, type MultitechRoute } from './route.js'
 
 export interface ConduitCommand { topic: string, body: Record<string, unknown> }
 
-/** The Conduit's downlink JSON (§4): `data` base64 or hex, `port`, `ack` for confirmed. */
-export function downlinkBody (route: MultitechRoute, devEui: string, req: DownlinkRequest): Record<string, unknown> {
+/**
+ * The Conduit's downlink JSON (§4): `data` base64 or hex, `port`, `ack` for confirmed, with
+ * `ack_retries` (how many times the network server retransmits it without an ACK: what
+ * `not-acknowledged` is concluded from, docs/downlinks.md).
+ */
+export function downlinkBody (route: MultitechRoute, devEui: string, req: DownlinkRequest, ackRetries: number): Record<string, unknown> {
   return {
     deveui: dashedEui(devEui),
     data: route.encoding === 'hex' ? req.bytes.toString('hex') : req.bytes.toString('base64'),
     port: req.fPort,
     ack: req.confirmed,
+    ...(req.confirmed ? { ack_retries: ackRetries } : {}),
   }
 }
 
-export function downlinkCommand (route: MultitechRoute, devEui: string, req: DownlinkRequest): ConduitCommand | { unsupported: string } {
-  const body = downlinkBody(route, devEui, req)
+/** app-connect over MQTT hands a downlink to the Conduit's network server at once: an expiry cannot be kept. */
+export const MQTT_EXPIRY_CAVEAT = 'expiresAt/ttlSeconds: app-connect over MQTT has no expiry; the Conduit\'s network server sends it at the device\'s next receive window, however late'
+
+export function downlinkCommand (route: MultitechRoute, devEui: string, req: DownlinkRequest, ackRetries: number): ConduitCommand | { unsupported: string } {
+  const body = downlinkBody(route, devEui, req, ackRetries)
   if (route.protocol !== '1.0') {
     if (route.gatewayWire === '') return { unsupported: 'the Conduit of this device is not known yet' }
     return { topic: `lorawan/${route.gatewayWire}/down`, body }
@@ -57,7 +65,7 @@ export function filterMatches (filter: string, topic: string): boolean {
 
 /** Downlinks to Conduits connected over MQTT: published on the Conduit's own topics. */
 export class ConduitMqttDownlinks {
-  constructor (private readonly broker: Broker, private readonly locator: ClientLocator) {}
+  constructor (private readonly broker: Broker, private readonly locator: ClientLocator, private readonly ackRetries: number) {}
 
   /**
    * "Handed to the Conduit's session" (issue scope): the Conduit's client is connected and
@@ -90,7 +98,8 @@ export class ConduitMqttDownlinks {
       const cleared = await this.deliver(route, clearCommand(route, devEui))
       if (cleared.status === 'failed') return { ...cleared, detail: `flush: ${cleared.detail}` }
     }
-    return this.deliver(route, downlinkCommand(route, devEui, req))
+    const sent = await this.deliver(route, downlinkCommand(route, devEui, req, this.ackRetries))
+    return sent.status === 'queued' && req.expiresAt !== undefined ? { ...sent, caveats: [MQTT_EXPIRY_CAVEAT] } : sent
   }
 
   clear (route: MultitechRoute, devEui: string): Promise<SendResult> {

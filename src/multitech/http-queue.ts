@@ -1,7 +1,8 @@
 /**
  * Downlinks for Conduits in app-connect's HTTP mode wait here until the Conduit asks: in the reply
  * to that device's `up` (Class A, §4) or to the periodic `GET …/down` poll (§3). A request is
- * `down/queued` once handed over in a reply, `down/failed` `expired` if not fetched within the TTL.
+ * `down/queued` once handed over in a reply, `down/failed` `expired` if not fetched within the TTL
+ * or by its own expiry, whichever comes first, `replaced` when a request with `replace` came.
  */
 import type { DownlinkRequest } from '../model/events.js'
 import type { EventSink, SendResult } from '../core/adapter.js'
@@ -11,15 +12,16 @@ import { networkOf, type MultitechRoute } from './route.js'
 /** A downlink for a device, through the Conduit of `route`. */
 export interface HttpTarget { app: string, devEui: string, route: MultitechRoute }
 
-interface Pending { target: HttpTarget, req: DownlinkRequest, queuedAt: number }
+interface Pending { target: HttpTarget, req: DownlinkRequest, queuedAt: number, expiresAt: number }
 
 type Report = EventSink['outcome']
 
 export class HttpDownlinkQueue {
   private readonly pending = new Map<string, Pending[]>()
   private readonly sweeper: NodeJS.Timeout
-  constructor (private readonly maxPerDevice: number, private readonly ttlMs: number, private readonly report: Report, private readonly now: () => number = Date.now) {
-    this.sweeper = setInterval(() => { void this.expire() }, Math.min(ttlMs, 10_000))
+  constructor (private readonly maxPerDevice: number, private readonly ttlMs: number, private readonly report: Report, private readonly ackRetries: number, private readonly now: () => number = Date.now) {
+    // Every second: a request's own expiry may be seconds away.
+    this.sweeper = setInterval(() => { void this.expire() }, Math.min(ttlMs, 1000))
     this.sweeper.unref()
   }
 
@@ -28,7 +30,8 @@ export class HttpDownlinkQueue {
     if (list.length >= this.maxPerDevice) {
       return { status: 'failed', reason: 'queue-full', detail: `${this.maxPerDevice} downlinks already wait for this device's Conduit to fetch them`, network: networkOf(target.route) }
     }
-    list.push({ target, req, queuedAt: this.now() })
+    const queuedAt = this.now()
+    list.push({ target, req, queuedAt, expiresAt: Math.min(queuedAt + this.ttlMs, req.expiresAt ?? Infinity) })
     this.pending.set(target.devEui, list)
     return { status: 'deferred' }
   }
@@ -45,31 +48,38 @@ export class HttpDownlinkQueue {
     for (const devEui of new Set(devEuis)) {
       const list = this.pending.get(devEui)
       if (list === undefined) continue
-      const handed = list.filter(p => mayTake(p.target.route))
+      const t = this.now()
+      const handed = list.filter(p => mayTake(p.target.route) && p.expiresAt > t)
       if (handed.length === 0) continue
       const kept = list.filter(p => !handed.includes(p))
       if (kept.length === 0) this.pending.delete(devEui)
       else this.pending.set(devEui, kept)
       for (const p of handed) {
         const route = p.target.route
-        out.push(downlinkBody(route, devEui, p.req))
+        out.push(downlinkBody(route, devEui, p.req, this.ackRetries))
         await this.report('down/queued', { id: p.req.id, app: p.target.app, devEui, command: 'down', network: networkOf(route) }, 'multitech')
       }
     }
     return out
   }
 
-  flush (devEui: string): void {
+  /** Drops what waits for the device: after a clear (`flushed`), or for a request with `replace` (`replaced`). */
+  flush (devEui: string, reason: 'flushed' | 'replaced', by?: string): void {
     const list = this.pending.get(devEui) ?? []
     this.pending.delete(devEui)
-    for (const p of list) void this.fail(p, 'flushed', 'dropped by a clear or a flush before the Conduit fetched it')
+    const detail = reason === 'replaced' ? `replaced by request ${by ?? '?'} before the Conduit fetched it` : 'dropped by a clear before the Conduit fetched it'
+    for (const p of list) void this.fail(p, reason, detail)
   }
 
   private async expire (): Promise<void> {
-    const cutoff = this.now() - this.ttlMs
+    const t = this.now()
     for (const [devEui, list] of this.pending) {
-      const keep = list.filter(p => p.queuedAt > cutoff)
-      for (const p of list.filter(p => p.queuedAt <= cutoff)) await this.fail(p, 'expired', `not fetched by the Conduit within ${Math.round(this.ttlMs / 1000)} s`)
+      const keep = list.filter(p => p.expiresAt > t)
+      for (const p of list.filter(p => p.expiresAt <= t)) {
+        await this.fail(p, 'expired', p.req.expiresAt !== undefined && p.req.expiresAt <= p.queuedAt + this.ttlMs
+          ? `not fetched by the Conduit before its expiry, ${new Date(p.req.expiresAt).toISOString()}`
+          : `not fetched by the Conduit within ${Math.round(this.ttlMs / 1000)} s`)
+      }
       if (keep.length === 0) this.pending.delete(devEui)
       else this.pending.set(devEui, keep)
     }
@@ -85,7 +95,7 @@ export class HttpDownlinkQueue {
     for (const list of lists) for (const p of list) await this.fail(p, 'shutdown', 'lorabridge stopped before the Conduit fetched it; publish it again')
   }
 
-  private async fail (p: Pending, reason: 'expired' | 'flushed' | 'shutdown', detail: string): Promise<void> {
+  private async fail (p: Pending, reason: 'expired' | 'flushed' | 'replaced' | 'shutdown', detail: string): Promise<void> {
     await this.report('down/failed', { id: p.req.id, app: p.target.app, devEui: p.target.devEui, command: 'down', reason, detail, network: networkOf(p.target.route) }, 'multitech')
   }
 

@@ -35,8 +35,10 @@ export class MultitechMqttAdapter implements NetworkAdapter {
     presence: GatewayPresence
     locator: ClientLocator
     log: Logger
+    /** Retransmissions of confirmed downlinks (downlinks.conduitAckRetries). */
+    ackRetries: number
   }) {
-    this.downlinks = new ConduitMqttDownlinks(deps.broker, deps.locator)
+    this.downlinks = new ConduitMqttDownlinks(deps.broker, deps.locator, deps.ackRetries)
   }
 
   /**

@@ -78,6 +78,8 @@ export function normalizeUplink (p: UplinkPayload, topicDevEui: string | undefin
     fCnt,
     confirmed: phy.confirmed,
     adr: p.adr,
+    // Only when set: it is news only then (an acknowledgement of a confirmed downlink).
+    ack: p.ack === true ? true : undefined,
     data: bytes.toString('base64'),
     hex,
     time: isoTime(p.time),

@@ -14,7 +14,7 @@ import { Expression } from './expression.js'
 import { parseDuration } from './duration.js'
 import { Codec, CodecError, DEFAULT_CODEC_LIMITS, type CodecLimits } from '../codecs/codec.js'
 
-export const EVENT_KINDS: EventKind[] = ['up', 'join', 'status', 'location', 'down/queued', 'down/sent', 'down/failed']
+export const EVENT_KINDS: EventKind[] = ['up', 'join', 'status', 'location', 'down/queued', 'down/sent', 'down/acked', 'down/failed']
 
 const OneOrMany = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Array(t, { minItems: 1 })])
 const Kind = Type.Union(EVENT_KINDS.map(k => Type.Literal(k)))

@@ -104,6 +104,13 @@ export interface ConduitOptions {
    * lists start-up devices of the app EUI plus joined ones.
    */
   fidelity?: 'doc' | 'code'
+  /**
+   * The devices acknowledge confirmed downlinks as LoRaWAN Class A devices do: the network server
+   * transmits one in the receive window of the device's next uplink (again after each further
+   * uplink, `ack_retries` times, while unacknowledged), and the device's uplink after the window it
+   * was received in carries the ACK bit. `lose()` makes a device miss the next ones. Default false.
+   */
+  acknowledge?: boolean
 }
 
 export interface ReceivedDownlink {
@@ -124,6 +131,8 @@ export interface UplinkOptions {
   time?: Date
   confirmed?: boolean
   gweui?: string
+  /** The ACK bit (set by the simulator itself when `acknowledge` is on). */
+  ack?: boolean
 }
 
 /** The HTTP init response (§3); defaults are AC3's built-ins. */
@@ -439,7 +448,7 @@ export class ConduitSimulator extends EventEmitter {
   async uplink (device?: SimDevice | number, opts: UplinkOptions = {}): Promise<Json> {
     this.ensureRunning()
     const dev = this.device(device)
-    const body = this.serializeUplink(this.buildUplink(dev, opts))
+    const body = this.serializeUplink(this.buildUplink(dev, this.window(dev, opts)))
     dev.fCnt++
     if (this.transport === 'http') {
       const path = this.apiPath(`${dev.appEui}/${dev.devEui}/up`)
@@ -459,7 +468,7 @@ export class ConduitSimulator extends EventEmitter {
     this.ensureRunning()
     const items = devices.map(d => {
       const dev = this.device(d)
-      const body = this.serializeUplink(this.buildUplink(dev, opts))
+      const body = this.serializeUplink(this.buildUplink(dev, this.window(dev, opts)))
       dev.fCnt++
       return { dev, body }
     })
@@ -573,13 +582,13 @@ export class ConduitSimulator extends EventEmitter {
       fcnt,
       cls: 0,
       port: opts.port ?? 1,
-      mhdr: buildMhdr({ devAddr: dev.devAddr, fCnt: fcnt, confirmed: opts.confirmed, fOptsLen: optsHex.length / 2 }),
+      mhdr: buildMhdr({ devAddr: dev.devAddr, fCnt: fcnt, confirmed: opts.confirmed, ack: opts.ack, fOptsLen: optsHex.length / 2 }),
       data: data.toString('base64'),
       appeui: dev.appEui,
       deveui: dev.devEui,
       joineui: dev.appEui,
       devaddr: dev.devAddr,
-      ack: false,
+      ack: opts.ack === true,
       adr: true,
       gweui: opts.gweui ?? this.gatewayEuis[0],
       seqn: fcnt,
@@ -742,7 +751,46 @@ export class ConduitSimulator extends EventEmitter {
     else if (event === 'clear') this.emit('clear', { devEui, topic })
   }
 
+  /** Confirmed downlinks the simulated network server holds per device (dashed lower-case DevEUI). */
+  private readonly confirmedQueue = new Map<string, Array<{ retries: number, tries: number, lost: boolean }>>()
+  /** Devices whose next uplink carries the ACK bit. */
+  private readonly owesAck = new Set<string>()
+  private readonly toLose = new Map<string, number>()
+
+  /** The device misses the next `count` confirmed downlinks (every transmission of each). */
+  lose (devEui: string, count = 1): void {
+    const key = dashed(devEui.replace(/[-:]/g, '').toLowerCase())
+    this.toLose.set(key, (this.toLose.get(key) ?? 0) + count)
+  }
+
+  /** One uplink's Class A window: whether it carries an ACK, and which confirmed downlink goes out after it. */
+  private window (dev: SimDevice, opts: UplinkOptions): UplinkOptions {
+    if (this.opts.acknowledge !== true || opts.ack !== undefined) return opts
+    const key = dev.devEui.toLowerCase()
+    const ack = this.owesAck.delete(key)
+    const q = this.confirmedQueue.get(key)
+    const head = q?.[0]
+    if (q !== undefined && head !== undefined) {
+      head.tries++
+      if (!head.lost) {
+        q.shift()
+        this.owesAck.add(key)
+      } else if (head.tries > head.retries) {
+        q.shift()
+      }
+    }
+    return ack ? { ...opts, ack: true } : opts
+  }
+
   private deliverDownlink (devEui: string, payload: Json, where: { topic?: string, path?: string }): ReceivedDownlink {
+    if (this.opts.acknowledge === true && payload.ack === true) {
+      const key = devEui.toLowerCase()
+      const losing = this.toLose.get(key) ?? 0
+      if (losing > 0) this.toLose.set(key, losing - 1)
+      const q = this.confirmedQueue.get(key) ?? []
+      q.push({ retries: typeof payload.ack_retries === 'number' ? payload.ack_retries : 0, tries: 0, lost: losing > 0 })
+      this.confirmedQueue.set(key, q)
+    }
     const raw = typeof payload.data === 'string' ? payload.data : ''
     // encodeHex: hex is converted; anything else is passed on unchanged, i.e. taken as base64 (AC3:1055-1064).
     const data = this.encodeHex && /^(?:[0-9a-fA-F]{2})*$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64')

@@ -193,6 +193,11 @@ export interface LrcOptions {
   maxTimeDeviationSeconds?: number
   /** delay before DevEUI_downlink_Sent, default 50 ms; < 0 = never send it */
   sentReportDelayMs?: number
+  /**
+   * The devices acknowledge confirmed downlinks (Confirmed=1): the device's next uplink after the
+   * sent report carries ACKbit 1, unless `lose()` made it miss the downlink. Default false.
+   */
+  acknowledge?: boolean
 }
 
 type Json = Record<string, unknown>
@@ -305,7 +310,23 @@ export class ThingParkSimulator extends EventEmitter {
   private lrcUrl: string | undefined
   private readonly timers = new Set<NodeJS.Timeout>()
   private readonly pending = new Set<Promise<unknown>>()
-  private lrcOpts: Required<Pick<LrcOptions, 'maxTimeDeviationSeconds' | 'sentReportDelayMs'>> = { maxTimeDeviationSeconds: 60, sentReportDelayMs: 50 }
+  private lrcOpts: Required<Pick<LrcOptions, 'maxTimeDeviationSeconds' | 'sentReportDelayMs' | 'acknowledge'>> = { maxTimeDeviationSeconds: 60, sentReportDelayMs: 50, acknowledge: false }
+  /** Devices (DevEUI upper case) whose next uplink carries ACKbit. */
+  private readonly owesAck = new Set<string>()
+  private readonly toLose = new Map<string, number>()
+  private readonly toFail = new Map<string, Array<[string, string, string]>>()
+
+  /** The device misses the next `count` confirmed downlinks: sent, never acknowledged. */
+  lose (devEui: string, count = 1): void {
+    const key = devEui.toUpperCase()
+    this.toLose.set(key, (this.toLose.get(key) ?? 0) + count)
+  }
+
+  /** The LRC does not transmit the device's next downlink: its DevEUI_downlink_Sent has DeliveryStatus 0 with these causes (RX1, RX2, ping slot). */
+  failNext (devEui: string, causes: [string, string, string] = ['A3', 'D0', '00']): void {
+    const key = devEui.toUpperCase()
+    this.toFail.set(key, [...this.toFail.get(key) ?? [], causes])
+  }
 
   constructor (opts: ThingParkSimulatorOptions) {
     super()
@@ -421,7 +442,9 @@ export class ThingParkSimulator extends EventEmitter {
   }
 
   async uplink (o: UplinkInput, p?: PostOptions): Promise<PostResult> {
-    return this.post('DevEUI_uplink', this.buildUplink(o), p)
+    // ThingPark sends ACKbit only when it is set (§1.2).
+    const acking = this.owesAck.delete(o.devEui.toUpperCase())
+    return this.post('DevEUI_uplink', this.buildUplink(acking ? { ...o, extra: { ACKbit: 1, ...o.extra } } : o), p)
   }
 
   /** The join-request variant of `DevEUI_uplink` (§1.3): no FPort/FCntUp/payload_hex, MType 0, `Spfact`. */
@@ -654,7 +677,7 @@ export class ThingParkSimulator extends EventEmitter {
   /** Serves POST /thingpark/lrc/rest/downlink; resolves with its full URL. */
   async startLrc (o: LrcOptions = {}): Promise<string> {
     if (this.server !== undefined) throw new Error('the LRC endpoint is already running')
-    this.lrcOpts = { maxTimeDeviationSeconds: o.maxTimeDeviationSeconds ?? 60, sentReportDelayMs: o.sentReportDelayMs ?? 50 }
+    this.lrcOpts = { maxTimeDeviationSeconds: o.maxTimeDeviationSeconds ?? 60, sentReportDelayMs: o.sentReportDelayMs ?? 50, acknowledge: o.acknowledge ?? false }
     const server = http.createServer((req, res) => { this.handleLrc(req, res) })
     this.server = server
     const host = o.host ?? '127.0.0.1'
@@ -723,9 +746,18 @@ export class ThingParkSimulator extends EventEmitter {
     const requested = q.FCntDn !== undefined && /^\d+$/.test(q.FCntDn) ? Number(q.FCntDn) : undefined
     const fCntDn = requested ?? dev.fCntDn
     dev.fCntDn = fCntDn + 1
+    const failing = this.toFail.get(devEui)?.shift()
+    const confirmed = q.Confirmed === '1'
     const timer = setTimeout(() => {
       this.timers.delete(timer)
-      const job = this.downlinkSent({ devEui, fPort: Number(q.FPort), fCntDn, deliveryStatus: 1, correlationId: q.CorrelationID, transmissionSlot: 1 })
+      if (failing === undefined && confirmed && this.lrcOpts.acknowledge) {
+        const losing = this.toLose.get(devEui) ?? 0
+        if (losing > 0) this.toLose.set(devEui, losing - 1)
+        else this.owesAck.add(devEui)
+      }
+      const job = this.downlinkSent(failing !== undefined
+        ? { devEui, fPort: Number(q.FPort), fCntDn, deliveryStatus: 0, causes: failing, correlationId: q.CorrelationID, transmissionSlot: 0 }
+        : { devEui, fPort: Number(q.FPort), fCntDn, deliveryStatus: 1, correlationId: q.CorrelationID, transmissionSlot: 1 })
         .then(r => { this.emit('sent-report', r) })
         .catch((err: unknown) => {
           const e = err instanceof Error ? err : new Error(String(err))

@@ -29,6 +29,8 @@ interface Pending {
   attempt: number
   nextAt: number
   firstAt: number
+  /** The request's own expiry (ms), else the connection's validitySeconds from the first attempt. */
+  expiresAt?: number
 }
 
 export interface Correlation { id: string, app: string, devEui: string, connection: string }
@@ -99,7 +101,10 @@ export class ThingParkDownlinks {
       attempt: 0,
       nextAt: this.now(),
       firstAt: this.now(),
+      ...(req.expiresAt !== undefined ? { expiresAt: req.expiresAt } : {}),
     }
+    // Replace: what this instance still retries for the device would be flushed at the LRC anyway.
+    if (req.flush) await this.replacePending(target.devEui, req.id)
     await this.deps.kv.set(CORRELATION + p.correlationId, JSON.stringify({ id: p.id, app: p.app, devEui: p.devEui, connection: p.connection } satisfies Correlation), CORRELATION_TTL_MS)
     await this.deps.kv.set(PENDING + p.id, JSON.stringify(p))
     this.schedule(p)
@@ -115,6 +120,18 @@ export class ThingParkDownlinks {
       reason: 'unsupported',
       detail: 'ThingPark flushes a queue only together with a downlink: send one with "flush": true',
       ...(c !== undefined ? { network: this.network(c) } : {}),
+    }
+  }
+
+  private async replacePending (devEui: string, by: string): Promise<void> {
+    for (const [key, value] of await this.deps.kv.entries(PENDING)) {
+      const p = JSON.parse(value) as Pending
+      if (p.devEui !== devEui || p.id === by) continue
+      clearTimeout(this.timers.get(p.id))
+      this.timers.delete(p.id)
+      if (!await this.deps.kv.del(key).then(() => true, () => false)) continue
+      const c = this.deps.connections.get(p.connection)
+      await this.deps.report('down/failed', { id: p.id, app: p.app, devEui: p.devEui, command: 'down', reason: 'replaced', detail: `replaced by request ${by} before the LRC accepted it`, ...(c !== undefined ? { network: this.network(c) } : {}) }, 'thingpark')
     }
   }
 
@@ -155,8 +172,9 @@ export class ThingParkDownlinks {
     const params: QueryParam[] = [['DevEUI', p.devEui.toUpperCase()], ['FPort', String(p.fPort)], ['Payload', p.hex]]
     if (p.confirmed) params.push(['Confirmed', '1'])
     if (p.flush) params.push(['FlushDownlinkQueue', '1'])
-    // An absolute expiry, so that retries do not extend the validity.
-    if (c.validitySeconds !== undefined) params.push(['ValidityTime', lrcTime(new Date(p.firstAt + c.validitySeconds * 1000))])
+    // An absolute expiry, so that retries do not extend the validity: the request's own, else the connection's.
+    const validUntil = p.expiresAt ?? (c.validitySeconds !== undefined ? p.firstAt + c.validitySeconds * 1000 : undefined)
+    if (validUntil !== undefined) params.push(['ValidityTime', lrcTime(new Date(validUntil))])
     params.push(['AS_ID', c.asId], ['Time', lrcTime(new Date(this.now()))], ['CorrelationID', p.correlationId])
     return params
   }
@@ -165,6 +183,10 @@ export class ThingParkDownlinks {
     const c = this.deps.connections.get(p.connection)
     if (c === undefined) return this.finish(p, undefined, { reason: 'no-route', detail: `ThingPark connection "${p.connection}" is no longer configured` })
     const opts = this.deps.config.thingpark.downlink
+    // A request that expired while waiting for a retry is not sent: the LRC would drop it anyway.
+    if (p.expiresAt !== undefined && p.expiresAt <= this.now()) {
+      return this.finish(p, c, { reason: 'expired', detail: `its expiry, ${new Date(p.expiresAt).toISOString()}, passed before the LRC accepted it (${p.attempt} attempts)` })
+    }
     p.attempt++
     const { query } = signDownlinkQuery(this.params(p, c), c.asKey)
     const abort = new AbortController()
@@ -199,7 +221,7 @@ export class ThingParkDownlinks {
     this.schedule(p)
   }
 
-  private async finish (p: Pending, c: TpConnection | undefined, failure: { reason: 'lrc-refused' | 'network-error' | 'no-route', detail: string } | undefined): Promise<void> {
+  private async finish (p: Pending, c: TpConnection | undefined, failure: { reason: 'lrc-refused' | 'network-error' | 'no-route' | 'expired', detail: string } | undefined): Promise<void> {
     await this.deps.kv.del(PENDING + p.id)
     const base = { id: p.id, app: p.app, devEui: p.devEui, command: 'down' as const, ...(c !== undefined ? { network: this.network(c) } : {}) }
     if (failure === undefined) await this.deps.report('down/queued', base, 'thingpark')

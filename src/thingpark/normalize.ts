@@ -47,6 +47,7 @@ export function normalizeUplink (f: FieldReader, ctx: TpContext): TpNormalized<U
   const hex = f.hex('payload_hex', true)
   const mtype = f.int('MType', false, 0, 7)
   const adr = f.int('ADRbit', false, 0, 1)
+  const ack = f.int('ACKbit', false, 0, 1)
   const devAddr = f.hex('DevAddr', false, 8)
   const frequency = f.num('Frequency')
   const sf = f.int('SpFact', false, 5, 12)
@@ -67,6 +68,8 @@ export function normalizeUplink (f: FieldReader, ctx: TpContext): TpNormalized<U
       // absence means false (and `adr` is always present here).
       confirmed: mtype !== undefined ? mtype === 4 : undefined,
       adr: adr === 1,
+      // ThingPark sends ACKbit only when it is set (§1.2); published only then, as from a Conduit.
+      ack: ack === 1 ? true : undefined,
       data: bytes.toString('base64'),
       hex,
       time: f.time('Time'),
