@@ -69,7 +69,7 @@ describe('downlinks a user can trust', () => {
     await writeFile(join(dir, 'rules', 'acks.yaml'), RULES)
     const lrcPort = await freePort()
     t = await startTestDaemon({
-      applications: [{ name: 'farm', match: { appEui: [MQTT_DEV.appEui], thingpark: ['tp'] } }],
+      applications: [{ name: 'farm', region: 'EU868', match: { appEui: [MQTT_DEV.appEui], thingpark: ['tp'] } }],
       mqtt: { listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }] },
       rules: { dir: './rules' },
       // 8 s: long enough that no other test's confirmed downlink times out on a loaded machine.
@@ -197,6 +197,28 @@ describe('downlinks a user can trust', () => {
     const expired = await outcome(dev, 'h-ttl')
     expect(expired.body).toMatchObject({ reason: 'expired' })
     expect(expired.body.detail).toMatch(/before its expiry/)
+  })
+
+  it('refuses at once a payload larger than the region allows at the device\'s latest data rate, with the limit', async () => {
+    const dev = eui(MQTT_DEV.devEui)
+    // SF12 in EU868: DR0, whose RX1 carries at most 51 bytes.
+    await mqttSim.uplink(0, { port: 1, datr: 'SF12BW125' })
+    await down(dev, [{ id: 'fits', fPort: 2, hex: '00'.repeat(51) }, { id: 'too-big', fPort: 2, hex: '00'.repeat(52) }])
+    expect((await outcome(dev, 'fits')).kind).toBe('down/queued')
+    const refused = await outcome(dev, 'too-big')
+    expect(refused.body).toMatchObject({ reason: 'too-large' })
+    expect(refused.body.detail).toMatch(/^52 bytes; at most 51 in EU868 at DR0/)
+    expect(mqttSim.downlinks.some(d => d.data.length === 52)).toBe(false)
+    // Back at SF7 (DR5: 242 bytes), the same request fits.
+    await mqttSim.uplink(0, { port: 1 })
+    await down(dev, { id: 'fits-now', fPort: 2, hex: '00'.repeat(52) })
+    expect((await outcome(dev, 'fits-now')).kind).toBe('down/queued')
+    // ThingPark reports the spreading factor alone.
+    expect((await tp.uplink({ devEui: TP_DEV, fPort: 3, fCntUp: ++tpFCnt, payloadHex: '01', extra: { SpFact: 12 } })).status).toBe(204)
+    await until(() => seen.some(x => x.topic.endsWith(`${TP_DEV.toLowerCase()}/up`) && (JSON.parse(x.payload) as { fCnt?: number }).fCnt === tpFCnt), 'the SF12 uplink')
+    await down(TP_DEV.toLowerCase(), { id: 'tp-too-big', fPort: 2, hex: '00'.repeat(60) })
+    expect((await outcome(TP_DEV.toLowerCase(), 'tp-too-big')).body).toMatchObject({ reason: 'too-large' })
+    await tpUplink()
   })
 
   it('ThingPark: confirmed → queued, sent, then acked by the next uplink\'s ACKbit; ValidityTime from the expiry', async () => {

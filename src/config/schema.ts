@@ -5,6 +5,7 @@
  */
 import { EUI_PATTERN } from '../model/eui.js'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { REGIONS } from '../core/regional-limits.js'
 
 const Strict = { additionalProperties: false } as const
 
@@ -166,6 +167,7 @@ export const ConfigSchema = Type.Object({
   }, { ...Strict, description: 'Redis for persistence and clustering; absent: in memory.' })),
   applications: Type.Array(Type.Object({
     name: AppName,
+    region: Type.Optional(Type.Union(REGIONS.map(r => Type.Literal(r)), { description: 'The LoRaWAN region of the application\'s devices: downlinks larger than the region allows at a device\'s latest data rate end in down/failed `too-large` (docs/downlinks.md). Default: downlinks.region.' })),
     match: Type.Object(ApplicationMatch.properties, { ...Strict, default: {}, description: 'A device belongs to the first application that matches it.' }),
   }, Strict), { default: [], description: 'Applications, in topics as {app}; unmatched devices go to `default`.' }),
   events: Type.Object({
@@ -206,6 +208,7 @@ export const ConfigSchema = Type.Object({
   downlinks: Type.Object({
     conduitAckRetries: Type.Integer({ minimum: 0, maximum: 7, default: 2, description: 'Confirmed downlinks to Conduits: the retransmissions asked of the Conduit\'s network server (app-connect `ack_retries`). A confirmed downlink ends in down/failed `not-acknowledged` after this + 2 uplinks of the device without an ACK since it was handed over (docs/downlinks.md).' }),
     thingparkUplinksWithoutAck: Type.Integer({ minimum: 1, maximum: 16, default: 3, description: 'Confirmed downlinks to ThingPark devices: uplinks without an ACK, after ThingPark reported it sent (or queued it), that end it in down/failed `not-acknowledged`.' }),
+    region: Type.Optional(Type.Union(REGIONS.map(r => Type.Literal(r)), { description: 'The LoRaWAN region of devices whose application names none; without one, downlink sizes are not checked.' })),
     ackTimeoutSeconds: Type.Integer({ minimum: 1, default: 86400, description: 'A confirmed downlink of which the device\'s uplinks told nothing within this time ends in down/failed `unknown`.' }),
   }, { ...Strict, default: {}, description: 'Downlink outcomes lorabridge concludes itself (docs/downlinks.md).' }),
   rules: Type.Object({

@@ -59,6 +59,8 @@ export interface EventSink {
   firstSighting (key: string): Promise<boolean>
   /** Publishes a downlink request's outcome (adapters that finish later report through it). */
   outcome (kind: OutcomeKind, o: Omit<DownlinkOutcome, 'receivedAt'>, networkType: string): Promise<void>
+  /** A request an adapter holds again after a restart (it survived in the store): listed as pending until its outcome. */
+  held (app: string, devEui: string, request: DownlinkRequest): void
 }
 
 /** Where a rule's validated request goes; `body` is the request as the rule wrote it (what observers of `…/down` see). */

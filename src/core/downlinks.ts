@@ -16,6 +16,8 @@ import type { IngestGate } from '../broker/ingest-gates.js'
 import type { DownlinkEncoder, DownlinkTarget, EventSink, NetworkAdapter, SendResult } from './adapter.js'
 import { parseDownlinkRequests } from './downlink-request.js'
 import type { DownlinkLedger } from './downlink-ledger.js'
+import { downlinkLimit, type Region } from './regional-limits.js'
+import type { RouteEntry } from './routes.js'
 
 export interface DownlinkRouterDeps {
   routes: RouteTable
@@ -31,6 +33,8 @@ export interface DownlinkRouterDeps {
   echo?: (topic: string, body: Record<string, unknown>) => Promise<void>
   /** Encodes requests that carry `object` (the device's codec); without it they fail `encode-failed`. */
   encode?: DownlinkEncoder
+  /** The LoRaWAN region of an application's devices, for the size check; undefined: not checked. */
+  region?: (app: string) => Region | undefined
 }
 
 export class DownlinkRouter {
@@ -79,17 +83,43 @@ export class DownlinkRouter {
     this.deps.ledger?.requested(app, devEui, request)
     // Replace: confirmed downlinks already with the network server are flushed with its queue.
     const replacing = request.flush ? async (): Promise<void> => { await this.deps.ledger?.replaced(devEui, request.id) } : async (): Promise<void> => {}
-    if (!('object' in request)) return this.finish(app, devEui, request.id, 'down', async (a, t) => { await replacing(); return a.send(t, request) })
-    return this.finish(app, devEui, request.id, 'down', async (a, t) => {
-      await replacing()
+    if (!('object' in request)) {
+      return this.finish(app, devEui, request.id, 'down', async (a, t, entry) => {
+        const tooLarge = this.tooLarge(app, entry, request.bytes.length)
+        if (tooLarge !== undefined) return tooLarge
+        await replacing()
+        return a.send(t, request)
+      })
+    }
+    return this.finish(app, devEui, request.id, 'down', async (a, t, entry) => {
       const encoded = this.deps.encode === undefined
         ? { ok: false as const, detail: 'no codecs are loaded', codecErrors: [] }
         : await this.deps.encode({ app, devEui, network: a.network }, request.object, request.fPort)
       if (!encoded.ok) return { status: 'failed', reason: 'encode-failed', detail: encoded.detail, codecErrors: encoded.codecErrors }
       this.deps.ledger?.encoded(devEui, request.id, encoded.fPort, encoded.bytes.length)
+      const tooLarge = this.tooLarge(app, entry, encoded.bytes.length)
+      if (tooLarge !== undefined) return tooLarge
+      await replacing()
       const payload: DownlinkRequest = { id: request.id, fPort: encoded.fPort, bytes: encoded.bytes, confirmed: request.confirmed, flush: request.flush, ...(request.expiresAt !== undefined ? { expiresAt: request.expiresAt } : {}) }
       return a.send(t, payload)
     })
+  }
+
+  /**
+   * Refused before it is sent: larger than the region allows at the data rate of the device's
+   * latest uplink (regional-limits.ts). A network server would queue it and drop it, silently.
+   */
+  private tooLarge (app: string, entry: RouteEntry, size: number): SendResult | undefined {
+    const region = this.deps.region?.(app)
+    if (region === undefined || entry.radio === undefined) return undefined
+    const limit = downlinkLimit(region, entry.radio)
+    if (limit === undefined || size <= limit.maxPayload) return undefined
+    const bw = entry.radio.bandwidthKHz !== undefined ? `/${entry.radio.bandwidthKHz} kHz` : ''
+    return {
+      status: 'failed',
+      reason: 'too-large',
+      detail: `${size} bytes; at most ${limit.maxPayload} in ${region} at DR${limit.downlinkDataRate}, the RX1 data rate after the device's latest uplink (DR${limit.uplinkDataRate}, SF${entry.radio.spreadingFactor ?? '?'}${bw}; LoRaWAN RP002-1.0.4)`,
+    }
   }
 
   private async down (app: string, devEui: string, payload: Buffer): Promise<void> {
@@ -113,7 +143,7 @@ export class DownlinkRouter {
   }
 
   private async finish (app: string, devEui: string, id: string, command: 'down' | 'clear',
-    send: (adapter: NetworkAdapter, t: DownlinkTarget) => Promise<SendResult>): Promise<void> {
+    send: (adapter: NetworkAdapter, t: DownlinkTarget, entry: RouteEntry) => Promise<SendResult>): Promise<void> {
     const entry = await this.deps.routes.get(devEui)
     // A consumer of one application must not reach another application's devices: same answer as unknown.
     if (entry === undefined || entry.app !== app) {
@@ -123,7 +153,7 @@ export class DownlinkRouter {
     const adapter = this.adapters.get(entry.adapter)
     const result: SendResult = adapter === undefined
       ? { status: 'failed', reason: 'unsupported', detail: `no downlink transport for ${entry.adapter}` }
-      : await send(adapter, { app, devEui, route: entry.route })
+      : await send(adapter, { app, devEui, route: entry.route }, entry)
     if (result.status === 'deferred') return
     const network = adapter?.network ?? entry.summary.network
     const base = { id, app, devEui, command, ...(result.network !== undefined ? { network: result.network } : {}) }

@@ -9,13 +9,14 @@
  */
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
-import type { DownlinkOutcome, EventKind } from '../model/events.js'
+import type { DownlinkOutcome, DownlinkRequest, EventKind } from '../model/events.js'
 import type { EventBus } from './bus.js'
 import type { Deduplicator } from './dedup.js'
 import type { RouteTable } from './routes.js'
 import type { DownlinkEncoder, DownlinkHandler, EventSink, NetworkAdapter, OutcomeKind, Reception } from './adapter.js'
 import { DownlinkRouter } from './downlinks.js'
 import { DownlinkLedger } from './downlink-ledger.js'
+import type { Region } from './regional-limits.js'
 
 /** What the pipeline needs of the rules: decoders before publication, rules after. */
 export interface RuleRunner {
@@ -40,6 +41,8 @@ export interface PipelineDeps<C> {
   context: C
   /** Confirmed downlinks (docs/downlinks.md): uplinks without an ACK that conclude `not-acknowledged`, per network type, and when `unknown`. */
   acks: { uplinksWithoutAck: (network: string) => number, timeoutMs: number }
+  /** The LoRaWAN region of an application's devices (downlink size check). */
+  regions?: (app: string) => Region | undefined
 }
 
 export class Pipeline<C> implements EventSink {
@@ -65,6 +68,7 @@ export class Pipeline<C> implements EventSink {
       routes: deps.routes, adapters: this.adapters, events: this, log: deps.log, metrics: deps.metrics, root: deps.bus.root,
       echo: (topic, body) => deps.bus.publishIfHeard(topic, body, { qos: 1 }),
       encode: (device, object, fPort) => deps.rules.encode(device, object, fPort),
+      ...(deps.regions !== undefined ? { region: deps.regions } : {}),
     })
     this.ruleDownlink = (app, devEui, request, body) => this.router.fromRule(app, devEui, request, body)
   }
@@ -74,7 +78,11 @@ export class Pipeline<C> implements EventSink {
     const { kind, event } = r
     if (r.route !== undefined) {
       const { adapter, route, summary, snr, rssi } = r.route
-      await this.deps.routes.offer(event.devEui, { adapter, route, summary, app: event.app, frame: event.id, snr, rssi, at: Date.now() })
+      const radio = 'radio' in event ? event.radio : undefined
+      await this.deps.routes.offer(event.devEui, {
+        adapter, route, summary, app: event.app, frame: event.id, snr, rssi, at: Date.now(),
+        ...(radio?.spreadingFactor !== undefined ? { radio: { spreadingFactor: radio.spreadingFactor, ...(radio.bandwidthKHz !== undefined ? { bandwidthKHz: radio.bandwidthKHz } : {}) } } : {}),
+      })
     }
     const key = r.dedupKey ?? `${kind}:${event.id}`
     if (!await dedup.firstSighting(key, r.receivedAtMs)) {
@@ -101,6 +109,10 @@ export class Pipeline<C> implements EventSink {
   }
 
   close (): void { this.ledger.close() }
+
+  held (app: string, devEui: string, request: DownlinkRequest): void {
+    this.ledger.requested(app, devEui, request)
+  }
 
   firstSighting (key: string): Promise<boolean> {
     return this.deps.dedup.firstSighting(key)

@@ -19,6 +19,8 @@ export interface RouteEntry {
   snr: number | undefined
   rssi: number | undefined
   at: number
+  /** The uplink's spreading factor and bandwidth, for the downlink size check (regional-limits.ts). */
+  radio?: { spreadingFactor?: number, bandwidthKHz?: number }
 }
 
 export interface RouteSummary { network: 'multitech' | 'thingpark', [field: string]: string }

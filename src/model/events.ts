@@ -126,7 +126,7 @@ export interface DownlinkOutcome {
   ackedBy?: { id: string, fCnt?: number }
 }
 
-export type DownlinkFailure = 'no-route' | 'gateway-offline' | 'unsupported' | 'invalid' | 'encode-failed' | 'expired' | 'queue-full' | 'flushed' | 'shutdown'
+export type DownlinkFailure = 'no-route' | 'gateway-offline' | 'unsupported' | 'invalid' | 'encode-failed' | 'too-large' | 'expired' | 'queue-full' | 'flushed' | 'shutdown'
   /** Confirmed downlinks: the device's uplinks show it was not received, or nothing could be concluded in time; a later request with `replace` flushed it. */
   | 'not-acknowledged' | 'unknown' | 'replaced'
   /** ThingPark: the LRC refused the request (4xx), was unreachable past the retries, rejected it later, or did not transmit it. */

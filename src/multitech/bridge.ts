@@ -18,6 +18,7 @@ import { MultitechMqttAdapter } from './mqtt-adapter.js'
 import { appConnectRoutes } from './http-adapter.js'
 import { HttpDownlinkQueue } from './http-queue.js'
 import { multitechRoute, networkOf } from './route.js'
+import { instanceName } from '../core/instance-status.js'
 
 /** The retained message on `topic`, parsed; undefined when there is none or it is not JSON. */
 async function retainedStatus (broker: Broker, topic: string): Promise<Record<string, unknown> | undefined> {
@@ -44,6 +45,8 @@ export class MultitechHttpAdapter implements NetworkAdapter {
   }
 
   async start (): Promise<void> {
+    const held = await this.deps.queue.load()
+    if (held > 0) this.deps.log.info({ held }, 'holding again the downlinks HTTP Conduits had not fetched before the restart')
     const { pollIntervalSeconds, silentAfterSeconds } = this.deps.config.multitech.http
     const every = Math.max(1000, Math.min(pollIntervalSeconds, silentAfterSeconds / 4) * 1000)
     this.silenceCheck = setInterval(() => {
@@ -111,7 +114,8 @@ export class Multitech {
       maxPayloadBytes: config.multitech.maxPayloadBytes,
       now: ctx.now,
     })
-    this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000, (kind, o, network) => events.outcome(kind, o, network), config.downlinks.conduitAckRetries)
+    this.queue = new HttpDownlinkQueue(config.multitech.http.maxPendingPerDevice, config.multitech.http.downlinkTtlSeconds * 1000, (kind, o, network) => events.outcome(kind, o, network), config.downlinks.conduitAckRetries,
+      { kv: ctx.kv, prefix: `httpq:${instanceName(config.dataDir)}:`, held: (app, devEui, req) => { events.held(app, devEui, req) } })
     this.mqtt = new MultitechMqttAdapter({ broker: ctx.broker, ingest: this.ingest, conduits: this.conduits, presence, locator: ctx.locator, log, ackRetries: config.downlinks.conduitAckRetries })
     const routes = config.multitech.http.enabled
       ? appConnectRoutes({

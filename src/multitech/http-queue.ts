@@ -3,11 +3,16 @@
  * to that device's `up` (Class A, §4) or to the periodic `GET …/down` poll (§3). A request is
  * `down/queued` once handed over in a reply, `down/failed` `expired` if not fetched within the TTL
  * or by its own expiry, whichever comes first, `replaced` when a request with `replace` came.
+ *
+ * Each request is also written to the key-value store under this instance's name: with Redis, the
+ * requests of an instance that crashed or stopped are held again when it starts, instead of being
+ * lost (without Redis, a stop ends them in `shutdown`).
  */
 import type { DownlinkRequest } from '../model/events.js'
 import type { EventSink, SendResult } from '../core/adapter.js'
 import { downlinkBody } from './downlink.js'
-import { networkOf, type MultitechRoute } from './route.js'
+import { multitechRoute, networkOf, type MultitechRoute } from './route.js'
+import type { KeyValueStore } from '../store/kv.js'
 
 /** A downlink for a device, through the Conduit of `route`. */
 export interface HttpTarget { app: string, devEui: string, route: MultitechRoute }
@@ -16,24 +21,75 @@ interface Pending { target: HttpTarget, req: DownlinkRequest, queuedAt: number, 
 
 type Report = EventSink['outcome']
 
+/** What the store keeps of a request (the payload as hex). */
+interface Stored { app: string, devEui: string, route: MultitechRoute, id: string, fPort: number, hex: string, confirmed: boolean, flush: boolean, expiresAt?: number, queuedAt: number }
+
+export interface QueueStore {
+  kv: KeyValueStore
+  /** Unique per instance and stable across its restarts (its name). */
+  prefix: string
+  /** Told of each request held again after a restart (the pending list). */
+  held: EventSink['held']
+}
+
 export class HttpDownlinkQueue {
   private readonly pending = new Map<string, Pending[]>()
   private readonly sweeper: NodeJS.Timeout
-  constructor (private readonly maxPerDevice: number, private readonly ttlMs: number, private readonly report: Report, private readonly ackRetries: number, private readonly now: () => number = Date.now) {
+  constructor (private readonly maxPerDevice: number, private readonly ttlMs: number, private readonly report: Report, private readonly ackRetries: number,
+    private readonly store?: QueueStore, private readonly now: () => number = Date.now) {
     // Every second: a request's own expiry may be seconds away.
     this.sweeper = setInterval(() => { void this.expire() }, Math.min(ttlMs, 1000))
     this.sweeper.unref()
   }
 
-  enqueue (target: HttpTarget, req: DownlinkRequest): SendResult {
+  async enqueue (target: HttpTarget, req: DownlinkRequest): Promise<SendResult> {
     const list = this.pending.get(target.devEui) ?? []
     if (list.length >= this.maxPerDevice) {
       return { status: 'failed', reason: 'queue-full', detail: `${this.maxPerDevice} downlinks already wait for this device's Conduit to fetch them`, network: networkOf(target.route) }
     }
     const queuedAt = this.now()
-    list.push({ target, req, queuedAt, expiresAt: Math.min(queuedAt + this.ttlMs, req.expiresAt ?? Infinity) })
+    const p: Pending = { target, req, queuedAt, expiresAt: Math.min(queuedAt + this.ttlMs, req.expiresAt ?? Infinity) }
+    list.push(p)
     this.pending.set(target.devEui, list)
+    await this.persist(p)
     return { status: 'deferred' }
+  }
+
+  private key (devEui: string, id: string): string { return `${this.store!.prefix}${devEui}:${id}` }
+
+  private async persist (p: Pending): Promise<void> {
+    if (this.store === undefined) return
+    const s: Stored = { app: p.target.app, devEui: p.target.devEui, route: p.target.route, id: p.req.id, fPort: p.req.fPort, hex: p.req.bytes.toString('hex'), confirmed: p.req.confirmed, flush: p.req.flush, queuedAt: p.queuedAt, ...(p.req.expiresAt !== undefined ? { expiresAt: p.req.expiresAt } : {}) }
+    // Kept a little past its expiry: a restart after that ends it in `expired`, not in silence.
+    await this.store.kv.set(this.key(s.devEui, s.id), JSON.stringify(s), Math.max(1000, p.expiresAt - this.now()) + 60_000)
+  }
+
+  private async forget (p: Pending): Promise<void> {
+    if (this.store === undefined) return
+    await this.store.kv.del(this.key(p.target.devEui, p.req.id)).catch(() => { /* it expires on its own */ })
+  }
+
+  /** Holds again what this instance held when it stopped or crashed (with Redis). */
+  async load (): Promise<number> {
+    if (this.store === undefined || !this.store.kv.durable) return 0
+    const loaded: Pending[] = []
+    for (const [, value] of await this.store.kv.entries(this.store.prefix)) {
+      let s: Stored
+      try { s = JSON.parse(value) as Stored } catch { continue }
+      const route = multitechRoute(s.route)
+      if (route === undefined || typeof s.id !== 'string' || typeof s.hex !== 'string') continue
+      const req: DownlinkRequest = { id: s.id, fPort: s.fPort, bytes: Buffer.from(s.hex, 'hex'), confirmed: s.confirmed, flush: s.flush, ...(s.expiresAt !== undefined ? { expiresAt: s.expiresAt } : {}) }
+      loaded.push({ target: { app: s.app, devEui: s.devEui, route }, req, queuedAt: s.queuedAt, expiresAt: Math.min(s.queuedAt + this.ttlMs, s.expiresAt ?? Infinity) })
+    }
+    loaded.sort((a, b) => a.queuedAt - b.queuedAt)
+    for (const p of loaded) {
+      const list = this.pending.get(p.target.devEui) ?? []
+      if (list.some(x => x.req.id === p.req.id)) continue
+      list.push(p)
+      this.pending.set(p.target.devEui, list)
+      this.store.held(p.target.app, p.target.devEui, p.req)
+    }
+    return loaded.length
   }
 
   size (devEui: string): number { return this.pending.get(devEui)?.length ?? 0 }
@@ -55,6 +111,7 @@ export class HttpDownlinkQueue {
       if (kept.length === 0) this.pending.delete(devEui)
       else this.pending.set(devEui, kept)
       for (const p of handed) {
+        await this.forget(p)
         const route = p.target.route
         out.push(downlinkBody(route, devEui, p.req, this.ackRetries))
         await this.report('down/queued', { id: p.req.id, app: p.target.app, devEui, command: 'down', network: networkOf(route) }, 'multitech')
@@ -92,10 +149,13 @@ export class HttpDownlinkQueue {
   async drain (): Promise<void> {
     const lists = [...this.pending.values()]
     this.pending.clear()
+    // Kept in Redis: held again at the next start, not ended.
+    if (this.store?.kv.durable === true) return
     for (const list of lists) for (const p of list) await this.fail(p, 'shutdown', 'lorabridge stopped before the Conduit fetched it; publish it again')
   }
 
   private async fail (p: Pending, reason: 'expired' | 'flushed' | 'replaced' | 'shutdown', detail: string): Promise<void> {
+    await this.forget(p)
     await this.report('down/failed', { id: p.req.id, app: p.target.app, devEui: p.target.devEui, command: 'down', reason, detail, network: networkOf(p.target.route) }, 'multitech')
   }
 

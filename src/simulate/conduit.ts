@@ -133,6 +133,8 @@ export interface UplinkOptions {
   gweui?: string
   /** The ACK bit (set by the simulator itself when `acknowledge` is on). */
   ack?: boolean
+  /** The data rate, e.g. SF12BW125 (default SF7BW125). */
+  datr?: string
 }
 
 /** The HTTP init response (§3); defaults are AC3's built-ins. */
@@ -573,7 +575,7 @@ export class ConduitSimulator extends EventEmitter {
       freq: Math.round((903.9 + 0.2 * chan) * 10) / 10,
       stat: 1,
       modu: 'LORA',
-      datr: 'SF7BW125',
+      datr: opts.datr ?? 'SF7BW125',
       codr: '4/5',
       lsnr: Math.round((5 + Math.random() * 6) * 10) / 10,
       rssi: -40 - Math.floor(Math.random() * 70),

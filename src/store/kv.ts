@@ -20,9 +20,12 @@ export interface KeyValueStore {
   /** Every key with this prefix, and its value. For start-up recovery, not hot paths. */
   entries (prefix: string): Promise<Array<[string, string]>>
   ready (): boolean
+  /** Whether what is stored outlives this process (Redis). */
+  readonly durable: boolean
 }
 
 export class MemoryKeyValueStore implements KeyValueStore {
+  readonly durable = false
   private readonly data = new Map<string, { value: string, until: number }>()
 
   constructor (private readonly now: () => number = Date.now) {}
@@ -75,6 +78,7 @@ return 0
 `
 
 export class RedisKeyValueStore implements KeyValueStore {
+  readonly durable = true
   constructor (private readonly redis: RedisConnection, private readonly prefix: string) {}
 
   async get (key: string): Promise<string | undefined> {

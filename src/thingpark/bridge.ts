@@ -39,7 +39,7 @@ export class ThingParkAdapter implements NetworkAdapter {
   constructor (private readonly ctx: AdapterContext) {
     const { config, events, metrics } = ctx
     const log = this.log = ctx.log('thingpark')
-    this.downlinks = new ThingParkDownlinks({ config, report: (kind, o, network) => events.outcome(kind, o, network), kv: ctx.kv, connections: this.connections, log, metrics })
+    this.downlinks = new ThingParkDownlinks({ config, report: (kind, o, network) => events.outcome(kind, o, network), held: (app, devEui, req) => { events.held(app, devEui, req) }, kv: ctx.kv, connections: this.connections, log, metrics })
     this.ingest = new ThingParkIngest({
       events, replays: ctx.replays, failures: ctx.failures, replayHorizonSeconds: config.thingpark.replayHorizonSeconds, apps: ctx.apps, downlinks: this.downlinks,
       log, metrics, includeRaw: config.events.includeRaw, now: ctx.now, ready: ctx.ready,

@@ -70,6 +70,8 @@ export class ThingParkDownlinks {
     config: Config
     /** Publishes downlink outcomes (ThingPark's sent reports finish them later). */
     report: EventSink['outcome']
+    /** Told of each request resumed after a restart (the pending list). */
+    held?: EventSink['held']
     kv: KeyValueStore
     connections: ReadonlyMap<string, TpConnection>
     log: Logger
@@ -146,6 +148,7 @@ export class ThingParkDownlinks {
     for (const [, value] of await this.deps.kv.entries(PENDING)) {
       const p = JSON.parse(value) as Pending
       this.deps.log.info({ id: p.id, devEui: p.devEui, attempt: p.attempt }, 'resuming a pending ThingPark downlink')
+      this.deps.held?.(p.app, p.devEui, { id: p.id, fPort: p.fPort, bytes: Buffer.from(p.hex, 'hex'), confirmed: p.confirmed, flush: p.flush, ...(p.expiresAt !== undefined ? { expiresAt: p.expiresAt } : {}) })
       this.schedule(p)
     }
   }
