@@ -468,6 +468,12 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in Chromium', () => {
     await expect.poll(() => page.locator('#stat-uplinks').textContent(), POLL).toBe('5')
     // Each device's last decoded values: the tank decoder's level and battery.
     expect(await devRow.locator('td.decoded').textContent()).toBe('level 91 · battery 3.6')
+    // A confirmed downlink the device has not acknowledged yet shows as pending.
+    const app = await connect(`mqtt://127.0.0.1:${t.port('mqtt')}`)
+    await app.publishAsync(`lorabridge/farm/devices/${devEui}/down`, JSON.stringify({ id: 'console-confirmed', fPort: 5, hex: '01', confirmed: true }), { qos: 1 })
+    await app.endAsync()
+    await expect.poll(() => devRow.locator('td.pending').textContent(), POLL).toBe('1 pending (1 awaiting ACK)')
+    expect(await devRow.locator('td.pending').getAttribute('title')).toBe('console-confirmed: awaiting-ack, confirmed, 1 bytes on fPort 5')
     await shot('04-devices')
 
     await page.click('a[data-tab=rules]')

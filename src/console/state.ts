@@ -31,6 +31,8 @@ export interface DeviceView {
   /** The last uplink's decoded values (a decoder's or codec's), and why it has none when its decoder failed. */
   decoded?: unknown
   decodeErrors?: string[]
+  /** What lorabridge holds for the device or waits to hear acknowledged (its retained `down/pending`). */
+  pending?: Array<{ id: string, state: string, confirmed: boolean, size?: number, fPort?: number, expiresAt?: string }>
   /** Uplinks per minute, oldest first; the last entry is the current minute. */
   rate: number[]
 }
@@ -78,7 +80,7 @@ export class ConsoleState {
 
   /** The filters to follow inside the broker. */
   get filters (): string[] {
-    return [gatewayStatusTopic(this.root, '+'), deviceFilter(this.root, 'up'), deviceFilter(this.root, 'join')]
+    return [gatewayStatusTopic(this.root, '+'), deviceFilter(this.root, 'up'), deviceFilter(this.root, 'join'), deviceFilter(this.root, 'down/pending')]
   }
 
   /**
@@ -88,7 +90,7 @@ export class ConsoleState {
   take (topic: string, payload: Buffer, parsed?: unknown): void {
     const gatewayId = parseGatewayStatusTopic(this.root, topic)
     const device = gatewayId === undefined ? parseDeviceTopic(this.root, topic) : undefined
-    if (gatewayId === undefined && (device === undefined || (device.kind !== 'up' && device.kind !== 'join'))) return
+    if (gatewayId === undefined && (device === undefined || (device.kind !== 'up' && device.kind !== 'join' && device.kind !== 'down/pending'))) return
     let body: unknown = parsed
     if (body === undefined) {
       try {
@@ -99,12 +101,23 @@ export class ConsoleState {
     }
     if (!isObject(body)) return
     if (gatewayId !== undefined) this.gateway(gatewayId, body)
+    else if (device?.kind === 'down/pending') this.pendingOf(device.devEui, body)
     else if (device !== undefined) this.device(device.app, device.devEui, device.kind as 'up' | 'join', body)
   }
 
   private gateway (id: string, status: Record<string, unknown>): void {
     if (!this.gateways.has(id) && this.gateways.size >= this.maxGateways) this.gateways.delete(this.gateways.keys().next().value as string)
     this.gateways.set(id, { ...(status as Partial<GatewayStatus>), id })
+  }
+
+  /** Only for devices already known (a pending list alone does not add a device). */
+  private pendingOf (devEui: string, body: Record<string, unknown>): void {
+    const d = this.devices.get(devEui)
+    if (d === undefined || !Array.isArray(body.pending)) return
+    d.pending = body.pending.filter(isObject).slice(0, 50).map(p => ({
+      id: str(p.id) ?? '?', state: str(p.state) ?? '?', confirmed: p.confirmed === true,
+      ...(num(p.size) !== undefined ? { size: num(p.size) } : {}), ...(num(p.fPort) !== undefined ? { fPort: num(p.fPort) } : {}), ...(str(p.expiresAt) !== undefined ? { expiresAt: str(p.expiresAt) } : {}),
+    }))
   }
 
   private device (app: string, devEui: string, kind: 'up' | 'join', e: Record<string, unknown>): void {

@@ -155,6 +155,15 @@
     return h('td', { class: 'decoded mono', title: JSON.stringify(d.decoded, null, 2) }, text.length > 120 ? text.slice(0, 119) + '…' : text)
   }
 
+  /** The device's pending downlinks: how many, and which wait for an ACK (all of them in the tooltip). */
+  function pendingCell (d) {
+    const list = d.pending ?? []
+    if (list.length === 0) return h('td', { class: 'pending muted' }, '–')
+    const acking = list.filter(p => p.state === 'awaiting-ack').length
+    const title = list.map(p => `${p.id}: ${p.state}${p.confirmed ? ', confirmed' : ''}${p.size !== undefined ? `, ${p.size} bytes` : ''}${p.fPort !== undefined ? ` on fPort ${p.fPort}` : ''}${p.expiresAt !== undefined ? `, expires ${p.expiresAt}` : ''}`).join('\n')
+    return h('td', { class: 'pending', title }, `${list.length} pending${acking > 0 ? ` (${acking} awaiting ACK)` : ''}`)
+  }
+
   const seenUplinks = new Map()
   async function loadDevices () {
     const { devices, rate, count } = await api('/console/api/devices')
@@ -179,6 +188,7 @@
         h('td', { class: 'num' }, fmt(d.fPort)),
         h('td', { class: 'num' }, String(d.uplinks)),
         decodedCell(d),
+        pendingCell(d),
         h('td', {}, h('div', { class: 'rowspark' }, barChart(d.rate, { width: 120, height: 22, axis: false, label: `uplinks per minute of ${d.devEui}` }))),
       )
     }))
