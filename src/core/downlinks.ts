@@ -81,14 +81,17 @@ export class DownlinkRouter {
       return
     }
     this.deps.ledger?.requested(app, devEui, request)
-    // Replace: confirmed downlinks already with the network server are flushed with its queue.
-    const replacing = request.flush ? async (): Promise<void> => { await this.deps.ledger?.replaced(devEui, request.id) } : async (): Promise<void> => {}
+    // Replace: once the network took the flush, confirmed downlinks already with it went with its queue.
+    const sendReplacing = async (a: NetworkAdapter, t: DownlinkTarget, r: DownlinkRequest): Promise<SendResult> => {
+      const sent = await a.send(t, r)
+      if (r.flush && sent.status !== 'failed') await this.deps.ledger?.replaced(devEui, r.id)
+      return sent
+    }
     if (!('object' in request)) {
       return this.finish(app, devEui, request.id, 'down', async (a, t, entry) => {
         const tooLarge = this.tooLarge(app, entry, request.bytes.length)
         if (tooLarge !== undefined) return tooLarge
-        await replacing()
-        return a.send(t, request)
+        return sendReplacing(a, t, request)
       })
     }
     return this.finish(app, devEui, request.id, 'down', async (a, t, entry) => {
@@ -99,9 +102,8 @@ export class DownlinkRouter {
       this.deps.ledger?.encoded(devEui, request.id, encoded.fPort, encoded.bytes.length)
       const tooLarge = this.tooLarge(app, entry, encoded.bytes.length)
       if (tooLarge !== undefined) return tooLarge
-      await replacing()
       const payload: DownlinkRequest = { id: request.id, fPort: encoded.fPort, bytes: encoded.bytes, confirmed: request.confirmed, flush: request.flush, ...(request.expiresAt !== undefined ? { expiresAt: request.expiresAt } : {}) }
-      return a.send(t, payload)
+      return sendReplacing(a, t, payload)
     })
   }
 
