@@ -104,6 +104,15 @@ describe('authorization by role', () => {
     expect(await closed).toBe(true)
   })
 
+  it('a consumer with --downlink cannot forge an outcome or the retained pending list of its own devices', async () => {
+    for (const kind of ['down/pending', 'down/acked', 'down/failed']) {
+      const operator = await as('farm-operator')
+      const closed = closedByBroker(operator)
+      operator.publish(`lorabridge/farm/devices/${DEV}/${kind}`, '{"app":"farm","devEui":"x","pending":[]}', { qos: 1, retain: true })
+      expect(await closed, kind).toBe(true)
+    }
+  })
+
   it('a consumer publishes …/down only with --downlink, and only for its applications', async () => {
     const operator = await as('farm-operator')
     const down = nextMessage(admin, `lorabridge/farm/devices/${DEV}/down`)

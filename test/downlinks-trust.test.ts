@@ -234,6 +234,25 @@ describe('downlinks a user can trust', () => {
     expect(outcomesOf(dev, 'tp-acked')).toEqual(['down/queued', 'down/sent', 'down/acked'])
   })
 
+  it('ThingPark: replace sends FlushDownlinkQueue and ends a request still in lorabridge\'s retries in replaced', async () => {
+    const dev = TP_DEV.toLowerCase()
+    const before = tp.lrcRequests.length
+    tp.lrcScript.push({ status: 503 })
+    await down(dev, { id: 'tp-retrying', fPort: 2, hex: '0d' })
+    await until(() => tp.lrcRequests.length > before || undefined, 'the refused attempt')
+    await until(() => pending(dev)?.some(p => p.id === 'tp-retrying' && p.state === 'held'), 'held for a retry')
+    await down(dev, { id: 'tp-replacing', fPort: 2, hex: '0e', replace: true })
+    const replaced = await outcome(dev, 'tp-retrying')
+    expect(replaced.body).toMatchObject({ reason: 'replaced' })
+    expect(replaced.body.detail).toContain('tp-replacing')
+    expect((await outcome(dev, 'tp-replacing')).kind).toBe('down/queued')
+    const sent = tp.lrcRequests.slice(before).map(r => [r.params.Payload, r.params.FlushDownlinkQueue])
+    expect(sent).toEqual([['0d', undefined], ['0e', '1']])
+    // No retry of the replaced one afterwards.
+    await new Promise(resolve => setTimeout(resolve, 1600))
+    expect(tp.lrcRequests.slice(before).length).toBe(2)
+  })
+
   it('ThingPark: a missed confirmed downlink is not-acknowledged; one the LRC could not transmit is not-transmitted with its causes', async () => {
     const dev = TP_DEV.toLowerCase()
     tp.lose(TP_DEV)
