@@ -9,7 +9,6 @@ import { copyFile, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
-import { freePort } from './helpers/redis-server.js'
 import { connect, observe, until, type MqttClient } from './helpers/mqtt.js'
 import { validateMessage } from './helpers/event-schemas.js'
 import { ConduitSimulator, generatedDevice, type ReceivedDownlink } from '../src/simulate/conduit.js'
@@ -70,19 +69,20 @@ describe('codecs in a running daemon', () => {
     await mkdir(join(dir, 'rules', 'codecs'), { recursive: true })
     for (const f of ['tlv-sensor.js', 'ttn-v2.js', 'chirpstack-v3.js']) await copyFile(new URL(f, FIXTURES), join(dir, 'rules', 'codecs', f))
     await writeFile(join(dir, 'rules', 'devices.yaml'), RULES)
-    const lrcPort = await freePort()
+    // The LRC endpoint first, on a port the system picks (a port picked for later can be taken by then).
+    tp = new ThingParkSimulator({ asUrl: 'http://127.0.0.1:1/tp', asId: AS_ID, asKey: KEY })
+    const lrcUrl = await tp.startLrc({ port: 0, sentReportDelayMs: -1 })
     t = await startTestDaemon({
       applications: [{ name: 'farm', match: { appEui: [TLV.appEui], thingpark: ['tp'] } }],
       mqtt: { listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }] },
       rules: { dir: './rules' },
-      thingpark: { connections: [{ name: 'tp', path: '/tp', asId: AS_ID, asKey: KEY, downlinkUrl: `http://127.0.0.1:${lrcPort}/thingpark/lrc/rest/downlink` }] },
+      thingpark: { connections: [{ name: 'tp', path: '/tp', asId: AS_ID, asKey: KEY, downlinkUrl: lrcUrl }] },
     }, { dir })
     ;({ client: observer, seen } = await observe(`mqtt://127.0.0.1:${t.port('mqtt')}`))
     sim = new ConduitSimulator({ url: `mqtt://127.0.0.1:${t.port('mqtt')}`, version: '1.1.1', gwUuid: '00c0dec0-6156-cdd4-4523-264b523115c1', devices: [{ ...TLV }, { ...TTN }] })
     sim.on('downlink', (d: ReceivedDownlink) => downlinks.push(d))
     await sim.start()
-    tp = new ThingParkSimulator({ asUrl: `http://127.0.0.1:${t.port('http')}/tp`, asId: AS_ID, asKey: KEY })
-    await tp.startLrc({ port: lrcPort, sentReportDelayMs: -1 })
+    tp.retarget(`http://127.0.0.1:${t.port('http')}/tp`)
   })
   afterAll(async () => {
     await sim?.stop()

@@ -8,7 +8,6 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
-import { freePort } from './helpers/redis-server.js'
 import { connect, observe, until, type MqttClient } from './helpers/mqtt.js'
 import { validateMessage } from './helpers/event-schemas.js'
 import { ConduitSimulator, generatedDevice } from '../src/simulate/conduit.js'
@@ -67,14 +66,16 @@ describe('downlinks a user can trust', () => {
     dir = await mkdtemp(join(tmpdir(), 'lorabridge-downlinks-'))
     await mkdir(join(dir, 'rules'))
     await writeFile(join(dir, 'rules', 'acks.yaml'), RULES)
-    const lrcPort = await freePort()
+    // The LRC endpoint first, on a port the system picks (a port picked for later can be taken by then).
+    tp = new ThingParkSimulator({ asUrl: 'http://127.0.0.1:1/tp', asId: AS_ID, asKey: KEY })
+    const lrcUrl = await tp.startLrc({ port: 0, sentReportDelayMs: 20, acknowledge: true })
     t = await startTestDaemon({
       applications: [{ name: 'farm', region: 'EU868', match: { appEui: [MQTT_DEV.appEui], thingpark: ['tp'] } }],
       mqtt: { listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }] },
       rules: { dir: './rules' },
       // 8 s: long enough that no other test's confirmed downlink times out on a loaded machine.
       downlinks: { conduitAckRetries: 1, thingparkUplinksWithoutAck: 2, ackTimeoutSeconds: 8 },
-      thingpark: { connections: [{ name: 'tp', path: '/tp', asId: AS_ID, asKey: KEY, downlinkUrl: `http://127.0.0.1:${lrcPort}/thingpark/lrc/rest/downlink` }] },
+      thingpark: { connections: [{ name: 'tp', path: '/tp', asId: AS_ID, asKey: KEY, downlinkUrl: lrcUrl }] },
     }, { dir })
     ;({ client: observer, seen } = await observe(`mqtt://127.0.0.1:${t.port('mqtt')}`))
     await observer.subscribeAsync('acks/#', { qos: 1 })
@@ -82,8 +83,7 @@ describe('downlinks a user can trust', () => {
     await mqttSim.start()
     httpSim = new ConduitSimulator({ url: `http://127.0.0.1:${t.port('http')}`, version: '1.1.1', gwUuid: '00acac01-6156-cdd4-4523-264b523115c1', devices: [{ ...HTTP_DEV }], httpPollIntervalMs: 3_600_000, httpRetryDelayMs: 50, acknowledge: true })
     await httpSim.start()
-    tp = new ThingParkSimulator({ asUrl: `http://127.0.0.1:${t.port('http')}/tp`, asId: AS_ID, asKey: KEY })
-    await tp.startLrc({ port: lrcPort, sentReportDelayMs: 20, acknowledge: true })
+    tp.retarget(`http://127.0.0.1:${t.port('http')}/tp`)
     // Every device is heard once, so that its downlinks have a route.
     await mqttSim.uplink(0, { port: 1 })
     await mqttSim.uplink(1, { port: 1 })

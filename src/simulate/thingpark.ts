@@ -302,7 +302,7 @@ export class ThingParkSimulator extends EventEmitter {
 
   private readonly opts: ThingParkSimulatorOptions
   private readonly asKey: string
-  private readonly target: URL
+  private target: URL
   private readonly mod: typeof http | typeof https
   private agent: http.Agent
   private readonly devices = new Map<string, DeviceState>()
@@ -692,6 +692,16 @@ export class ThingParkSimulator extends EventEmitter {
   }
 
   get downlinkUrl (): string | undefined { return this.lrcUrl }
+
+  /**
+   * Posts to another AS URL from now on: for a test that starts the LRC endpoint first (on a port
+   * the system picks) and the AS that must know its URL afterwards.
+   */
+  retarget (asUrl: string): void {
+    const target = new URL(asUrl)
+    if (target.protocol !== this.target.protocol) throw new Error('retarget keeps the scheme (http or https)')
+    this.target = target
+  }
 
   private handleLrc (req: http.IncomingMessage, res: http.ServerResponse): void {
     const at = Date.now()
