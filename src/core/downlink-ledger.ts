@@ -42,6 +42,12 @@ interface Entry {
   route: DownlinkOutcome['network']
   /** Uplinks without an ACK since it started waiting for one (counted for the oldest only). */
   uplinks: number
+  /**
+   * Listed on the pending topic: once an adapter holds it, or it waits for an ACK. A request on
+   * its way through the router (microseconds, for a Conduit over MQTT) is not: listing it would
+   * publish the retained list twice per downlink.
+   */
+  visible: boolean
 }
 
 export interface LedgerOptions {
@@ -72,8 +78,8 @@ export class DownlinkLedger {
 
   private now (): number { return this.opts.now?.() ?? Date.now() }
 
-  /** A request the router is about to route. */
-  requested (app: string, devEui: string, req: AnyDownlinkRequest): void {
+  /** A request the router is about to route (`visible`: an adapter already holds it, after a restart). */
+  requested (app: string, devEui: string, req: AnyDownlinkRequest, visible = false): void {
     const list = this.devices.get(devEui) ?? []
     list.push({
       id: req.id, app, devEui,
@@ -86,8 +92,17 @@ export class DownlinkLedger {
       network: undefined,
       route: undefined,
       uplinks: 0,
+      visible,
     })
     this.devices.set(devEui, list)
+    if (visible) this.changed(devEui)
+  }
+
+  /** The adapter holds it (an HTTP Conduit's queue, ThingPark retries): listed as pending. */
+  held (devEui: string, id: string): void {
+    const e = this.devices.get(devEui)?.find(x => x.id === id)
+    if (e === undefined || e.visible) return
+    e.visible = true
     this.changed(devEui)
   }
 
@@ -97,7 +112,7 @@ export class DownlinkLedger {
     if (e === undefined) return
     e.fPort = fPort
     e.size = size
-    this.changed(devEui)
+    if (e.visible) this.changed(devEui)
   }
 
   /** Every outcome, whoever published it. */
@@ -106,13 +121,17 @@ export class DownlinkLedger {
     const list = this.devices.get(o.devEui)
     const e = list?.find(x => x.id === o.id)
     if (list === undefined || e === undefined) return
-    if (kind === 'down/queued' && e.confirmed && e.state === 'held') {
+    const wasVisible = e.visible
+    if (kind === 'down/queued' && e.confirmed) {
       // Handed to the network: from now on the device's uplinks tell whether it arrived.
-      e.state = 'awaiting-ack'
-      e.since = this.now()
-      e.network = network
-      e.route = o.network
-      e.uplinks = 0
+      if (e.state === 'held') {
+        e.state = 'awaiting-ack'
+        e.since = this.now()
+        e.network = network
+        e.route = o.network
+        e.uplinks = 0
+      }
+      e.visible = true
     } else if (kind === 'down/sent' && e.confirmed) {
       // ThingPark transmitted it: the device's next uplink should carry the ACK.
       e.state = 'awaiting-ack'
@@ -123,7 +142,7 @@ export class DownlinkLedger {
       list.splice(list.indexOf(e), 1)
       if (list.length === 0) this.devices.delete(o.devEui)
     }
-    this.changed(o.devEui)
+    if (wasVisible || e.visible) this.changed(o.devEui)
   }
 
   /**
@@ -159,7 +178,7 @@ export class DownlinkLedger {
 
   /** The device's list, as published. */
   pending (devEui: string): PendingEntry[] {
-    return (this.devices.get(devEui) ?? []).map(e => ({
+    return (this.devices.get(devEui) ?? []).filter(e => e.visible).map(e => ({
       id: e.id,
       fPort: e.fPort,
       size: e.size,

@@ -61,9 +61,17 @@ export function checkDownlinkRequest (item: unknown, topicDevEui: string, now: n
   } else if (r.ttlSeconds !== undefined) {
     expiresAt = now + r.ttlSeconds * 1000
   }
-  const common = { id, confirmed: r.confirmed === true, flush: r.flush === true || r.replace === true, ...(expiresAt !== undefined ? { expiresAt } : {}) }
-  if (r.object !== undefined) return { ok: true, request: { ...common, fPort: r.fPort, object: r.object } }
+  // Object literals of one shape, not spreads: this runs for every downlink (rules make one per uplink).
+  const confirmed = r.confirmed === true
+  const flush = r.flush === true || r.replace === true
+  if (r.object !== undefined) {
+    const request: AnyDownlinkRequest = { id, fPort: r.fPort, object: r.object, confirmed, flush }
+    if (expiresAt !== undefined) request.expiresAt = expiresAt
+    return { ok: true, request }
+  }
   if (r.fPort === undefined) return { ok: false, id, detail: 'fPort is required with hex or data' }
   const bytes = r.hex !== undefined ? Buffer.from(r.hex, 'hex') : Buffer.from(r.data!, 'base64')
-  return { ok: true, request: { ...common, fPort: r.fPort, bytes } }
+  const request: AnyDownlinkRequest = { id, fPort: r.fPort, bytes, confirmed, flush }
+  if (expiresAt !== undefined) request.expiresAt = expiresAt
+  return { ok: true, request }
 }

@@ -156,10 +156,13 @@ export class DownlinkRouter {
     const result: SendResult = adapter === undefined
       ? { status: 'failed', reason: 'unsupported', detail: `no downlink transport for ${entry.adapter}` }
       : await send(adapter, { app, devEui, route: entry.route }, entry)
-    if (result.status === 'deferred') return
+    if (result.status === 'deferred') {
+      this.deps.ledger?.held(devEui, id)
+      return
+    }
     const network = adapter?.network ?? entry.summary.network
     const base = { id, app, devEui, command, ...(result.network !== undefined ? { network: result.network } : {}) }
-    if (result.status === 'queued') await this.deps.events.outcome('down/queued', { ...base, ...(result.caveats !== undefined && result.caveats.length > 0 ? { caveats: result.caveats } : {}) }, network)
+    if (result.status === 'queued') await this.deps.events.outcome('down/queued', result.caveats !== undefined && result.caveats.length > 0 ? { ...base, caveats: result.caveats } : base, network)
     else await this.deps.events.outcome('down/failed', { ...base, reason: result.reason, detail: result.detail, ...(result.codecErrors !== undefined ? { codecErrors: result.codecErrors } : {}) }, network)
   }
 }

@@ -12,7 +12,7 @@ import type { Metrics } from '../metrics.js'
 import type { DownlinkOutcome, DownlinkRequest, EventKind } from '../model/events.js'
 import type { EventBus } from './bus.js'
 import type { Deduplicator } from './dedup.js'
-import type { RouteTable } from './routes.js'
+import type { RouteEntry, RouteTable } from './routes.js'
 import type { DownlinkEncoder, DownlinkHandler, EventSink, NetworkAdapter, OutcomeKind, Reception } from './adapter.js'
 import { DownlinkRouter } from './downlinks.js'
 import { DownlinkLedger } from './downlink-ledger.js'
@@ -78,11 +78,11 @@ export class Pipeline<C> implements EventSink {
     const { kind, event } = r
     if (r.route !== undefined) {
       const { adapter, route, summary, snr, rssi } = r.route
+      const entry: RouteEntry = { adapter, route, summary, app: event.app, frame: event.id, snr, rssi, at: Date.now() }
+      // The data rate, for the downlink size check (assigned, not spread: this runs per uplink).
       const radio = 'radio' in event ? event.radio : undefined
-      await this.deps.routes.offer(event.devEui, {
-        adapter, route, summary, app: event.app, frame: event.id, snr, rssi, at: Date.now(),
-        ...(radio?.spreadingFactor !== undefined ? { radio: { spreadingFactor: radio.spreadingFactor, ...(radio.bandwidthKHz !== undefined ? { bandwidthKHz: radio.bandwidthKHz } : {}) } } : {}),
-      })
+      if (radio?.spreadingFactor !== undefined) entry.radio = radio.bandwidthKHz !== undefined ? { spreadingFactor: radio.spreadingFactor, bandwidthKHz: radio.bandwidthKHz } : { spreadingFactor: radio.spreadingFactor }
+      await this.deps.routes.offer(event.devEui, entry)
     }
     const key = r.dedupKey ?? `${kind}:${event.id}`
     if (!await dedup.firstSighting(key, r.receivedAtMs)) {
@@ -111,7 +111,7 @@ export class Pipeline<C> implements EventSink {
   close (): void { this.ledger.close() }
 
   held (app: string, devEui: string, request: DownlinkRequest): void {
-    this.ledger.requested(app, devEui, request)
+    this.ledger.requested(app, devEui, request, true)
   }
 
   firstSighting (key: string): Promise<boolean> {

@@ -19,13 +19,14 @@ export interface ConduitCommand { topic: string, body: Record<string, unknown> }
  * `not-acknowledged` is concluded from, docs/downlinks.md).
  */
 export function downlinkBody (route: MultitechRoute, devEui: string, req: DownlinkRequest, ackRetries: number): Record<string, unknown> {
-  return {
+  const body: Record<string, unknown> = {
     deveui: dashedEui(devEui),
     data: route.encoding === 'hex' ? req.bytes.toString('hex') : req.bytes.toString('base64'),
     port: req.fPort,
     ack: req.confirmed,
-    ...(req.confirmed ? { ack_retries: ackRetries } : {}),
   }
+  if (req.confirmed) body.ack_retries = ackRetries
+  return body
 }
 
 /** app-connect over MQTT hands a downlink to the Conduit's network server at once: an expiry cannot be kept. */

@@ -17,12 +17,15 @@ import type { KeyValueStore } from '../store/kv.js'
 /** A downlink for a device, through the Conduit of `route`. */
 export interface HttpTarget { app: string, devEui: string, route: MultitechRoute }
 
-interface Pending { target: HttpTarget, req: DownlinkRequest, queuedAt: number, expiresAt: number }
+interface Pending { target: HttpTarget, req: DownlinkRequest, queuedAt: number, expiresAt: number, seq: number }
 
 type Report = EventSink['outcome']
 
 /** What the store keeps of a request (the payload as hex). */
-interface Stored { app: string, devEui: string, route: MultitechRoute, id: string, fPort: number, hex: string, confirmed: boolean, flush: boolean, expiresAt?: number, queuedAt: number }
+interface Stored { app: string, devEui: string, route: MultitechRoute, id: string, fPort: number, hex: string, confirmed: boolean, flush: boolean, expiresAt?: number, queuedAt: number, seq?: number }
+
+/** Orders requests queued within one millisecond (the store lists keys in no order). */
+let sequence = 0
 
 export interface QueueStore {
   kv: KeyValueStore
@@ -48,7 +51,7 @@ export class HttpDownlinkQueue {
       return { status: 'failed', reason: 'queue-full', detail: `${this.maxPerDevice} downlinks already wait for this device's Conduit to fetch them`, network: networkOf(target.route) }
     }
     const queuedAt = this.now()
-    const p: Pending = { target, req, queuedAt, expiresAt: Math.min(queuedAt + this.ttlMs, req.expiresAt ?? Infinity) }
+    const p: Pending = { target, req, queuedAt, expiresAt: Math.min(queuedAt + this.ttlMs, req.expiresAt ?? Infinity), seq: sequence++ }
     list.push(p)
     this.pending.set(target.devEui, list)
     await this.persist(p)
@@ -59,7 +62,7 @@ export class HttpDownlinkQueue {
 
   private async persist (p: Pending): Promise<void> {
     if (this.store === undefined) return
-    const s: Stored = { app: p.target.app, devEui: p.target.devEui, route: p.target.route, id: p.req.id, fPort: p.req.fPort, hex: p.req.bytes.toString('hex'), confirmed: p.req.confirmed, flush: p.req.flush, queuedAt: p.queuedAt, ...(p.req.expiresAt !== undefined ? { expiresAt: p.req.expiresAt } : {}) }
+    const s: Stored = { app: p.target.app, devEui: p.target.devEui, route: p.target.route, id: p.req.id, fPort: p.req.fPort, hex: p.req.bytes.toString('hex'), confirmed: p.req.confirmed, flush: p.req.flush, queuedAt: p.queuedAt, seq: p.seq, ...(p.req.expiresAt !== undefined ? { expiresAt: p.req.expiresAt } : {}) }
     // Kept a little past its expiry: a restart after that ends it in `expired`, not in silence.
     await this.store.kv.set(this.key(s.devEui, s.id), JSON.stringify(s), Math.max(1000, p.expiresAt - this.now()) + 60_000)
   }
@@ -79,9 +82,9 @@ export class HttpDownlinkQueue {
       const route = multitechRoute(s.route)
       if (route === undefined || typeof s.id !== 'string' || typeof s.hex !== 'string') continue
       const req: DownlinkRequest = { id: s.id, fPort: s.fPort, bytes: Buffer.from(s.hex, 'hex'), confirmed: s.confirmed, flush: s.flush, ...(s.expiresAt !== undefined ? { expiresAt: s.expiresAt } : {}) }
-      loaded.push({ target: { app: s.app, devEui: s.devEui, route }, req, queuedAt: s.queuedAt, expiresAt: Math.min(s.queuedAt + this.ttlMs, s.expiresAt ?? Infinity) })
+      loaded.push({ target: { app: s.app, devEui: s.devEui, route }, req, queuedAt: s.queuedAt, expiresAt: Math.min(s.queuedAt + this.ttlMs, s.expiresAt ?? Infinity), seq: s.seq ?? 0 })
     }
-    loaded.sort((a, b) => a.queuedAt - b.queuedAt)
+    loaded.sort((a, b) => a.queuedAt - b.queuedAt || a.seq - b.seq)
     for (const p of loaded) {
       const list = this.pending.get(p.target.devEui) ?? []
       if (list.some(x => x.req.id === p.req.id)) continue
