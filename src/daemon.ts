@@ -132,7 +132,8 @@ export class Daemon {
         config, log: child, metrics: this.metrics, broker: this.broker, bus: this.bus, presence, apps, users, kv: this.kv, locator,
         replays, failures: tpFailures, now, ready: storeReady, env: opts.env ?? process.env,
       },
-      regions: app => config.applications.find(a => a.name === app)?.region ?? config.downlinks.region,
+      // Looked up per downlink: a map made once.
+      regions: (byApp => (app: string) => byApp.get(app) ?? config.downlinks.region)(new Map(config.applications.flatMap(a => a.region !== undefined ? [[a.name, a.region] as const] : []))),
       acks: {
         uplinksWithoutAck: network => network === 'thingpark' ? config.downlinks.thingparkUplinksWithoutAck : config.downlinks.conduitAckRetries + 2,
         timeoutMs: config.downlinks.ackTimeoutSeconds * 1000,

@@ -288,6 +288,11 @@ describe('every normalized topic against its JSON Schema', () => {
       { fPort: 1, hex: '0' }, { fPort: 1, data: 'A' }, { fPort: 1, hex: '00', id: '' }, { fPort: 1, hex: '00', id: 'x'.repeat(129) },
       { fPort: 1, hex: '00'.repeat(513) }, { fPort: 1, hex: '00', confirmed: 'yes' }, { fPort: 1, hex: '00', devEui: '0123' },
       [{ fPort: 1, hex: '00' }, { fPort: 2, data: 'AQ==' }], [], 'nope', null, 42,
+      // Codec objects, replace and expiry (issues 15 and 16).
+      { object: { a: 1 } }, { fPort: 3, object: {} }, { object: [1] }, { object: { a: 1 }, hex: '00' }, { fPort: 1, hex: '00', replace: true },
+      { fPort: 1, hex: '00', expiresAt: '2030-01-01T00:00:00Z' }, { fPort: 1, hex: '00', expiresAt: '2030-01-01T00:00:00.123+02:00' },
+      { fPort: 1, hex: '00', expiresAt: '2030-01-01T00:00Z' }, { fPort: 1, hex: '00', expiresAt: '2030-01-01T00:00:00' }, { fPort: 1, hex: '00', expiresAt: '2030-01-01T00:00:00+0200' },
+      { fPort: 1, hex: '00', expiresAt: 'tomorrow' }, { fPort: 1, hex: '00', ttlSeconds: 60 }, { fPort: 1, hex: '00', ttlSeconds: 0 }, { fPort: 1, hex: '00', ttlSeconds: 1.5 },
     ]
     for (const sample of samples) {
       const daemon = parseDownlinkRequests(Buffer.from(JSON.stringify(sample)), dev).every(p => p.ok)

@@ -4,6 +4,7 @@
  */
 import { Type } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
+import addFormats from 'ajv-formats'
 import { formatPointer } from '../config/issues.js'
 import { newId } from '../model/ids.js'
 import type { AnyDownlinkRequest } from '../model/events.js'
@@ -17,15 +18,16 @@ const RequestSchema = Type.Object({
   confirmed: Type.Optional(Type.Boolean()),
   flush: Type.Optional(Type.Boolean()),
   replace: Type.Optional(Type.Boolean()),
-  expiresAt: Type.Optional(Type.String({ maxLength: 64 })),
+  // RFC 3339 date-time, with its zone, as the published schema says (docs/schemas/downlink-request.schema.json).
+  expiresAt: Type.Optional(Type.String({ format: 'date-time', maxLength: 64 })),
   ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 604800 })),
   devEui: Type.Optional(Type.String()),
 })
 
-/** An ISO 8601 time with a zone (`Z` or ±hh:mm): a time without one would be read in the server's zone. */
-const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/
-
-const validate = new Ajv({ allErrors: true, strict: false }).compile(RequestSchema)
+const ajv = new Ajv({ allErrors: true, strict: false })
+// ajv-formats is CommonJS with `exports.default`: the default import is the module object.
+;(addFormats as unknown as { default: (a: Ajv, formats: string[]) => Ajv }).default(ajv, ['date-time'])
+const validate = ajv.compile(RequestSchema)
 
 export type ParsedRequest = { ok: true, request: AnyDownlinkRequest } | { ok: false, id: string, detail: string }
 
@@ -56,8 +58,8 @@ export function checkDownlinkRequest (item: unknown, topicDevEui: string, now: n
   if (r.expiresAt !== undefined && r.ttlSeconds !== undefined) return { ok: false, id, detail: 'give expiresAt or ttlSeconds, not both' }
   let expiresAt: number | undefined
   if (r.expiresAt !== undefined) {
-    expiresAt = ISO_WITH_ZONE.test(r.expiresAt) ? Date.parse(r.expiresAt) : NaN
-    if (Number.isNaN(expiresAt)) return { ok: false, id, detail: `expiresAt "${r.expiresAt}" is not an ISO 8601 time with a zone (e.g. 2026-12-01T10:00:00Z)` }
+    expiresAt = Date.parse(r.expiresAt)
+    if (Number.isNaN(expiresAt)) return { ok: false, id, detail: `expiresAt "${r.expiresAt}" is not a time with a zone (e.g. 2026-12-01T10:00:00Z)` }
   } else if (r.ttlSeconds !== undefined) {
     expiresAt = now + r.ttlSeconds * 1000
   }
