@@ -8,7 +8,6 @@ import { mkdtemp, mkdir, rm, writeFile, unlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
-import { freePort } from './helpers/redis-server.js'
 import { observe, sleep, until, type MqttClient } from './helpers/mqtt.js'
 import { ConduitSimulator, generatedDevice, type ReceivedDownlink } from '../src/simulate/conduit.js'
 import { ThingParkSimulator } from '../src/simulate/thingpark.js'
@@ -64,17 +63,19 @@ describe('rules in a running daemon', () => {
     await mkdir(rulesDir())
     await writeFile(join(rulesDir(), 'decoders.yaml'), DECODER)
     await writeFile(join(rulesDir(), 'valve.yaml'), VALVE)
-    const lrcPort = await freePort()
+    // The LRC listens first, on a port the system picks, so no other test file can take it between
+    // choosing the port and binding it; the simulator is pointed at the daemon once it runs.
+    tp = new ThingParkSimulator({ asUrl: 'http://127.0.0.1:1/tp', asId: AS_ID, asKey: KEY })
+    const lrcUrl = await tp.startLrc({ sentReportDelayMs: -1 })
     t = await startTestDaemon({
       applications: [{ name: 'farm', match: { appEui: ['16-ea-76-f6-ab-66-3d-80'], thingpark: ['tp'] } }],
       mqtt: { listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }] },
       rules: { dir: './rules', timeoutMs: 100 },
-      thingpark: { connections: [{ name: 'tp', path: '/tp', asId: AS_ID, asKey: KEY, downlinkUrl: `http://127.0.0.1:${lrcPort}/thingpark/lrc/rest/downlink` }] },
+      thingpark: { connections: [{ name: 'tp', path: '/tp', asId: AS_ID, asKey: KEY, downlinkUrl: lrcUrl }] },
     }, { dir })
     ;({ client: observer, seen } = await observe(`mqtt://127.0.0.1:${t.port('mqtt')}`))
     await observer.subscribeAsync('alerts/#', { qos: 1 })
-    tp = new ThingParkSimulator({ asUrl: `http://127.0.0.1:${t.port('http')}/tp`, asId: AS_ID, asKey: KEY })
-    await tp.startLrc({ port: lrcPort, sentReportDelayMs: -1 })
+    tp.retarget(`http://127.0.0.1:${t.port('http')}/tp`)
   })
   afterAll(async () => {
     await Promise.all(sims.map(s => s.stop()))
