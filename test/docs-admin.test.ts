@@ -3,12 +3,15 @@
  *
  * Each fenced `yaml` or `sh` block of these pages carries, on the line before its fence, an HTML
  * comment `<!-- docs-test: … -->` that says what the block is and how it is checked:
- * - `file=NAME` (yaml): a ready-to-paste configuration. It is written verbatim as NAME and
- *   `lorabridge config check` must accept it (with `env=VAR` set, as the page says, for an AS key).
+ * - `file=NAME`: a file the page has the reader save, written verbatim as NAME. A yaml one is a
+ *   ready-to-paste configuration that `lorabridge config check` must accept (with `env=VAR` set, as
+ *   the page says, for an AS key; `needs=A,B`: files the reader brings, which must exist by then).
  * - `run`: run with bash, on "the lorabridge host" (a temp directory), in page order; it must exit 0.
  * - `daemon`: `lorabridge start`, run in the background with every listener's port overridden to 0
  *   (LORABRIDGE_…_PORT) — the page's fixed ports are swapped for the bound ones in later blocks.
  * - `background`: a long-running command (mosquitto_sub); its output is checked afterwards.
+ * - `flags`: a lorabridge command shown as an example of another setup: not run, but every option it
+ *   uses must be one that command's `--help` lists.
  * - `on-conduit`, `on-thingpark`: a command the page says runs on the Conduit or in ThingPark's
  *   platform; not run here, and the page must say so in its text.
  * - `choice=X`: one of the page's alternatives ("pick one way"): the page is run once per choice,
@@ -57,7 +60,7 @@ function parseAttrs (text: string): Attrs {
   return attrs
 }
 
-const KINDS = ['file', 'run', 'daemon', 'background', 'on-conduit', 'on-thingpark'] as const
+const KINDS = ['file', 'run', 'daemon', 'background', 'flags', 'on-conduit', 'on-thingpark'] as const
 const kindOf = (b: Block): string | undefined => KINDS.find(k => b.attrs?.[k] !== undefined)
 
 function sleep (ms: number): Promise<void> { return new Promise(resolve => setTimeout(resolve, ms)) }
@@ -159,7 +162,7 @@ class Host {
   }
 
   /** Runs the page's blocks in order; `substitute` maps the page's hosts and ports to this host's. */
-  async runPage (page: string, blocks: Block[], choice: string | undefined, substitute: (code: string) => string, daemonEnv: NodeJS.ProcessEnv): Promise<void> {
+  async runPage (page: string, blocks: Block[], choice: string | undefined, substitute: (code: string) => string, daemonEnv: NodeJS.ProcessEnv, onStarted: () => Promise<void> = async () => {}): Promise<void> {
     for (const b of blocks) {
       if (b.attrs?.choice !== undefined && b.attrs.choice !== choice) continue
       const kind = kindOf(b)
@@ -168,6 +171,10 @@ class Host {
       if (kind === 'file') {
         const file = b.attrs?.file as string
         await writeFile(join(this.work, file), `${b.code}\n`)
+        if (b.lang !== 'yaml') continue
+        for (const needed of typeof b.attrs?.needs === 'string' ? b.attrs.needs.split(',') : []) {
+          expect(await readFile(join(this.work, needed), 'utf8').then(() => true, () => false), `${where}: ${needed}, which the page has the reader bring`).toBe(true)
+        }
         const env = { ...this.env, ...(typeof b.attrs?.env === 'string' ? { [b.attrs.env]: '0123456789abcdef0123456789abcdef' } : {}) }
         const check = await runCli(['-c', file, 'config', 'check'], { cwd: this.work, env })
         expect(check.code, `${where}: config check of ${file}: ${check.stdout}${check.stderr}`).toBe(0)
@@ -190,6 +197,9 @@ class Host {
         for (const l of logLines(daemon.output())) {
           if (l.msg === 'listening' && typeof l.protocol === 'string' && l.protocol in this.ports) this.ports[l.protocol as keyof Host['ports']] = l.port as number
         }
+        await onStarted()
+      } else if (kind === 'flags') {
+        await checkFlags(where, code, this.work, this.env)
       } else if (kind === 'background') {
         // Started once the daemon counts its subscriptions, so that nothing published after is missed.
         const before = await this.metric('lorabridge_mqtt_subscriptions')
@@ -204,6 +214,17 @@ class Host {
         throw new Error(`${where}: an sh block without a <!-- docs-test: … --> kind`)
       }
     }
+  }
+}
+
+/** Every `--option` of each `lorabridge …` command in `code` is one its `--help` lists. */
+async function checkFlags (where: string, code: string, cwd: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const commands = [...code.replace(/\\\n/g, ' ').matchAll(/\blorabridge((?: [a-z]+)+)([^\n]*)/g)]
+  expect(commands.length, `${where}: a lorabridge command`).toBeGreaterThan(0)
+  for (const [, words, rest] of commands) {
+    const help = await runCli([...(words as string).trim().split(' '), '--help'], { cwd, env })
+    expect(help.code, `${where}: lorabridge${words as string} --help`).toBe(0)
+    for (const [option] of (rest as string).matchAll(/--[a-z][a-z-]*/g)) expect(help.stdout, `${where}: lorabridge${words as string} has no ${option}`).toContain(option)
   }
 }
 
@@ -281,4 +302,104 @@ describe('docs/multitech.md: a Conduit set up as the page says', () => {
       }, 180_000)
     })
   }
+})
+
+describe('docs/thingpark.md: a ThingPark connection set up as the page says', () => {
+  const page = 'docs/thingpark.md'
+  const host = new Host()
+  let blocks: Block[]
+  let lrc: Background
+  let publicCa = ''
+
+  beforeAll(async () => {
+    blocks = parseBlocks(await readFile(join(ROOT, page), 'utf8'))
+    await host.create('thingpark')
+    process.once('exit', host.killAll)
+    // What the reader brings: a certificate for lorabridge.example.com from a CA that ThingPark
+    // (here curl and Node) trusts. Made with the development CA, in a directory of its own.
+    const ca = join(host.root, 'public-ca')
+    const made = await runCli(['certs', 'init', '--dir', ca, '--host', 'lorabridge.example.com'], { cwd: host.root })
+    expect(made.code, made.stderr).toBe(0)
+    await mkdir(join(host.work, 'data'))
+    await writeFile(join(host.work, 'data', 'public.crt'), await readFile(join(ca, 'server.crt')))
+    await writeFile(join(host.work, 'data', 'public.key'), await readFile(join(ca, 'server.key')))
+    publicCa = join(ca, 'ca.crt')
+    host.env.NODE_EXTRA_CA_CERTS = publicCa
+    // ThingPark's LRC: the simulator's downlink endpoint, checking each downlink's token with the
+    // key the page puts in thingpark.env.
+    const key = /TP_EU_KEY=([0-9a-f]{32})/.exec(blocks.find(b => b.attrs?.file === 'thingpark.env')?.code ?? '')?.[1]
+    expect(key).toBeDefined()
+    lrc = startBash('lorabridge simulate thingpark --url https://127.0.0.1:9/none --as-id TWA_100000001.1.AS --as-key-env LRC_KEY --count 0 --lrc-port 0', host.root, { ...host.env, LRC_KEY: key })
+    host.background.push(lrc)
+    await until('the simulated LRC', () => /"event":"lrc"/.test(lrc.output()))
+  })
+
+  afterAll(async () => {
+    process.off('exit', host.killAll)
+    await host.destroy()
+  })
+
+  it('says of every block how it is checked, and names the AS routing profile before devices are routed', async () => {
+    checkAnnotations(page, blocks)
+    expect(blocks.filter(b => b.attrs?.file === 'lorabridge.yaml')).toHaveLength(1)
+    const doc = await readFile(join(ROOT, page), 'utf8')
+    const setup = doc.slice(doc.indexOf('## Setting up ThingPark'), doc.indexOf('## Uplink endpoint'))
+    for (const step of ['AS routing profile', 'Application Servers', 'AS Routing Profiles', 'Basic HTTPS', 'HTTPS – Generic Application', 'Route the devices']) expect(setup).toContain(step)
+  })
+
+  it('runs every block in order: config check, the signed uplink published, the downlink signed and queued by the LRC', async () => {
+    const lrcUrl = (JSON.parse(lrc.output().split('\n')[0] as string) as { url: string }).url
+    await host.runPage(page, blocks, undefined, code => code
+      // Node reaches the page's host through its address; the certificate names both.
+      .replace(/(lorabridge simulate thingpark --url )https:\/\/lorabridge\.example\.com:8443/g, `$1https://127.0.0.1:${host.ports.https}`)
+      .replace(/ -p 1883\b/g, ` -p ${host.ports.mqtt}`), {
+      LORABRIDGE_MQTT_LISTENERS_0_PORT: '0',
+      LORABRIDGE_HTTP_LISTENERS_0_PORT: '0',
+      LORABRIDGE_HTTP_LISTENERS_1_PORT: '0',
+      // The platform's LRC is the simulated one.
+      LORABRIDGE_THINGPARK_CONNECTIONS_0_DOWNLINK_URL: lrcUrl,
+    }, async () => {
+      // curl, as the page runs it, reaches lorabridge.example.com:8443 here and trusts its CA.
+      await writeFile(join(host.root, '.curlrc'), `connect-to = lorabridge.example.com:8443:127.0.0.1:${host.ports.https}\ncacert = ${publicCa}\n`)
+    })
+
+    // The answers the page shows.
+    const unsigned = blocks.find(b => b.attrs?.name === 'unsigned')
+    const shown = /^# (\{.*\})$/m.exec(unsigned?.code ?? '')?.[1]
+    expect(shown).toBeDefined()
+    expect(host.output('unsigned').trim()).toBe(shown)
+    expect(host.output('signed').trim()).toBe('204')
+    expect(host.output('simulate')).toMatch(/"event":"summary","posts":1,"failed":0/)
+
+    await until('the signed uplink and the downlink queued by the LRC on the subscriber', () => {
+      const seen = messages(host.output('subscriber'))
+      return seen.some(m => m.topic === 'lorabridge/farm/devices/0018b20000000b20/up' && m.payload.fPort === 1 && m.payload.hex === '01') &&
+        seen.some(m => m.topic === 'lorabridge/farm/devices/0018b20000000b20/down/queued')
+    })
+    // The LRC checked the downlink's token with the page's key and AS ID.
+    const received = lrc.output().split('\n').flatMap(l => { try { return [JSON.parse(l) as Record<string, unknown>] } catch { return [] } }).filter(l => l.event === 'downlink')
+    expect(received.map(l => [String(l.devEui).toLowerCase(), l.fPort, String(l.payload).toLowerCase(), l.tokenValid, l.status])).toEqual([['0018b20000000b20', 1, '01', true, 200]])
+  }, 180_000)
+
+  it('logs the AS_ID ThingPark sent when it is not the connection\'s, cut to 100 characters', async () => {
+    const post = (asId: string): Promise<{ code: number | null, stdout: string }> => run('curl', ['-s', '-w', '\n%{http_code}', '--cacert', publicCa,
+      '--connect-to', `lorabridge.example.com:8443:127.0.0.1:${host.ports.https}`, '-X', 'POST', '-H', 'Content-Type: application/json', '-d', '{}',
+      `https://lorabridge.example.com:8443/thingpark/tp-eu?LrnDevEui=0018B20000000B20&AS_ID=${encodeURIComponent(asId)}&Token=${'0'.repeat(64)}`])
+    expect(host.ports.https, 'the daemon the page started (the test before)').toBeGreaterThan(0)
+    const long = `TWA_${'9'.repeat(5000)}.1.AS`
+    for (const asId of ['TWA_100000002.7.AS', long, '<script>"\n']) {
+      const answer = await post(asId)
+      expect(answer.stdout).toMatch(/"error":"LB_ERR_THINGPARK_TOKEN"[^\n]*\n401$/)
+    }
+    const daemon = host.output(`block-${blocks.find(b => kindOf(b) === 'daemon')?.line ?? 0}`)
+    await until('the three refusals in the log', () => logLines(daemon).filter(l => l.msg === 'ThingPark report refused' && l.receivedAsId !== undefined).length >= 3)
+    const refused = logLines(host.output(`block-${blocks.find(b => kindOf(b) === 'daemon')?.line ?? 0}`)).filter(l => l.msg === 'ThingPark report refused' && l.receivedAsId !== undefined)
+    expect(refused.map(l => [l.code, l.status, l.receivedAsId])).toEqual([
+      ['LB_ERR_THINGPARK_TOKEN', 401, 'TWA_100000002.7.AS'],
+      ['LB_ERR_THINGPARK_TOKEN', 401, long.slice(0, 100)],
+      ['LB_ERR_THINGPARK_TOKEN', 401, '<script>"\n'],
+    ])
+    // The daemon is still up, and a report with the right AS_ID is not logged with one.
+    expect(logLines(daemon).filter(l => l.msg === 'ThingPark report refused' && l.receivedAsId === undefined).every(l => l.reason !== 'AS_ID is not this connection\'s')).toBe(true)
+  }, 60_000)
 })
