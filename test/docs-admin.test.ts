@@ -300,6 +300,27 @@ describe('docs/multitech.md: a Conduit set up as the page says', () => {
         const logins = logLines(host.output(`block-${blocks.find(b => kindOf(b) === 'daemon')?.line ?? 0}`)).filter(l => l.msg === 'client authenticated' && l.role === 'gateway')
         expect(logins.map(l => [l.user, l.via, l.clientId])).toEqual([['conduit-7', choice === 'A' ? 'password' : 'certificate', `lorawan/ff-ff-ff-ff-ff-ff-ff-ff/${gw}`]])
       }, 180_000)
+
+      if (choice === 'A') {
+        it('shows in the log what the page\'s troubleshooting says: the GW-UUID of a Conduit without a user, and a Conduit bound to another GW-UUID', async () => {
+          expect(host.ports.mqtts, 'the daemon the page started (the test before)').toBeGreaterThan(0)
+          const other = '11111111-2222-3333-4444-555555555555'
+          const url = `mqtts://127.0.0.1:${host.ports.mqtts}`
+          // A Conduit whose user does not exist yet: refused (CONNACK 4), its GW-UUID in the log's clientId.
+          const unknown = await runCli(['simulate', 'conduit', '--url', url, '--ca', 'data/ca.crt', '--username', 'conduit-9', '--password-stdin', '--gw-uuid', other, '--count', '1'], { cwd: host.work, env: host.env, input: 'not-a-user-password\n' })
+          expect(unknown.code).not.toBe(0)
+          // The page's Conduit user, presented by a Conduit with another GW-UUID (CONNACK 5).
+          const password = await readFile(join(host.work, 'conduit-7.pw'), 'utf8')
+          const wrongGw = await runCli(['simulate', 'conduit', '--url', url, '--ca', 'data/ca.crt', '--username', 'conduit-7', '--password-stdin', '--gw-uuid', other, '--count', '1'], { cwd: host.work, env: host.env, input: password })
+          expect(wrongGw.code).not.toBe(0)
+          const daemon = (): Array<Record<string, unknown>> => logLines(host.output(`block-${blocks.find(b => kindOf(b) === 'daemon')?.line ?? 0}`)).filter(l => l.msg === 'authentication refused')
+          await until('both refusals in the log', () => daemon().length >= 2)
+          expect(daemon().map(l => [l.code, l.user, l.clientId])).toEqual([
+            ['LB_ERR_AUTH_BAD_CREDENTIALS', 'conduit-9', `lorawan/ff-ff-ff-ff-ff-ff-ff-ff/${other}`],
+            ['LB_ERR_AUTH_CLIENT_ID', 'conduit-7', `lorawan/ff-ff-ff-ff-ff-ff-ff-ff/${other}`],
+          ])
+        }, 60_000)
+      }
     })
   }
 })
