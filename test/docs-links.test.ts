@@ -1,6 +1,9 @@
 /**
- * Every relative link in README.md and docs/*.md leads somewhere: the file exists and, when the link
- * names a heading (`file.md#anchor`), the file has that heading (GitHub's anchor rules).
+ * Every relative link in the repository's markdown files (README.md, docs/*.md, bench/README.md and
+ * any other, node_modules and build output aside) leads somewhere: the file exists and, when the link
+ * names a heading (`file.md#anchor`), the file has that heading (GitHub's anchor rules). And the docs
+ * are self-contained: none sends the reader to PRODUCT.md, the design contract that is not in the
+ * repository.
  */
 import { describe, it, expect } from 'vitest'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
@@ -8,7 +11,19 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const PAGES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter(f => f.endsWith('.md')).map(f => `docs/${f}`)]
+/** Directories that hold no page of ours: dependencies, build output, local state, git. */
+const NOT_OURS = new Set(['node_modules', 'dist', 'data', 'test-artifacts', '.git'])
+
+/** Every file under `dir` (relative to ROOT) whose name ends with `suffix`, outside NOT_OURS. */
+function filesEndingWith (suffix: string, dir = ''): string[] {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap(entry => {
+    const path = dir === '' ? entry.name : `${dir}/${entry.name}`
+    if (entry.isDirectory()) return NOT_OURS.has(entry.name) ? [] : filesEndingWith(suffix, path)
+    return entry.isFile() && entry.name.endsWith(suffix) ? [path] : []
+  }).sort()
+}
+
+const PAGES = filesEndingWith('.md')
 
 /** The page without fenced code blocks and inline code, where `[x](y)` is not a link. */
 function prose (markdown: string): string[] {
@@ -38,7 +53,21 @@ function anchors (markdown: string): Set<string> {
   return out
 }
 
-describe('links in README.md and docs/', () => {
+describe('links in the repository\'s markdown files', () => {
+  it('covers README.md, every docs/*.md and bench/README.md', () => {
+    expect(PAGES).toEqual(expect.arrayContaining(['README.md', 'bench/README.md', 'docs/multitech.md', 'docs/thingpark.md', 'docs/topics.md']))
+  })
+
+  it('no page, and no published JSON schema, points to PRODUCT.md (it is not in the repository)', () => {
+    const mentions: string[] = []
+    for (const file of [...PAGES, ...filesEndingWith('.json', 'docs')]) {
+      readFileSync(join(ROOT, file), 'utf8').split('\n').forEach((line, i) => {
+        if (/PRODUCT(\.md|'s)\b/.test(line)) mentions.push(`${file}:${i + 1}: ${line.trim()}`)
+      })
+    }
+    expect(mentions).toEqual([])
+  })
+
   it('the anchor rules match GitHub\'s', () => {
     expect([...anchors('# Reports → normalized events\n## `dataDir` and paths\n## A, b\n## A, b\n```\n# not a heading\n```\n')])
       .toEqual(['reports--normalized-events', 'datadir-and-paths', 'a-b', 'a-b-1'])

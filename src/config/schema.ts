@@ -89,7 +89,7 @@ export const ConfigSchema = Type.Object({
   dataDir: Type.String({ default: './data', description: 'Development certificates, users file, local state. Relative to the configuration file (or the working directory without one).' }),
   topics: Type.Object({
     root: Type.String({ default: 'lorabridge', pattern: '^[^/#+$][^/#+]*$', description: 'First level of every normalized topic.' }),
-  }, { ...Strict, default: {}, description: 'Normalized topic names (PRODUCT.md §1).' }),
+  }, { ...Strict, default: {}, description: 'Normalized topic names (docs/topics.md).' }),
   mqtt: Type.Object({
     listeners: Type.Array(MqttListener, {
       default: [
@@ -174,7 +174,7 @@ export const ConfigSchema = Type.Object({
     dedupWindowSeconds: Type.Integer({ minimum: 1, default: 300, description: 'How long a frame is remembered: its duplicates (retained replays, QoS 1 redeliveries, other gateways) within this window are not published again.' }),
     dedupSpreadSeconds: Type.Number({ exclusiveMinimum: 0, default: 10, description: 'Copies of one uplink frame (device, DevAddr, counter, payload) are duplicates when the network server\'s receive times are within this many seconds of the first copy (a replay has the same time); further apart, the device restarted its counter and repeats a payload: a new frame, published. Raise it for gateways whose clocks are not synchronized.' }),
     includeRaw: Type.Boolean({ default: false, description: 'Add the network server\'s original message under `raw` in normalized events.' }),
-  }, { ...Strict, default: {}, description: 'Normalized events (PRODUCT.md §2).' }),
+  }, { ...Strict, default: {}, description: 'Normalized events (docs/topics.md).' }),
   multitech: Type.Object({
     maxPayloadBytes: Type.Integer({ minimum: 1024, default: 65536, description: 'Largest app-connect message accepted (an uplink is under 2 KB); larger ones are refused and counted.' }),
     http: Type.Object({
@@ -221,7 +221,7 @@ export const ConfigSchema = Type.Object({
       timeoutMs: Type.Integer({ minimum: 1, maximum: 10000, default: 100, description: 'Time limit of one codec call (decodeUplink, encodeDownlink); past it the call fails with LB_ERR_CODEC_TIMEOUT and the codec\'s engine is restarted. A codec that hits its limits 3 times within a minute is suspended for a minute.' }),
       memoryMiB: Type.Integer({ minimum: 20, maximum: 256, default: 32, description: 'Memory of one codec\'s engine (its whole WebAssembly memory, about 2 MiB of which QuickJS itself uses); past it a call fails with LB_ERR_CODEC_MEMORY.' }),
     }, { ...Strict, default: {}, description: 'JavaScript payload codecs named by decoders (`codec:`), each in its own sandboxed engine (docs/codecs.md).' }),
-  }, { ...Strict, default: {}, description: 'The rules engine (PRODUCT.md §4).' }),
+  }, { ...Strict, default: {}, description: 'The rules engine (docs/rules.md).' }),
   log: Type.Object({
     level: Type.Union(LogLevel.anyOf, { default: 'info', description: 'pino log level; logs are JSON lines on stdout.' }),
   }, { ...Strict, default: {}, description: 'Logging.' }),

@@ -21,7 +21,7 @@ const Closed = { additionalProperties: false } as const
 
 // ---------------------------------------------------------------- building blocks
 
-const DevEui = Type.String({ pattern: NORMALIZED_EUI_PATTERN, description: 'DevEUI: 16 lower-case hex digits, no separators, whatever the network server spelled (PRODUCT.md §1).' })
+const DevEui = Type.String({ pattern: NORMALIZED_EUI_PATTERN, description: 'DevEUI: 16 lower-case hex digits, no separators, whatever the network server spelled.' })
 const DASHED_EUI = '^[0-9a-f]{2}(?:-[0-9a-f]{2}){7}$'
 const DashedEui = (description = 'EUI-64 dashed in lower case, as app-connect spells it.'): TString => Type.String({ pattern: DASHED_EUI, description })
 const GatewayUuid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$', description: 'Conduit GW-UUID, dashed lower case, whichever spelling the Conduit used.' })
@@ -102,7 +102,7 @@ export const UplinkSchema = Type.Object({
   gateways: Type.Optional(Gateways),
   network: NetworkSchema,
   raw: Type.Optional(Raw),
-}, { ...Closed, title: 'Uplink', description: 'An uplink, published once per frame on `{root}/{app}/devices/{devEui}/up` (PRODUCT.md §2).' })
+}, { ...Closed, title: 'Uplink', description: 'An uplink, published once per frame on `{root}/{app}/devices/{devEui}/up` (docs/topics.md).' })
 
 export const JoinSchema = Type.Object({
   id: FrameId,
@@ -176,7 +176,7 @@ const DownlinkRequestObject = Type.Union([
 export const DownlinkRequestSchema = Type.Union([
   DownlinkRequestObject,
   Type.Array(DownlinkRequestObject, { minItems: 1, description: 'Several requests: each ends in its own outcome, an invalid one does not stop the others.' }),
-], { title: 'DownlinkRequest', description: 'A downlink command on `{root}/{app}/devices/{devEui}/down`, published by applications and rules (PRODUCT.md §2). Every request ends in exactly one `down/queued` or `down/failed` with its `id`; an invalid one in `down/failed` `invalid`.' })
+], { title: 'DownlinkRequest', description: 'A downlink command on `{root}/{app}/devices/{devEui}/down`, published by applications and rules (docs/topics.md). Every request ends in exactly one `down/queued` or `down/failed` with its `id`; an invalid one in `down/failed` `invalid`.' })
 
 export const ClearSchema = Type.Object({
   id: Type.Optional(Type.String({ minLength: 1, description: 'Correlation id for the outcome; generated when absent.' })),

@@ -74,17 +74,19 @@ const TOKEN = /^[0-9a-fA-F]{64}$/
 export class ThingParkIngest {
   constructor (private readonly deps: TpIngestDeps) {}
 
-  private refuse (status: number, code: ErrorCode, message: string, req: TpRequestHead): TpAnswer {
+  /** `receivedAsId`: the AS_ID of a report refused for it, logged so that an admin can copy ThingPark's into `asId`. */
+  private refuse (status: number, code: ErrorCode, message: string, req: TpRequestHead, receivedAsId?: string): TpAnswer {
     this.deps.metrics.ingestErrors.inc({ network: NETWORK, code })
     if (status === 401) this.deps.metrics.thingparkTokenFailures.inc({ connection: req.connection.name, code })
-    this.deps.log.warn({ code, connection: req.connection.name, status, address: req.address, reason: message }, 'ThingPark report refused')
+    // The received AS_ID is the sender's text: under its own key, and cut to a length an AS ID never reaches.
+    this.deps.log.warn({ code, connection: req.connection.name, status, address: req.address, reason: message, receivedAsId: receivedAsId?.slice(0, 100) }, 'ThingPark report refused')
     return { status, body: { error: code, message } }
   }
 
   /** A refusal of a request not (yet) shown to come from ThingPark: it spends one of the sender's failures. */
-  private reject (status: number, code: ErrorCode, message: string, req: TpRequestHead): TpAnswer {
+  private reject (status: number, code: ErrorCode, message: string, req: TpRequestHead, receivedAsId?: string): TpAnswer {
     this.failed(req.address)
-    return this.refuse(status, code, message, req)
+    return this.refuse(status, code, message, req, receivedAsId)
   }
 
   /** Spends one failure of `address` (also for refusals made outside the ingest: a body too large). */
@@ -111,7 +113,7 @@ export class ThingParkIngest {
     if (!q.ok) return this.reject(400, 'LB_ERR_THINGPARK_QUERY', q.message, req)
     const query = q.params
     if (query.LrnDevEui === undefined || !isBareEui(query.LrnDevEui)) return this.reject(400, 'LB_ERR_THINGPARK_QUERY', 'the query has no valid LrnDevEui', req)
-    if (query.AS_ID !== req.connection.asId) return this.reject(401, 'LB_ERR_THINGPARK_TOKEN', query.AS_ID === undefined ? 'the query has no AS_ID' : 'AS_ID is not this connection\'s', req)
+    if (query.AS_ID !== req.connection.asId) return this.reject(401, 'LB_ERR_THINGPARK_TOKEN', query.AS_ID === undefined ? 'the query has no AS_ID' : 'AS_ID is not this connection\'s', req, query.AS_ID)
     if (query.Token === undefined) return this.reject(401, 'LB_ERR_THINGPARK_TOKEN', 'the query has no Token', req)
     if (!TOKEN.test(query.Token)) return this.reject(401, 'LB_ERR_THINGPARK_TOKEN', 'Token is not 64 hex digits', req)
     // Always a window: with maxTimeDeviation 0 the replay horizon, so that replay memory is bounded.
