@@ -370,7 +370,7 @@ describe('simulate conduit (CLI module)', () => {
     let out = ''
     stdout.on('data', (c: Buffer) => { out += c.toString() })
     const summary = await simulateConduit(
-      { url: b.url, version: '1.1', devices: 2, count: 3, rate: 50, gwUuid: GW_RAW, linger: 500 },
+      { url: b.url, apiVersion: '1.1', devices: 2, count: 3, rate: 50, gwUuid: GW_RAW, linger: 500, fcnt: 0 },
       { stdout, stderr: new PassThrough(), stdin: new PassThrough(), signals: false },
     )
     expect(summary).toEqual({ uplinks: 3, downlinks: 3 })
