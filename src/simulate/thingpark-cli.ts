@@ -216,7 +216,10 @@ export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingPar
 
 /** The commander action: exit 0, or 1 when a post got a non-2xx (or failed) without --lrc-port. */
 export async function simulateThingParkCommand (opts: ThingParkCliOptions): Promise<void> {
+  const said = new Set<string>() // once per distinct error: a run of 1000 posts to a closed port is one line
   const s = await simulateThingPark(opts, { stdout: process.stdout, stderr: process.stderr, onFailedPost: (url, error) => {
+    if (said.has(error)) return
+    said.add(error)
     const hint = /ECONNREFUSED/.test(error) ? ' — nothing listens there; is the daemon running, and are the host, port and path right?' : ''
     process.stderr.write(`simulate thingpark: cannot post to ${url}: ${error}${hint}\n`)
   } })
