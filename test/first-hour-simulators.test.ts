@@ -17,12 +17,13 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BIN } from './helpers/cli.js'
+import { BIN, runCli } from './helpers/cli.js'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
 import { addUsers } from './helpers/users.js'
 import { connect, type MqttClient } from './helpers/mqtt.js'
 
 const GW = '029998e0-6156-cdd4-4523-264b523115c1'
+const GW2 = '3f0a5c1e-8d2b-4e6f-9a7c-1b2d3e4f5a6b'
 const AS_ID = 'TWA_100000001.1.AS'
 const AS_KEY = '0123456789abcdef0123456789abcdef'
 const PASSWORD = 'conduit-password-for-tests'
@@ -88,7 +89,10 @@ describe('the simulators against a real daemon', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'lorabridge-first-hour-'))
-    await addUsers(join(dir, 'data', 'users.yaml'), { 'conduit-1': { role: 'gateway', gateway: GW, password: PASSWORD } })
+    await addUsers(join(dir, 'data', 'users.yaml'), {
+      'conduit-1': { role: 'gateway', gateway: GW, password: PASSWORD },
+      'conduit-2': { role: 'gateway', gateway: GW2, password: PASSWORD },
+    })
     t = await startTestDaemon({
       thingpark: { connections: [{ name: 'tp', path: '/thingpark/tp', asId: AS_ID, asKeyEnv: 'TP_KEY' }] },
     }, { dir, env: { TP_KEY: AS_KEY } })
@@ -262,5 +266,18 @@ describe('the simulators against a real daemon', () => {
     const right = simulate(['conduit', '--url', mqttsUrl, '--ca', ca, '--username', 'conduit-1', '--password-stdin', '--gw-uuid', GW, '--count', '1', '--linger', '100'], { input: `${PASSWORD}\n` })
     expect(await right.done, right.stderr()).toBe(0)
     expect(right.lines().find(l => l.event === 'device')).toMatchObject({ gateway: GW })
+  })
+
+  it('friction 8: a connection the broker closes and then refuses (a ban) ends the run with the CONNACK code, exit 1', async () => {
+    const run = simulate(['conduit', '--url', mqttsUrl, '--ca', ca, '--username', 'conduit-2', '--password-stdin', '--gw-uuid', GW2, '--count', '1', '--keep-running'], { input: `${PASSWORD}\n`, hangMs: 0 })
+    await run.waitFor('the keep-running notice', () => run.stderr().includes('printing downlinks until'))
+    const ban = await runCli(['-c', t.configFile, 'ban', 'add', '--user', 'conduit-2', '--reason', 'first-hour test'])
+    expect(ban.code, ban.stderr).toBe(0)
+    const guard = setTimeout(() => run.child.kill('SIGKILL'), 60_000)
+    expect(await run.done).toBe(1)
+    clearTimeout(guard)
+    expect(run.stderr()).toContain(`simulate conduit: connection to ${mqttsUrl} lost; reconnecting`)
+    expect(run.stderr()).toMatch(/simulate conduit: connection refused: CONNACK 5 not authorized — check --username\/--password/)
+    expect(run.lines().some(l => l.event === 'summary')).toBe(false)
   })
 })
