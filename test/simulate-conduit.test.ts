@@ -8,6 +8,7 @@ import { Aedes } from 'aedes'
 import mqtt, { type MqttClient } from 'mqtt'
 import { ConduitSimulator, CATCH_ALL_EUI, type ConduitOptions, type ReceivedDownlink } from '../src/simulate/conduit.js'
 import { simulateConduit } from '../src/simulate/conduit-cli.js'
+import { compilePayloadTemplate } from '../src/simulate/payload-template.js'
 import { until } from './helpers/mqtt.js'
 
 const GW_RAW = '029998e0-6156-cdd4-4523-264b523115c1'
@@ -370,7 +371,7 @@ describe('simulate conduit (CLI module)', () => {
     let out = ''
     stdout.on('data', (c: Buffer) => { out += c.toString() })
     const summary = await simulateConduit(
-      { url: b.url, version: '1.1', devices: 2, count: 3, rate: 50, gwUuid: GW_RAW, linger: 500 },
+      { url: b.url, apiVersion: '1.1', devices: 2, count: 3, rate: 50, gwUuid: GW_RAW, linger: 500, fcnt: 0 },
       { stdout, stderr: new PassThrough(), stdin: new PassThrough(), signals: false },
     )
     expect(summary).toEqual({ uplinks: 3, downlinks: 3 })
@@ -382,5 +383,25 @@ describe('simulate conduit (CLI module)', () => {
     expect(new Set(dl.map(l => l.devEui))).toEqual(new Set(['00-80-00-ff-00-00-00-01', '00-80-00-ff-00-00-00-02']))
     expect(live.msgs.filter(m => m.topic.endsWith('/up'))).toHaveLength(3)
     await until(() => live.msgs.find(m => m.topic === `lorawan/${GW11}/close`), 'close')
+  })
+})
+
+describe('--payload templates (payload-template.ts)', () => {
+  it('hex with {n} (1 byte) and {fcnt} (2 bytes), {name:W} on W bytes big-endian, wrapping', () => {
+    const hex = (t: string, n: number, fcnt: number): string => compilePayloadTemplate(t)({ n, fcnt }).toString('hex')
+    expect(hex('01{n}', 2, 9)).toBe('0102')
+    expect(hex('01{n}', 256, 0)).toBe('0100')
+    expect(hex('{fcnt}', 0, 0x1234)).toBe('1234')
+    expect(hex('AB{fcnt:4}{n:2}cd', 0x102, 0x10000)).toBe('ab000100000102cd')
+    expect(hex('{fcnt:1}', 0, 0x1ff)).toBe('ff')
+    expect(hex('0A0b', 5, 5)).toBe('0a0b')
+  })
+
+  it('refuses anything else, naming the option and the place', () => {
+    expect(() => compilePayloadTemplate('')).toThrow('--payload: empty')
+    expect(() => compilePayloadTemplate('01{n:5}')).toThrow('--payload: unexpected "{n:5}" at character 3')
+    expect(() => compilePayloadTemplate('01{N}')).toThrow(/unexpected/)
+    expect(() => compilePayloadTemplate('1{n}')).toThrow(/odd number of hex digits/)
+    expect(() => compilePayloadTemplate('01 02')).toThrow(/unexpected " 02" at character 3/)
   })
 })

@@ -2,7 +2,7 @@
  * The `lorabridge` executable (PRODUCT.md §5). Each command is a thin shell over a module that
  * the tests also use directly; this file owns argument parsing, exit codes and process signals.
  */
-import { Command, InvalidArgumentError } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 import { checkConfig, loadConfig } from '../config/load.js'
 import { ConfigError } from '../config/issues.js'
 import type { Config } from '../config/schema.js'
@@ -145,16 +145,21 @@ ban.command('remove')
 
 const simulate = program.command('simulate').description('simulators for tests and benchmarks')
 simulate.command('conduit')
-  .description('simulate a MultiTech Conduit running app-connect (MQTT or HTTP): send uplinks, print received downlinks as JSON lines')
+  .description('simulate a MultiTech Conduit running app-connect (MQTT or HTTP): print its devices, each uplink sent and each downlink received as JSON lines. Each run is a fresh session: a random DevAddr and first frame counter per device (DevEUIs stay 00-80-00-ff-00-00-00-01, …)')
   .requiredOption('--url <url>', 'mqtt://, mqtts://, wss://host:port/path, http:// or https://host:port[/prefix]')
-  .option('--version <v>', 'app-connect API version: 1.0 | 1.1 | 1.1.1', '1.1')
+  .option('--api-version <v>', 'app-connect API version: 1.0 | 1.1 | 1.1.1', '1.1.1')
   .option('--hex', 'encodeHex: hex payloads instead of base64')
   .option('--devices <n>', 'number of simulated devices', Number, 1)
   .option('--rate <r>', 'uplinks per second', Number, 1)
   .option('--count <c>', 'uplinks to send (default: until SIGINT)', Number)
-  .option('--port <p>', 'uplink FPort', Number, 1)
-  .option('--payload <hex>', 'every uplink\'s payload in hex (default: 01 and the frame counter)')
-  .option('--gw-uuid <uuid>', 'GW-UUID (default random)')
+  .option('--fport <p>', 'uplink FPort (default 1)', Number)
+  .addOption(new Option('--port <p>', 'deprecated: --fport').argParser(Number).hideHelp())
+  .option('--payload <template>', 'every uplink\'s payload: hex digits with counters, {n} = the uplink\'s number in this run (per device, 1 byte), {fcnt} = its frame counter (2 bytes); {n:W}/{fcnt:W} on W = 1-4 bytes, big-endian', '01{n}')
+  .option('--dev-addr <hex>', 'DevAddr of the first device, device i gets this + i (default: random per run)')
+  .option('--fcnt <n>', 'first frame counter of every device (default: random per run)', Number)
+  .option('--duration <seconds>', 'end the run after this many seconds', Number)
+  .option('--keep-running', 'after the last --count uplink, keep printing downlinks until Ctrl-C (SIGINT/SIGTERM) or --duration')
+  .option('--gw-uuid <uuid>', 'GW-UUID (default random; a gateway user bound to a GW-UUID needs that one)')
   .option('--app-eui <eui>', 'app EUI of the connection (v1.0; v1.1 always uses ff-ff-ff-ff-ff-ff-ff-ff)')
   .option('--username <user>', 'MQTT user name')
   .option('--password <password>', 'MQTT password (prefer --password-stdin)')
@@ -167,7 +172,7 @@ simulate.command('conduit')
   .option('--linger <ms>', 'wait this long for downlinks after the last --count uplink', Number, 1000)
   .action(async (opts: ConduitCliOptions) => { await (await import('../simulate/conduit-cli.js')).simulateConduitCommand(opts) })
 simulate.command('thingpark')
-  .description('simulate the ThingPark LRC: post signed tunnel reports to an AS URL; with --lrc-port also serve the downlink endpoint (JSON lines)')
+  .description('simulate the ThingPark LRC: post signed tunnel reports to an AS URL; with --lrc-port also serve the downlink endpoint (JSON lines). Each run is a fresh session: a random DevAddr and first FCntUp per device')
   .requiredOption('--url <url>', 'AS URL configured in ThingPark (http:// or https://)')
   .requiredOption('--as-id <id>', 'AS_ID, e.g. TWA_100000001.1.AS')
   .option('--as-key <key>', 'AS key (32 hex; prefer --as-key-env)')
@@ -180,13 +185,26 @@ simulate.command('thingpark')
   .option('--content-type <t>', 'json | json-untyped | xml', 'json')
   .option('--report <kind>', 'uplink | join | notification | location', 'uplink')
   .option('--fport <p>', 'uplink FPort', Number, 1)
-  .option('--payload <hex>', 'every uplink\'s payload in hex (default: 01 and the frame counter)')
+  .option('--payload <template>', 'every uplink\'s payload: hex digits with counters, {n} = the uplink\'s number in this run (per device, 1 byte), {fcnt} = its FCntUp (2 bytes); {n:W}/{fcnt:W} on W = 1-4 bytes, big-endian', '01{n:2}')
+  .option('--dev-addr <hex>', 'DevAddr of the first device, device i gets this + i (default: random per run)')
+  .option('--fcnt <n>', 'first FCntUp of every device (default: random per run)', Number)
   .option('--customer-id <id>', 'CustomerID', '100000001')
   .option('--lrc-port <p>', 'also serve the LRC downlink endpoint on this port (0 = any) until SIGINT/SIGTERM', Number)
   .option('--lrc-host <h>', 'address for the LRC endpoint', '127.0.0.1')
+  .option('--duration <seconds>', 'end the run after this many seconds (with --lrc-port or --keep-running too)', Number)
+  .option('--keep-running', 'keep running after the last report until Ctrl-C (SIGINT/SIGTERM) or --duration, as --lrc-port does')
   .option('--ca <file>', 'CA certificate of an https AS (PEM)')
   .option('--no-keep-alive', 'a new connection per post with Connection: close, as the real LRC does')
   .action(async (opts: ThingParkCliOptions) => { await (await import('../simulate/thingpark-cli.js')).simulateThingParkCommand(opts) })
+
+// `simulate conduit --version 1.1` from before --api-version: say so instead of printing a version.
+const legacySimulateFlag = process.argv.indexOf('simulate') >= 0 && process.argv.includes('conduit')
+  ? (await import('../simulate/conduit-cli.js')).legacyVersionFlag(process.argv)
+  : undefined
+if (legacySimulateFlag !== undefined) {
+  process.stderr.write(`${legacySimulateFlag}\n`)
+  process.exit(2)
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`lorabridge: ${err instanceof Error ? err.message : String(err)}\n`)

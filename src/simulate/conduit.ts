@@ -91,6 +91,8 @@ export interface ConduitOptions {
   httpPollIntervalMs?: number
   /** Sleep after each failed HTTP POST try (AC3: 5 s). Default 5000. */
   httpRetryDelayMs?: number
+  /** Tries of the HTTP init POST before start() fails (AC3: 3, like every POST); the CLI uses 1 to fail fast. */
+  httpInitTries?: number
   /** AC3 sleeps 2 s between publishing close and DISCONNECT. Default 0. */
   closeDelayMs?: number
   /** init's app_version, default '1.0.0' */
@@ -367,7 +369,7 @@ export class ConduitSimulator extends EventEmitter {
       if (!this.httpDevEuis.includes(d.devEui)) this.httpDevEuis.push(d.devEui)
     }
     this.agent = this.newAgent()
-    const res = await this.httpPost(this.apiPath(`${this.appEui}/${this.gwUuid}/init`), pyJson({ gateways_euis: this.gatewayEuis }))
+    const res = await this.httpPost(this.apiPath(`${this.appEui}/${this.gwUuid}/init`), pyJson({ gateways_euis: this.gatewayEuis }), this.opts.httpInitTries ?? 3)
     let cfg: unknown
     try { cfg = JSON.parse(res.text) } catch { cfg = undefined }
     this.connected = true
@@ -870,14 +872,14 @@ export class ConduitSimulator extends EventEmitter {
   }
 
   /** Three tries with a sleep after each failure; any response counts as delivered, whatever its status (§3). */
-  private async httpPost (path: string, body: string | null): Promise<{ status: number, text: string }> {
+  private async httpPost (path: string, body: string | null, tries = 3): Promise<{ status: number, text: string }> {
     let lastErr: unknown
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < tries; attempt++) {
       try {
         return await this.httpOnce('POST', path, body)
       } catch (err) {
         lastErr = err
-        if (this.stopped) break
+        if (this.stopped || attempt + 1 >= tries) break
         await sleep(this.opts.httpRetryDelayMs ?? 5000)
       }
     }

@@ -14,6 +14,12 @@ export class Sleeper {
     })
   }
 
+  /** Resolves once stop() is called. */
+  async untilStopped (): Promise<void> {
+    if (this.stopping) return
+    await new Promise<void>(resolve => { this.sleepers.add(resolve) })
+  }
+
   stop (): void {
     this.stopping = true
     for (const wake of [...this.sleepers]) wake()

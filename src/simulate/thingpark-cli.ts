@@ -2,10 +2,15 @@
  * `lorabridge simulate thingpark`: a ThingParkSimulator posting --count reports spread over --devices
  * devices at --rate per second (open loop, at most --concurrency in flight), one JSON line per post.
  * With --lrc-port it also serves the LRC downlink endpoint, prints one line per downlink request and
- * runs until SIGINT/SIGTERM. A summary line ends the output.
+ * runs until SIGINT/SIGTERM (--keep-running does the same without it; --duration ends the run after
+ * that many seconds). Each run is a fresh session (session.ts): a random DevAddr and first FCntUp
+ * per device unless --dev-addr/--fcnt say otherwise; a `device` line per device at start and an
+ * `uplink` line per uplink say what was sent. A summary line ends the output.
  */
 import { readFileSync } from 'node:fs'
 import { Sleeper } from './sleeper.js'
+import { compilePayloadTemplate } from './payload-template.js'
+import { devAddrPlus, parseDevAddr, parseFcnt, randomDevAddr, randomFcnt } from './session.js'
 import { ThingParkSimulator, TP_CONTENT_TYPES, type LrcRequest, type PostResult, type ThingParkSimulatorOptions, type TpContentType } from './thingpark.js'
 
 export type TpReportKind = 'uplink' | 'join' | 'notification' | 'location'
@@ -26,8 +31,16 @@ export interface ThingParkCliOptions {
   report?: string
   /** uplink FPort (default 1) */
   fport?: number
-  /** every uplink's payload in hex (default: 01 and the frame counter) */
+  /** every uplink's payload: hex with {n}/{fcnt} counters (payload-template.ts); default 01{n:2} */
   payload?: string
+  /** DevAddr of the first device (device i: + i); default random */
+  devAddr?: string
+  /** first FCntUp of every device; default random */
+  fcnt?: number
+  /** end the run after this many seconds */
+  duration?: number
+  /** keep running after the last report until SIGINT/SIGTERM (as --lrc-port does) */
+  keepRunning?: boolean
   customerId?: string
   lrcPort?: number
   lrcHost?: string
@@ -47,6 +60,8 @@ export interface ThingParkCliIo {
   abort?: AbortSignal
   /** receives the LRC downlink URL once listening (tests) */
   onLrc?: (url: string) => void
+  /** a post that got no answer at all (connection refused, timeout): the command says so on stderr */
+  onFailedPost?: (url: string, error: string) => void
 }
 
 export interface ThingParkCliSummary { posts: number, failed: number, downlinks: number }
@@ -62,6 +77,8 @@ function deviceEui (base: string, i: number): string {
   if (!/^[0-9a-fA-F]{16}$/.test(h)) throw new Error(`--dev-eui: not an EUI-64: ${base}`)
   return ((BigInt(`0x${h}`) + BigInt(i)) & 0xffffffffffffffffn).toString(16).toUpperCase().padStart(16, '0')
 }
+
+export const DEFAULT_THINGPARK_PAYLOAD = '01{n:2}'
 
 export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingParkCliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<ThingParkCliSummary> {
   let asKey = opts.asKey
@@ -79,11 +96,20 @@ export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingPar
   const concurrency = intOption('concurrency', opts.concurrency, 64, 1)
   const fPort = intOption('fport', opts.fport, 1, 1)
   if (fPort > 223) throw new Error('--fport must be 1-223')
-  if (opts.payload !== undefined && !/^(?:[0-9a-fA-F]{2})+$/.test(opts.payload)) throw new Error('--payload must be an even number of hex digits')
+  const payload = compilePayloadTemplate(opts.payload ?? DEFAULT_THINGPARK_PAYLOAD)
+  const firstFcnt = parseFcnt(opts.fcnt)
+  const devAddrBase = opts.devAddr !== undefined ? parseDevAddr(opts.devAddr) : undefined
+  const duration = opts.duration
+  if (duration !== undefined && (!(duration > 0) || !Number.isFinite(duration))) throw new Error('--duration must be a positive number of seconds')
   const rate = opts.rate ?? 1
   if (!(rate > 0) || !Number.isFinite(rate)) throw new Error('--rate must be a positive number')
   const lrcPort = opts.lrcPort === undefined ? undefined : intOption('lrc-port', opts.lrcPort, 0, 0)
   const devEuis = Array.from({ length: deviceCount }, (_, i) => deviceEui(opts.devEui ?? '0018B20000000001', i))
+  const sessions = new Map(devEuis.map((devEui, i) => [devEui, {
+    devAddr: (devAddrBase !== undefined ? devAddrPlus(devAddrBase, i) : randomDevAddr()).toUpperCase(),
+    fCnt: firstFcnt ?? randomFcnt(),
+    n: 0,
+  }]))
 
   const simOpts: ThingParkSimulatorOptions = { asUrl: opts.url, asId: opts.asId, asKey, contentType, keepAlive: opts.keepAlive !== false }
   if (opts.customerId !== undefined) simOpts.customerId = opts.customerId
@@ -99,7 +125,11 @@ export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingPar
     const ok = r !== undefined && r.status >= 200 && r.status < 300
     if (!ok) failed++
     if (r !== undefined) line({ event: 'post', root, devEui, status: r.status })
-    else line({ event: 'post', root, devEui, status: null, error: err instanceof Error ? err.message : String(err) })
+    else {
+      const error = err instanceof Error ? err.message : String(err)
+      line({ event: 'post', root, devEui, status: null, error })
+      io.onFailedPost?.(opts.url, error)
+    }
   }
 
   sim.on('downlink', (r: LrcRequest) => {
@@ -120,17 +150,20 @@ export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingPar
   const signals = io.signals !== false
   if (signals) { process.once('SIGINT', stop); process.once('SIGTERM', stop) }
   io.abort?.addEventListener('abort', stop, { once: true })
+  const timer = duration !== undefined ? setTimeout(stop, duration * 1000) : undefined
+  const keepRunning = lrcPort !== undefined || opts.keepRunning === true
 
-  const fCntUp = new Map<string, number>()
   const sendOne = async (i: number): Promise<void> => {
     const devEui = devEuis[i % deviceCount] as string
     let root = 'DevEUI_uplink'
     let res: PostResult | undefined
     try {
       if (report === 'uplink') {
-        const n = fCntUp.get(devEui) ?? 0
-        fCntUp.set(devEui, n + 1)
-        res = await sim.uplink({ devEui, fPort, fCntUp: n, payloadHex: opts.payload?.toLowerCase() ?? `01${(n & 0xffff).toString(16).padStart(4, '0')}` })
+        const s = sessions.get(devEui) as { devAddr: string, fCnt: number, n: number }
+        const fCntUp = s.fCnt++
+        const payloadHex = payload({ n: s.n++, fcnt: fCntUp }).toString('hex')
+        line({ event: 'uplink', devEui, fCnt: fCntUp, fPort, hex: payloadHex })
+        res = await sim.uplink({ devEui, fPort, fCntUp, payloadHex, devAddr: s.devAddr })
       } else if (report === 'join') {
         res = await sim.joinRequest({ devEui })
       } else if (report === 'notification') {
@@ -152,6 +185,9 @@ export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingPar
       line({ event: 'lrc', url })
       io.onLrc?.(url)
     }
+    if (report === 'uplink') {
+      for (const [devEui, s] of sessions) line({ event: 'device', devEui, devAddr: s.devAddr, fCnt: s.fCnt, fPort, asUrl: opts.url })
+    }
     const inFlight = new Set<Promise<void>>()
     const t0 = Date.now()
     for (let i = 0; i < count && !sleeper.stopped; i++) {
@@ -163,8 +199,13 @@ export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingPar
       void job.finally(() => { inFlight.delete(job) })
     }
     await Promise.allSettled([...inFlight])
-    if (lrcPort !== undefined) await stopped
+    if (keepRunning && !sleeper.stopped) {
+      const alive = setInterval(() => undefined, 1 << 30) // without --lrc-port nothing else holds the process
+      await stopped
+      clearInterval(alive)
+    }
   } finally {
+    if (timer !== undefined) clearTimeout(timer)
     stop()
     if (signals) { process.off('SIGINT', stop); process.off('SIGTERM', stop) }
     await sim.stop()
@@ -175,6 +216,12 @@ export async function simulateThingPark (opts: ThingParkCliOptions, io: ThingPar
 
 /** The commander action: exit 0, or 1 when a post got a non-2xx (or failed) without --lrc-port. */
 export async function simulateThingParkCommand (opts: ThingParkCliOptions): Promise<void> {
-  const s = await simulateThingPark(opts)
+  const said = new Set<string>() // once per distinct error: a run of 1000 posts to a closed port is one line
+  const s = await simulateThingPark(opts, { stdout: process.stdout, stderr: process.stderr, onFailedPost: (url, error) => {
+    if (said.has(error)) return
+    said.add(error)
+    const hint = /ECONNREFUSED/.test(error) ? ' — nothing listens there; is the daemon running, and are the host, port and path right?' : ''
+    process.stderr.write(`simulate thingpark: cannot post to ${url}: ${error}${hint}\n`)
+  } })
   process.exitCode = opts.lrcPort === undefined && s.failed > 0 ? 1 : 0
 }
