@@ -43,7 +43,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console device page, downlinks, filtered
   let base: string
   let sim: ConduitSimulator
   const problems: string[] = []
-  const shot = async (p: Page, name: string): Promise<void> => { await p.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true }) }
+  const shot = async (p: Page, name: string, fullPage = true): Promise<void> => { await p.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage }) }
 
   const watch = (p: Page): void => {
     p.on('pageerror', err => { problems.push(`pageerror: ${err.message}`) })
@@ -282,7 +282,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console device page, downlinks, filtered
         }
         const overlap = (a: typeof bar.brand, b: typeof bar.brand): boolean => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h
         expect(overlap(bar.brand, bar.user) || overlap(bar.brand, bar.logout) || overlap(bar.user, bar.logout) || overlap(bar.tab, bar.brand), name).toBe(false)
-        await shot(p, `20-phone-${name}`)
+        await shot(p, `20-phone-${name}`, false)
       }
       // Still usable: a downlink sent from the phone.
       await p.evaluate(hash => { location.hash = hash }, `/devices/farm/${dev}`)

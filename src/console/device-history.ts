@@ -227,9 +227,12 @@ export class MemoryDeviceHistory implements DeviceHistoryStore {
     const d = this.devices.get(`${app}/${devEui}`)
     if (d === undefined) return undefined
     const since = this.now() - this.limits.maxAgeMs
+    const up = d.up.filter(x => x.t >= since)
+    const down = d.down.filter(x => x.t >= since)
+    if (up.length === 0 && down.length === 0) return undefined
     return {
-      uplinks: d.up.filter(x => x.t >= since).map(x => x.r).reverse(),
-      downlinks: groupDownlinks(d.down.filter(x => x.t >= since).map(x => x.r), this.limits.downlinks),
+      uplinks: up.map(x => x.r).reverse(),
+      downlinks: groupDownlinks(down.map(x => x.r), this.limits.downlinks),
     }
   }
 
@@ -289,6 +292,7 @@ export class RedisDeviceHistory implements DeviceHistoryStore {
       this.redis.zremrangebyscore(key, '-inf', now - this.limits.maxAgeMs),
       this.redis.pexpire(key, ttl),
       this.redis.zadd(this.index, now, `${app}/${devEui}`),
+      this.redis.pexpire(this.index, ttl),
     ])
     // The device bound, checked now and then: the least recently heard devices lose their history.
     if (++this.writes % 64 === 1) await this.trimDevices(now)

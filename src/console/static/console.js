@@ -475,6 +475,7 @@
     }
     if (kind === 'gateway') return `${body.online ? 'online' : `offline${body.reason ? ` (${body.reason})` : ''}`} · ${body.network ?? ''} ${body.protocol ?? ''} ${body.transport ?? ''}`
     if (kind === 'rules') return `${(body.rules ?? []).length} rules, ${(body.files ?? []).filter(f => !f.ok).length} files with errors`
+    if (kind.startsWith('instances/')) return [body.online ? 'online' : 'offline', body.name ?? '', body.store !== undefined ? `store ${body.store}` : '', body.version !== undefined ? `version ${body.version}` : ''].filter(Boolean).join(' · ')
     return outcomeSummary(kind, body) ?? JSON.stringify(body)
   }
 
