@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
+import { connect } from './helpers/mqtt.js'
 import { writeUsers } from './security/console-helpers.js'
 import { ConduitSimulator, generatedDevice } from '../src/simulate/conduit.js'
 import { TANK_DECODER } from './fixtures/farm-rules.js'
@@ -246,6 +247,27 @@ describe.skipIf(!existsSync(CHROMIUM))('console device page, downlinks, filtered
     await line.locator('a.device-link').click()
     expect(new URL(page.url()).hash).toBe(`#/devices/farm/${dev}`)
     await page.locator(`#device-downlinks tr[data-request="${res.id}"]`).waitFor()
+
+    // Markup in a topic and in an outcome's fields (an admin client may publish anything) is shown as text.
+    await page.click('a[data-tab=tail]')
+    await page.fill('#tail-device', '')
+    await page.selectOption('#tail-app', '')
+    await page.selectOption('#tail-kind', '')
+    const hostileApp = '<img src=x onerror="window.__pwned=3">'
+    const client = await connect(`mqtt://127.0.0.1:${t.port('mqtt')}`)
+    await client.publishAsync(`lorabridge/${hostileApp}/devices/0011223344556677/down/failed`, JSON.stringify({ id: '<script>window.__pwned=4</script>', reason: '<b>bad</b>', detail: '<img src=y onerror="window.__pwned=5">' }), { qos: 1 })
+    await client.endAsync()
+    const hostile = page.locator('#tail li[data-kind="down/failed"]', { hasText: '<b>bad</b>' })
+    await hostile.waitFor()
+    expect(await hostile.getAttribute('data-app')).toBe(hostileApp)
+    expect(await hostile.locator('.topic').textContent()).toBe(`lorabridge/${hostileApp}/devices/0011223344556677/down/failed`)
+    expect(await hostile.locator('.sum').textContent()).toBe('failed: <b>bad</b> · id <script>window.__pwned=4</script> · <img src=y onerror="window.__pwned=5">')
+    expect(await page.locator('#tail img, #tail b, #tail script, #recent img, #tail-app img').count()).toBe(0)
+    expect(await page.locator('#tail-app option', { hasText: hostileApp }).count()).toBe(1)
+    // Its device link leads to a page that refuses the name, as text.
+    await hostile.locator('a.device-link').click()
+    await expect.poll(() => page.locator('#device-error').textContent(), POLL).toBe('LB_ERR_CONSOLE_REQUEST: an application name: letters, digits, _ and -, at most 64')
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined()
     expect(problems).toEqual([])
   })
 
