@@ -24,6 +24,16 @@ const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/console/', import.met
 const CHROMIUM = '/usr/bin/chromium'
 const FARM_APPEUI = '16-ea-76-f6-ab-66-3d-80'
 const GW = '029998e0-6156-cdd4-4523-264b523115c1'
+
+/** The page's globals these tests read (the test project is compiled without the DOM's types). */
+interface Box { x: number, y: number, width: number, height: number }
+interface El { dataset: Record<string, string | undefined>, textContent: string | null, querySelector: (sel: string) => El | null, getBoundingClientRect: () => Box }
+interface PageGlobals {
+  __pwned?: number
+  location: { hash: string }
+  document: { documentElement: { scrollWidth: number }, querySelector: (sel: string) => El }
+  getComputedStyle: (el: El) => { fontSize: string }
+}
 /** The page polls every 5 s and refreshes sooner on what the tail shows. */
 const POLL = { timeout: 20_000, interval: 100 }
 /** Decoded values a hostile codec or decoder could produce: the page must show them as text. */
@@ -117,7 +127,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console device page, downlinks, filtered
     expect(await rows.nth(1).locator('td.gateways').textContent()).toMatch(/^00-80-00-00-[0-9a-f-]+ -\d+ dBm \/ \d+(\.\d)? dB$/)
     // No markup from the codec became an element, and nothing it carried ran.
     expect(await page.locator('#device-uplinks img, #device-uplinks b').count()).toBe(0)
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined()
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned)).toBeUndefined()
     // The signal chart: one RSSI and one SNR point per uplink, joined by a line each.
     await expect.poll(() => page.locator('#signal-svg circle.rssi').count(), POLL).toBe(4)
     expect(await page.locator('#signal-svg circle.snr').count()).toBe(4)
@@ -189,7 +199,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console device page, downlinks, filtered
     await expect.poll(() => page.locator('#device-error').textContent(), POLL).toBe(`No device ${dev} heard in application otherapp within the history window.`)
     expect(await page.locator('#device-uplinks tr').count()).toBe(0)
     await page.locator('#live.on').waitFor()
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined()
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned)).toBeUndefined()
     expect(other).not.toBe(dev)
   })
 
@@ -208,8 +218,8 @@ describe.skipIf(!existsSync(CHROMIUM))('console device page, downlinks, filtered
     await sim.uplink(1, { port: 2, data: Buffer.from([14, 0x0e, 0x10]) })
     await page.locator(`#tail li[data-kind="up"][data-deveui="${other}"]`).nth(1).waitFor()
 
-    const visible = (): Promise<Array<{ kind: string, deveui: string, app: string, sum: string }>> => page.locator('#tail li:not([hidden])').evaluateAll(els => els.map(e => ({
-      kind: (e as HTMLElement).dataset.kind ?? '', deveui: (e as HTMLElement).dataset.deveui ?? '', app: (e as HTMLElement).dataset.app ?? '', sum: e.querySelector('.sum')?.textContent ?? '',
+    const visible = (): Promise<Array<{ kind: string, deveui: string, app: string, sum: string }>> => page.locator('#tail li:not([hidden])').evaluateAll(els => (els as unknown as El[]).map(e => ({
+      kind: e.dataset.kind ?? '', deveui: e.dataset.deveui ?? '', app: e.dataset.app ?? '', sum: e.querySelector('.sum')?.textContent ?? '',
     })))
 
     // One device, uplinks only.
@@ -267,7 +277,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console device page, downlinks, filtered
     // Its device link leads to a page that refuses the name, as text.
     await hostile.locator('a.device-link').click()
     await expect.poll(() => page.locator('#device-error').textContent(), POLL).toBe('LB_ERR_CONSOLE_REQUEST: an application name: letters, digits, _ and -, at most 64')
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined()
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__pwned)).toBeUndefined()
     expect(problems).toEqual([])
   })
 
@@ -279,20 +289,21 @@ describe.skipIf(!existsSync(CHROMIUM))('console device page, downlinks, filtered
     try {
       await login(p)
       for (const view of ['gateways', 'devices', `/devices/farm/${dev}`, 'tail', 'rules', 'try']) {
-        await p.evaluate(hash => { location.hash = hash }, view)
+        await p.evaluate(hash => { (globalThis as unknown as PageGlobals).location.hash = hash }, view)
         const name = view.startsWith('/devices/') ? 'device' : view
         await p.locator(`[data-panel="${name}"]`).first().waitFor()
         if (name === 'device') await p.locator('#device-uplinks tr').first().waitFor()
         if (name === 'devices') await p.locator(`tr[data-deveui="${dev}"]`).waitFor()
         if (name === 'tail') await p.locator('#tail li').first().waitFor()
         // The page never scrolls sideways; wide tables scroll inside their own box.
-        expect(await p.evaluate(() => document.documentElement.scrollWidth), name).toBeLessThanOrEqual(390)
+        expect(await p.evaluate(() => (globalThis as unknown as PageGlobals).document.documentElement.scrollWidth), name).toBeLessThanOrEqual(390)
         // The top bar: brand, user, log-out button and the active tab are on screen, not on top of each other, in a readable size.
         const bar = await p.evaluate(() => {
+          const g = globalThis as unknown as PageGlobals
           const box = (sel: string): { x: number, y: number, w: number, h: number, size: number, visible: boolean } => {
-            const el = document.querySelector(sel) as HTMLElement
+            const el = g.document.querySelector(sel)
             const r = el.getBoundingClientRect()
-            return { x: r.x, y: r.y, w: r.width, h: r.height, size: parseFloat(getComputedStyle(el).fontSize), visible: r.width > 0 && r.height > 0 }
+            return { x: r.x, y: r.y, w: r.width, h: r.height, size: parseFloat(g.getComputedStyle(el).fontSize), visible: r.width > 0 && r.height > 0 }
           }
           return { brand: box('.brand'), user: box('#user'), logout: box('#logout'), tab: box('.tabs a.active') }
         })
@@ -307,7 +318,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console device page, downlinks, filtered
         await shot(p, `20-phone-${name}`, false)
       }
       // Still usable: a downlink sent from the phone.
-      await p.evaluate(hash => { location.hash = hash }, `/devices/farm/${dev}`)
+      await p.evaluate(hash => { (globalThis as unknown as PageGlobals).location.hash = hash }, `/devices/farm/${dev}`)
       await p.locator('#device-uplinks tr').first().waitFor()
       await p.fill('#dl-fport', '3')
       await p.fill('#dl-hex', '02')
@@ -315,7 +326,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console device page, downlinks, filtered
       await expect.poll(() => p.locator('#dl-result').textContent(), POLL).toMatch(/^Sent as console-/)
       const id = (await p.locator('#dl-result').getAttribute('data-id'))!
       await expect.poll(() => p.locator(`#device-downlinks tr[data-request="${id}"]`).getAttribute('data-state'), POLL).toBe('queued')
-      expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390)
+      expect(await p.evaluate(() => (globalThis as unknown as PageGlobals).document.documentElement.scrollWidth)).toBeLessThanOrEqual(390)
     } finally {
       await phone.close()
     }

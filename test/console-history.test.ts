@@ -113,7 +113,7 @@ describe('device history', () => {
       for (const k of keys) expect(await client.pttl(k)).toBeGreaterThan(0)
     })
 
-    it('a daemon restarted on the same Redis shows the uplinks and downlink outcomes seen before', async () => {
+    it('a daemon restarted on the same Redis, and another instance of the cluster, show the uplinks and downlink outcomes seen before', async () => {
       const dir = await mkdtemp(join(tmpdir(), 'lorabridge-console-history-'))
       await writeUsers(join(dir, 'data'), [{ name: 'root', role: 'admin', password: 'admin-secret' }])
       const config = {
@@ -162,6 +162,28 @@ describe('device history', () => {
         const after = await (await (await session(t))(`/console/api/devices/farm/${devEui}`)).json() as typeof before
         expect(after.uplinks).toEqual(before.uplinks)
         expect(after.downlinks).toEqual(before.downlinks)
+
+        // A second instance of the cluster, on the same Redis, shows it too; and what reaches the
+        // first one from now on (an uplink through its Conduit) shows on the second, written once.
+        const dirB = await mkdtemp(join(tmpdir(), 'lorabridge-console-history-b-'))
+        await writeUsers(join(dirB, 'data'), [{ name: 'root', role: 'admin', password: 'admin-secret' }])
+        const second = await startTestDaemon(config, { dir: dirB })
+        try {
+          sim = new ConduitSimulator({ url: `mqtt://127.0.0.1:${t.port('mqtt')}`, version: '1.1', devices: [{ ...generatedDevice(80, FARM_APPEUI), fCnt: 5 }] })
+          await sim.start()
+          await sim.uplink(0, { port: 2, data: Buffer.from([5]) })
+          const apiB = await session(second)
+          await until(async () => ((await (await apiB(`/console/api/devices/farm/${devEui}`)).json()) as typeof before).uplinks[0]?.hex === '05', 'the new uplink on the other instance', 10_000)
+          const onB = await (await apiB(`/console/api/devices/farm/${devEui}`)).json() as typeof before
+          expect(onB.uplinks.map(u => u.hex)).toEqual(['05', '04', '03'])
+          expect(onB.downlinks).toEqual(before.downlinks)
+          expect(await client.zcard(`restart:lorabridge:console:history:{farm/${devEui}}:up`)).toBe(3)
+        } finally {
+          await sim?.stop().catch(() => {})
+          sim = undefined
+          await second.stop()
+          await rm(dirB, { recursive: true, force: true })
+        }
       } finally {
         await sim?.stop().catch(() => {})
         await observer?.endAsync(true).catch(() => {})

@@ -129,7 +129,10 @@ export class WebConsole implements Component {
 
   async stop (): Promise<void> {
     clearInterval(this.sweeper)
-    await this.history.flush()
+    // History writes still on their way to Redis get a moment, not the whole stop: Redis may be away.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.history.flush(), new Promise<void>(resolve => { timer = setTimeout(resolve, 2000) })])
+    clearTimeout(timer)
     // Ends every session, which closes their MQTT-over-WebSocket connections.
     this.sessions.clear()
     this.deps.tokens.clear()

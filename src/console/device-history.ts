@@ -200,7 +200,8 @@ export class MemoryDeviceHistory implements DeviceHistoryStore {
 
   constructor (private readonly root: string, private readonly limits: HistoryLimits, private readonly now: () => number = Date.now) {}
 
-  take (topic: string, body: unknown): void {
+  /** Every message: a single instance publishes them all (a cluster keeps its history in Redis). */
+  take (topic: string, body: unknown, _local?: boolean): void {
     const now = this.now()
     const h = historyRecords(this.root, topic, body, now)
     if (h === undefined || h.records.length === 0) return
