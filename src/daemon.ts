@@ -148,7 +148,7 @@ export class Daemon {
     this.thingpark = thingpark!
     const adapters: readonly NetworkAdapter[] = this.pipeline.adapters
 
-    this.console = new WebConsole({ config, log: child('console'), metrics: this.metrics, users, authenticator, tokens: consoleTokens, broker: this.broker, bus: this.bus, routes, rules: this.rules })
+    this.console = new WebConsole({ config, log: child('console'), metrics: this.metrics, users, authenticator, tokens: consoleTokens, broker: this.broker, bus: this.bus, routes, rules: this.rules, downlink: (app, devEui, request, body) => this.pipeline.router.fromRule(app, devEui, request, body), redis: state.redis })
     // A console session that ends (logout, expiry, eviction) takes the connections its one-time secrets opened.
     this.console.onSessionEnd(ended => {
       const secrets = new Set(ended.secrets)

@@ -78,6 +78,7 @@ export const ErrorCodes = {
   LB_ERR_CONSOLE_ORIGIN: 'a web console request whose Origin is not the console\'s own (403)',
   LB_ERR_CONSOLE_REQUEST: 'a web console API request that is not application/json (415), not valid JSON, or lacks a field (400)',
   LB_ERR_CONSOLE_TOO_LARGE: 'a web console API request body larger than 64 KiB (413)',
+  LB_ERR_CONSOLE_NOT_FOUND: 'a web console device page for a device not heard in the application it names within the history window (404); a device of another application is answered the same',
   LB_ERR_CONSOLE_ASSETS: 'the web console\'s files are missing from the installation; the console answers 503',
   LB_ERR_REDIS: 'Redis is unreachable or answered with an error',
   LB_ERR_REDIS_AUTH: 'Redis refused the credentials (wrong or missing password in redis.url or redis.options); start-up fails',

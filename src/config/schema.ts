@@ -137,6 +137,12 @@ export const ConfigSchema = Type.Object({
     requestTimeoutMs: Type.Integer({ minimum: 1000, default: 30000, description: 'Milliseconds to receive a whole request (head and body); a slower one gets 408 and its connection is closed, so that senders trickling bytes cannot hold sockets without end.' }),
     console: Type.Object({
       enabled: Type.Boolean({ default: true, description: 'Serve the web console at / on the loopback HTTP listeners, and on others that say `console: true` (docs/console.md). Only admin users of the users file can log in.' }),
+      history: Type.Object({
+        uplinks: Type.Integer({ minimum: 1, maximum: 1000, default: 50, description: 'Uplinks kept per device for its console page.' }),
+        downlinks: Type.Integer({ minimum: 1, maximum: 1000, default: 50, description: 'Downlink requests (each with its outcomes) kept per device for its console page.' }),
+        maxAgeHours: Type.Number({ exclusiveMinimum: 0, maximum: 720, default: 24, description: 'Older uplinks and downlinks are forgotten.' }),
+        devices: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'Devices with a kept history; the least recently heard are forgotten first. In memory, or in Redis when `redis` is configured (a restart or another instance shows the same history).' }),
+      }, { ...Strict, default: {}, description: 'What a device page of the console shows: its recent uplinks and downlinks with their outcomes (docs/console.md#device-pages).' }),
       allowedHosts: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Host names, besides IP addresses, localhost, the machine\'s name and the listener\'s host, under which browsers may reach the console (the `Host` header; anything else gets 421, LB_ERR_CONSOLE_HOST, against DNS rebinding). `*` turns the check off.' }),
       sessionIdleMinutes: Type.Integer({ minimum: 1, default: 30, description: 'A console session unused for this long ends.' }),
       sessionMaxHours: Type.Integer({ minimum: 1, default: 12, description: 'A console session ends this long after its login, used or not.' }),

@@ -18,6 +18,8 @@ import type { RulesComponent } from '../rules/component.js'
 import type { RouteRegistrar } from '../http/http-listeners.js'
 import { loadAssets, type Asset } from './assets.js'
 import { ConsoleState } from './state.js'
+import { createDeviceHistory, type DeviceHistoryStore } from './device-history.js'
+import { deviceFilter } from '../model/topics.js'
 import { ConsoleTokens, LoginLimiter, SessionStore, type SessionEndReason } from './sessions.js'
 import { isLoopbackHost } from '../util/net.js'
 import { consoleRoutes, type ConsoleRefusal } from './routes.js'
@@ -39,6 +41,8 @@ export class WebConsole implements Component {
   readonly name = 'console'
   readonly sessions: SessionStore
   readonly state: ConsoleState
+  /** Device pages: recent uplinks and downlinks per device (device-history.ts). */
+  readonly history: DeviceHistoryStore
   readonly limiter = new LoginLimiter()
   readonly httpRoutes: RouteRegistrar
   /** Undefined until started, or when the files are missing (the console then answers 503). */
@@ -60,6 +64,8 @@ export class WebConsole implements Component {
       for (const listener of this.endListeners) listener(ended)
     }
     this.state = new ConsoleState(config.topics.root)
+    const h = config.http.console.history
+    this.history = createDeviceHistory(config.topics.root, { uplinks: h.uplinks, downlinks: h.downlinks, maxAgeMs: h.maxAgeHours * 3_600_000, devices: h.devices }, deps.log, deps.redis, deps.now)
     this.refusals = new Counter({ name: 'lorabridge_console_refused_total', help: 'Web console requests refused (no session, other origin, malformed, too large), by error code', labelNames: ['code'] as const, registers: [metrics.registry] })
     this.httpRoutes = (app, listener) => { if (this.servedOn(listener)) consoleRoutes(app, listener, { ...deps, console: this, refuse: r => { this.refuse(r) } }) }
   }
@@ -97,7 +103,19 @@ export class WebConsole implements Component {
     } catch (err) {
       log.error({ code: 'LB_ERR_CONSOLE_ASSETS', err }, 'web console files missing; the console answers 503')
     }
-    for (const filter of this.state.filters) this.unsubscribe.push(await bus.subscribe(filter, (topic, payload) => { this.state.take(topic, payload, bus.bodyOf(payload)) }))
+    // One subscription per filter, each message parsed once for the views and the history.
+    const root = config.topics.root
+    const filters = new Set([...this.state.filters, ...['up', 'down', 'down/queued', 'down/sent', 'down/acked', 'down/failed'].map(k => deviceFilter(root, k))])
+    for (const filter of filters) {
+      this.unsubscribe.push(await bus.subscribe(filter, (topic, payload, local) => {
+        let body = bus.bodyOf(payload)
+        if (body === undefined) {
+          try { body = JSON.parse(payload.toString('utf8')) } catch { return }
+        }
+        this.state.take(topic, payload, body)
+        this.history.take(topic, body, local)
+      }))
+    }
     // Statuses retained before this start (another instance, or a restart with Redis).
     try {
       for await (const p of broker.retained(`${config.topics.root}/gateways/+/status`)) this.state.take(p.topic, p.payload)
@@ -111,6 +129,10 @@ export class WebConsole implements Component {
 
   async stop (): Promise<void> {
     clearInterval(this.sweeper)
+    // History writes still on their way to Redis get a moment, not the whole stop: Redis may be away.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.history.flush(), new Promise<void>(resolve => { timer = setTimeout(resolve, 2000) })])
+    clearTimeout(timer)
     // Ends every session, which closes their MQTT-over-WebSocket connections.
     this.sessions.clear()
     this.deps.tokens.clear()

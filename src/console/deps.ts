@@ -9,6 +9,8 @@ import type { EventBus } from '../core/bus.js'
 import type { RouteTable } from '../core/routes.js'
 import type { RulesComponent } from '../rules/component.js'
 import type { ConsoleTokens } from './sessions.js'
+import type { AnyDownlinkRequest } from '../model/events.js'
+import type { RedisConnection } from '../store/redis.js'
 
 export interface WebConsoleDeps {
   config: Config
@@ -22,5 +24,9 @@ export interface WebConsoleDeps {
   bus: EventBus
   routes: RouteTable
   rules: RulesComponent
+  /** Routes a downlink request sent from a device page, as the router routes a rule's (echoed on `…/down`, then routed). */
+  downlink?: (app: string, devEui: string, request: AnyDownlinkRequest, body: Record<string, unknown>) => Promise<void>
+  /** The daemon's Redis, when it has one: device pages' history is kept there. */
+  redis?: { connection: RedisConnection, prefix: string } | undefined
   now?: () => number
 }

@@ -30,6 +30,8 @@ import type { Asset } from './assets.js'
 import type { ConsoleState } from './state.js'
 import type { LoginLimiter, SessionStore } from './sessions.js'
 import { ConsoleHosts } from './host-check.js'
+import { deviceRoutes } from './device-routes.js'
+import type { DeviceHistoryStore } from './device-history.js'
 
 export interface ConsoleRefusal {
   code: ErrorCode
@@ -45,6 +47,7 @@ export interface ConsoleRefusal {
 export interface ConsoleParts {
   readonly sessions: SessionStore
   readonly state: ConsoleState
+  readonly history: DeviceHistoryStore
   readonly limiter: LoginLimiter
   readonly assets: Map<string, Asset> | undefined
 }
@@ -266,6 +269,8 @@ export function consoleRoutes (app: FastifyInstance, listener: HttpListenerConfi
         }),
       }
     })
+
+    deviceRoutes(scope, deps, { needSession, jsonBody, sessionOf, history: web.history })
 
     scope.get('/console/api/rules', { preHandler: needSession }, async () => ({ dir: config.rules.dir, ...deps.rules.status() }))
 

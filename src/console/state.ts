@@ -169,6 +169,14 @@ export class ConsoleState {
     return out
   }
 
+  /** One device's view, when it was last heard in `app`. */
+  deviceView (app: string, devEui: string): DeviceView | undefined {
+    const d = this.devices.get(devEui)
+    if (d === undefined || d.app !== app) return undefined
+    const { counts, ...rest } = d
+    return { ...rest, rate: counts.series(Math.floor(this.now() / 60_000)) }
+  }
+
   get deviceCount (): number { return this.devices.size }
 
   /** Uplinks per minute over the last hour, all devices. */

@@ -22,6 +22,8 @@ export interface StateStores {
   locator: ClientLocator
   replays: ReplayMemory
   cooldowns: Cooldowns
+  /** The Redis connection and key prefix, for state other modules keep there (the console's device history). */
+  redis: { connection: RedisConnection, prefix: string } | undefined
   /** Start-up: rejects with LB_ERR_REDIS_AUTH when Redis refuses the credentials. */
   verify (): Promise<void>
   /** Stops the stores' timers (sweepers, the locator's refresh). */
@@ -67,6 +69,7 @@ export function createStateStores (config: Config, log: Logger, o: StateStoreOpt
       })()
   return {
     ...stores,
+    redis: redis === undefined ? undefined : { connection: redis, prefix: `${config.redis?.keyPrefix ?? ''}lorabridge:` },
     verify: async () => { if (redis !== undefined) await verifyRedisCredentials(redis) },
     stop: () => { stores.dedup.close(); stores.replays.close(); stores.locator.close() },
     close: async () => { if (redis !== undefined) await closeRedis(redis) },

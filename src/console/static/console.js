@@ -62,7 +62,7 @@
     const text = await res.text()
     let data
     try { data = text === '' ? undefined : JSON.parse(text) } catch { data = undefined }
-    if (!res.ok) throw Object.assign(new Error(data?.message ?? `${res.status} ${res.statusText}`), { code: data?.error, status: res.status })
+    if (!res.ok) throw Object.assign(new Error(data?.message ?? `${res.status} ${res.statusText}`), { code: data?.error, field: data?.field, status: res.status })
     return data
   }
 
@@ -102,11 +102,19 @@
   // ------------------------------------------------------------------ tabs
 
   const TABS = ['gateways', 'devices', 'tail', 'rules', 'try']
+  /** `#/devices/{app}/{devEui}`: a device's page. */
+  function devicePath () {
+    const m = /^#\/devices\/([^/]+)\/([^/]+)$/.exec(location.hash)
+    if (m === null) return undefined
+    try { return { app: decodeURIComponent(m[1]), devEui: decodeURIComponent(m[2]) } } catch { return undefined }
+  }
+  const deviceHref = (app, devEui) => `#/devices/${encodeURIComponent(app)}/${encodeURIComponent(devEui)}`
   function showTab () {
-    const name = TABS.includes(location.hash.slice(1)) ? location.hash.slice(1) : 'gateways'
-    for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('active', a.dataset.tab === name)
+    const name = devicePath() !== undefined ? 'device' : TABS.includes(location.hash.slice(1)) ? location.hash.slice(1) : 'gateways'
+    for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('active', a.dataset.tab === (name === 'device' ? 'devices' : name))
     for (const p of document.querySelectorAll('[data-panel]')) p.hidden = p.dataset.panel !== name
     document.body.dataset.tab = name
+    openDevice(name === 'device' ? devicePath() : undefined)
     // What a tab shows is fetched again as it opens.
     if (name in loaders) refreshSoon(name)
   }
@@ -178,7 +186,7 @@
       const fresh = seenUplinks.has(d.devEui) && seenUplinks.get(d.devEui) !== d.lastUplink
       seenUplinks.set(d.devEui, d.lastUplink)
       return h('tr', { 'data-deveui': d.devEui, class: fresh ? 'flash' : undefined },
-        h('td', { class: 'mono' }, d.devEui),
+        h('td', { class: 'mono' }, h('a', { href: deviceHref(d.app, d.devEui), class: 'device-link' }, d.devEui)),
         h('td', {}, d.app),
         h('td', {}, time(d.lastUplink ?? d.lastJoin)),
         h('td', {}, routeText(d)),
@@ -193,6 +201,200 @@
       )
     }))
   }
+
+  // ------------------------------------------------------------------ a device's page
+
+  /** The device whose page is open (`#/devices/{app}/{devEui}`), while it is. */
+  let pageDevice
+
+  /** RSSI (left axis) and SNR (right axis) of each uplink's best reception over the window. */
+  function signalChart (uplinks) {
+    const points = uplinks.map(u => {
+      const best = (u.gateways ?? []).slice().sort((a, b) => (b.snr ?? -999) - (a.snr ?? -999))[0]
+      return { t: Date.parse(u.at), rssi: best?.rssi, snr: best?.snr, fCnt: u.fCnt }
+    }).filter(p => Number.isFinite(p.t) && (p.rssi !== undefined || p.snr !== undefined)).sort((a, b) => a.t - b.t)
+    const w = 600
+    const hgt = 170
+    const left = 42
+    const right = 36
+    const top = 10
+    const bottom = 22
+    const svg = s('svg', { viewBox: `0 0 ${w} ${hgt}`, role: 'img', 'aria-label': `signal of the last ${points.length} uplinks`, id: 'signal-svg' })
+    if (points.length === 0) {
+      svg.append(s('text', { class: 'axis-label', x: w / 2, y: hgt / 2, 'text-anchor': 'middle' }, 'no signal in the window'))
+      return svg
+    }
+    const t0 = points[0].t
+    const t1 = Math.max(points[points.length - 1].t, t0 + 1)
+    const x = t => points.length === 1 ? left + (w - left - right) / 2 : left + (t - t0) / (t1 - t0) * (w - left - right)
+    const range = (vals, pad) => {
+      const v = vals.filter(n => n !== undefined)
+      if (v.length === 0) return [0, 1]
+      return [Math.floor(Math.min(...v) - pad), Math.ceil(Math.max(...v) + pad)]
+    }
+    const [rMin, rMax] = range(points.map(p => p.rssi), 3)
+    const [sMin, sMax] = range(points.map(p => p.snr), 1)
+    const yR = v => top + (rMax - v) / (rMax - rMin) * (hgt - top - bottom)
+    const yS = v => top + (sMax - v) / (sMax - sMin) * (hgt - top - bottom)
+    svg.append(s('line', { class: 'axis', x1: left, y1: hgt - bottom, x2: w - right, y2: hgt - bottom }))
+    svg.append(s('text', { class: 'axis-label rssi-label', x: left - 4, y: top + 8, 'text-anchor': 'end' }, `${rMax}`))
+    svg.append(s('text', { class: 'axis-label rssi-label', x: left - 4, y: hgt - bottom, 'text-anchor': 'end' }, `${rMin}`))
+    svg.append(s('text', { class: 'axis-label snr-label', x: w - right + 4, y: top + 8 }, `${sMax}`))
+    svg.append(s('text', { class: 'axis-label snr-label', x: w - right + 4, y: hgt - bottom }, `${sMin}`))
+    svg.append(s('text', { class: 'axis-label rssi-label', x: left, y: hgt - 6 }, 'RSSI dBm'))
+    svg.append(s('text', { class: 'axis-label snr-label', x: w - right, y: hgt - 6, 'text-anchor': 'end' }, 'SNR dB'))
+    svg.append(s('text', { class: 'axis-label', x: (w - right + left) / 2, y: hgt - 6, 'text-anchor': 'middle' }, `${new Date(t0).toLocaleTimeString()} – ${new Date(t1).toLocaleTimeString()}`))
+    const line = (key, y, cls) => {
+      const pts = points.filter(p => p[key] !== undefined)
+      if (pts.length > 1) svg.append(s('polyline', { class: `series ${cls}`, points: pts.map(p => `${x(p.t).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' ') }))
+      for (const p of pts) svg.append(s('circle', { class: `dot ${cls}`, cx: x(p.t).toFixed(1), cy: y(p[key]).toFixed(1), r: 3 }, s('title', {}, `fCnt ${p.fCnt ?? '–'}: ${key === 'rssi' ? `RSSI ${p.rssi} dBm` : `SNR ${p.snr} dB`}`)))
+    }
+    line('rssi', yR, 'rssi')
+    line('snr', yS, 'snr')
+    return svg
+  }
+
+  function decodedText (u) {
+    if (u.decodeErrors !== undefined && u.decodeErrors.length > 0) return h('span', { class: 'signal-poor' }, `decoder failed: ${u.decodeErrors.join('; ')}`)
+    if (u.decodedTooLarge) return h('span', { class: 'muted' }, 'decoded (too large to keep)')
+    if (u.decoded === undefined) return h('span', { class: 'muted' }, '–')
+    const text = typeof u.decoded === 'object' && u.decoded !== null && !Array.isArray(u.decoded)
+      ? Object.entries(u.decoded).map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' · ')
+      : JSON.stringify(u.decoded)
+    return h('span', { title: JSON.stringify(u.decoded, null, 2) }, text)
+  }
+
+  const OUTCOME_CLASS = { queued: 'idle', sent: 'idle', acked: 'ok', failed: 'bad', requested: 'idle' }
+
+  function outcomeBadge (o) {
+    const state = o.kind.slice(5)
+    const text = state === 'failed' ? `failed: ${o.reason ?? '?'}` : state === 'acked' && o.ackedBy?.fCnt !== undefined ? `acked (fCnt ${o.ackedBy.fCnt})` : state
+    const why = [o.detail, ...(o.caveats ?? []), ...(o.codecErrors ?? [])].filter(Boolean).join('\n')
+    return h('span', { class: `badge ${OUTCOME_CLASS[state] ?? 'idle'} outcome outcome-${state}`, title: `${state} at ${new Date(o.at).toLocaleString()}${why ? `\n${why}` : ''}` }, text)
+  }
+
+  function renderDevice (d) {
+    $('device-eui').textContent = d.devEui
+    $('device-app').textContent = d.app
+    const v = d.device ?? {}
+    const r = d.route
+    const fact = (label, value, cls) => h('div', { class: 'fact' }, h('div', { class: 'stat-label' }, label), h('div', { class: `fact-value ${cls ?? ''}` }, value))
+    $('device-facts').replaceChildren(
+      fact('Last uplink', time(v.lastUplink ?? d.uplinks[0]?.at)),
+      fact('Route', r === undefined ? '–' : r.network === 'thingpark' ? `thingpark ${r.connection ?? ''}` : `${r.transport ?? ''} ${r.gateway ?? ''}`, 'mono'),
+      fact('RSSI / SNR', `${fmt(v.rssi, ' dBm')} / ${fmt(v.snr, ' dB')}`, signalClass(v.rssi)),
+      fact('fCnt', fmt(v.fCnt ?? d.uplinks[0]?.fCnt)),
+      fact('Network', v.network ?? '–'),
+    )
+    const win = d.window
+    $('signal-note').textContent = `best reception of each uplink, last ${d.uplinks.length}`
+    $('signal-chart').replaceChildren(signalChart(d.uplinks))
+    $('uplinks-note').textContent = `newest first; the last ${win.uplinks} within ${win.maxAgeHours} h are kept`
+    $('downlinks-note').textContent = `newest first; the last ${win.downlinks} requests within ${win.maxAgeHours} h are kept`
+    $('device-uplinks-empty').hidden = d.uplinks.length > 0
+    replaceRows($('device-uplinks'), d.uplinks.map(u => h('tr', { 'data-uplink': u.id },
+      h('td', { title: new Date(u.at).toLocaleString() }, clock(new Date(u.at))),
+      h('td', { class: 'num' }, fmt(u.fCnt)),
+      h('td', { class: 'num' }, fmt(u.fPort)),
+      h('td', { class: 'mono payload' }, u.hex ?? '–', u.ack ? h('span', { class: 'tag', title: 'the frame acknowledges a confirmed downlink' }, 'ACK') : ''),
+      h('td', { class: 'mono decoded-cell' }, decodedText(u)),
+      h('td', { class: 'gateways' }, (u.gateways ?? []).map(g => h('div', { class: 'mono small' }, `${g.id} `, h('span', { class: signalClass(g.rssi) }, `${fmt(g.rssi, ' dBm')} / ${fmt(g.snr, ' dB')}`)))),
+    )))
+    const pending = d.pending ?? []
+    $('device-pending').replaceChildren(...(pending.length === 0 ? [] : [h('span', { class: 'muted small' }, 'Pending: '), ...pending.map(p => h('span', { class: 'chip', title: `${p.state}${p.expiresAt ? `, expires ${p.expiresAt}` : ''}` }, `${p.id} · ${p.state}`))]))
+    $('device-downlinks-empty').hidden = d.downlinks.length > 0
+    replaceRows($('device-downlinks'), d.downlinks.map(g => h('tr', { 'data-request': g.id, 'data-state': g.state },
+      h('td', { title: new Date(g.at).toLocaleString() }, clock(new Date(g.at))),
+      h('td', { class: 'mono small' }, g.id),
+      h('td', { class: 'mono' }, g.request === undefined ? h('span', { class: 'muted' }, '–') : [`fPort ${g.request.fPort ?? 'codec'} · `, payloadText(g.request), g.request.confirmed ? ' · confirmed' : '']),
+      h('td', { class: 'outcomes' }, g.outcomes.length === 0 ? h('span', { class: 'badge idle' }, 'requested') : g.outcomes.map(outcomeBadge),
+        g.outcomes.filter(o => o.detail).map(o => h('div', { class: 'small muted detail' }, o.detail))),
+    )))
+  }
+
+  /** Called as the page opens (or leaves) a device: nothing of the previous device stays on it. */
+  function openDevice (p) {
+    const key = p === undefined ? undefined : `${p.app}/${p.devEui}`
+    if (key !== openedKey) {
+      for (const id of ['device-uplinks', 'device-downlinks', 'device-facts', 'signal-chart', 'device-pending']) $(id).replaceChildren()
+      $('dl-result').textContent = ''
+      delete $('dl-result').dataset.id
+      openedKey = key
+    }
+    pageDevice = p
+    if (p === undefined) return
+    $('device-eui').textContent = p.devEui
+    $('device-app').textContent = p.app
+  }
+  let openedKey
+
+  async function loadDevice () {
+    const p = devicePath()
+    if (p === undefined) return
+    let d
+    try {
+      d = await api(`/console/api/devices/${encodeURIComponent(p.app)}/${encodeURIComponent(p.devEui)}`)
+    } catch (err) {
+      $('device-error').hidden = false
+      $('device-error').textContent = err.status === 404 ? `No device ${p.devEui} heard in application ${p.app} within the history window.` : `${err.code ? `${err.code}: ` : ''}${err.message}`
+      $('device-body').hidden = true
+      return
+    }
+    $('device-error').hidden = true
+    $('device-body').hidden = false
+    if (devicePath()?.devEui !== p.devEui || devicePath()?.app !== p.app) return
+    // Normalized by the daemon (lower case, no separators): the tail and the links use that spelling.
+    pageDevice = { app: d.app, devEui: d.devEui }
+    renderDevice(d)
+  }
+
+  $('device-tail-link').addEventListener('click', () => {
+    if (pageDevice === undefined) return
+    $('tail-device').value = pageDevice.devEui
+    if (![...$('tail-app').options].some(o => o.value === pageDevice.app)) { knownApps.add(pageDevice.app); $('tail-app').append(h('option', { value: pageDevice.app }, pageDevice.app)) }
+    $('tail-app').value = pageDevice.app
+    refilter()
+  })
+
+  for (const radio of document.querySelectorAll('input[name=dl-mode]')) {
+    radio.addEventListener('change', () => {
+      const hex = document.querySelector('input[name=dl-mode]:checked').value === 'hex'
+      for (const el of document.querySelectorAll('.dl-hex')) el.hidden = !hex
+      for (const el of document.querySelectorAll('.dl-object')) el.hidden = hex
+    })
+  }
+
+  $('downlink-form').addEventListener('submit', async e => {
+    e.preventDefault()
+    if (pageDevice === undefined) return
+    const out = $('dl-result')
+    const mode = document.querySelector('input[name=dl-mode]:checked').value
+    const body = {}
+    const port = $('dl-fport').value.trim()
+    if (port !== '') body.fPort = Number(port)
+    if ($('dl-confirmed').checked) body.confirmed = true
+    if (mode === 'hex') {
+      body.hex = $('dl-hex').value.replace(/[\s:-]/g, '')
+    } else {
+      try { body.object = JSON.parse($('dl-object').value) } catch (err) {
+        out.className = 'small signal-poor'
+        out.textContent = `The object is not valid JSON: ${err.message}`
+        return
+      }
+    }
+    $('dl-send').disabled = true
+    try {
+      const res = await api(`/console/api/devices/${encodeURIComponent(pageDevice.app)}/${encodeURIComponent(pageDevice.devEui)}/down`, body)
+      out.className = 'small'
+      out.textContent = `Sent as ${res.id}; its outcome shows below as it arrives.`
+      out.dataset.id = res.id
+      refreshSoon('device')
+    } catch (err) {
+      out.className = 'small signal-poor'
+      out.textContent = `${err.field ? `${err.field}: ` : ''}${err.message}`
+    }
+    $('dl-send').disabled = false
+  })
 
   // ------------------------------------------------------------------ rules
 
@@ -226,7 +428,7 @@
 
   // ------------------------------------------------------------------ refresh
 
-  const loaders = { gateways: loadGateways, devices: loadDevices, rules: loadRules }
+  const loaders = { gateways: loadGateways, devices: loadDevices, rules: loadRules, device: loadDevice }
   const pending = new Set()
   let refreshTimer
   /** Coalesces refreshes asked for by the tail into one round of requests. */
@@ -241,6 +443,7 @@
     }, 250)
   }
   setInterval(() => refreshSoon('gateways', 'devices', 'rules'), REFRESH_MS)
+  setInterval(() => { if (pageDevice !== undefined) refreshSoon('device') }, REFRESH_MS)
   // Relative times move on between refreshes too.
   setInterval(() => { for (const el of document.querySelectorAll('span[title]')) if (/^\d{4}-/.test(el.title)) el.textContent = ago(el.title) }, 1000)
 
@@ -272,7 +475,53 @@
     }
     if (kind === 'gateway') return `${body.online ? 'online' : `offline${body.reason ? ` (${body.reason})` : ''}`} · ${body.network ?? ''} ${body.protocol ?? ''} ${body.transport ?? ''}`
     if (kind === 'rules') return `${(body.rules ?? []).length} rules, ${(body.files ?? []).filter(f => !f.ok).length} files with errors`
-    return JSON.stringify(body)
+    if (kind.startsWith('instances/')) return [body.online ? 'online' : 'offline', body.name ?? '', body.store !== undefined ? `store ${body.store}` : '', body.version !== undefined ? `version ${body.version}` : ''].filter(Boolean).join(' · ')
+    return outcomeSummary(kind, body) ?? JSON.stringify(body)
+  }
+
+  const payloadText = r => r.hex !== undefined ? `hex ${r.hex}` : r.object !== undefined ? `object ${JSON.stringify(r.object)}` : r.data !== undefined ? `base64 ${r.data}` : 'no payload'
+
+  /** One line for a downlink request or outcome, a device status or location; undefined for anything else. */
+  function outcomeSummary (kind, b) {
+    const id = b.id !== undefined ? `id ${b.id}` : 'no id'
+    switch (kind) {
+      case 'down': {
+        const list = Array.isArray(b) ? b : [b]
+        if (list.length !== 1) return `${list.length} requests: ${list.map(r => r?.id ?? 'no id').join(', ')}`
+        const r = list[0] ?? {}
+        return ['request', r.id !== undefined ? `id ${r.id}` : 'no id', r.fPort !== undefined ? `fPort ${r.fPort}` : '', payloadText(r), r.confirmed ? 'confirmed' : '', r.replace || r.flush ? 'replace' : ''].filter(Boolean).join(' · ')
+      }
+      case 'down/queued': return ['queued', id, b.command === 'clear' ? 'clear' : '', ...(b.caveats ?? []).map(c => `caveat: ${c}`)].filter(Boolean).join(' · ')
+      case 'down/sent': return ['sent', id, b.fCntDn !== undefined ? `fCntDn ${b.fCntDn}` : '', b.transmissionSlot !== undefined ? `slot ${b.transmissionSlot}` : ''].filter(Boolean).join(' · ')
+      case 'down/acked': return ['acked', id, b.ackedBy?.fCnt !== undefined ? `by the uplink with fCnt ${b.ackedBy.fCnt}` : ''].filter(Boolean).join(' · ')
+      case 'down/failed': return [`failed: ${b.reason ?? '?'}`, id, b.detail ?? '', ...(b.codecErrors ?? [])].filter(Boolean).join(' · ')
+      case 'down/pending': {
+        const list = b.pending ?? []
+        const acking = list.filter(p => p.state === 'awaiting-ack').length
+        return list.length === 0 ? 'nothing pending' : `${list.length} pending${acking > 0 ? ` (${acking} awaiting ACK)` : ''}: ${list.map(p => p.id).join(', ')}`
+      }
+      case 'join': return ['joined', b.devAddr !== undefined ? `devAddr ${b.devAddr}` : '', (b.gateways ?? [])[0]?.id ?? ''].filter(Boolean).join(' · ')
+      case 'status': return [b.type ?? 'status', b.battery !== undefined ? `battery ${b.battery}` : '', b.margin !== undefined ? `margin ${b.margin} dB` : '', b.resetCause ?? ''].filter(Boolean).join(' · ')
+      case 'location': return `${b.latitude}, ${b.longitude}${b.radius !== undefined ? ` ± ${b.radius} m` : ''}`
+      default: return undefined
+    }
+  }
+
+  /** What the tail's filters look at: the event kind (or its group), the application and the device. */
+  function topicParts (topic) {
+    const l = topic.split('/')
+    if (l[1] === 'gateways') return { kind: 'gateway', group: 'gateway', app: '', devEui: '' }
+    if (l[1] === '_bridge') return { kind: l.slice(2).join('/'), group: '_bridge', app: '', devEui: '' }
+    if (l[2] === 'devices') return { kind: l.slice(4).join('/'), group: 'device', app: l[1] ?? '', devEui: l[3] ?? '' }
+    return { kind: 'other', group: 'other', app: '', devEui: '' }
+  }
+
+  /** The topic as text, its DevEUI a link to the device's page. */
+  function topicNode (topic) {
+    const p = topicParts(topic)
+    if (p.group !== 'device') return topic
+    const l = topic.split('/')
+    return [`${l.slice(0, 3).join('/')}/`, h('a', { href: deviceHref(p.app, p.devEui), class: 'device-link', onclick: e => { e.stopPropagation() } }, p.devEui), `/${l.slice(4).join('/')}`]
   }
 
   function onMessage (topic, payload, retained) {
@@ -286,14 +535,20 @@
     if (topic === `${root}/_bridge/rules`) refreshSoon('rules')
     if (!retained) addRecent(topic, body, kind, kindClass)
     if (paused) return
-    const item = h('li', { class: 'new', 'data-topic': topic, title: retained ? 'retained' : undefined, onclick: () => {
+    if (pageDevice !== undefined && topic.startsWith(`${root}/${pageDevice.app}/devices/${pageDevice.devEui}/`)) refreshSoon('device')
+    const parts = topicParts(topic)
+    if (parts.app !== '' && !knownApps.has(parts.app)) {
+      knownApps.add(parts.app)
+      $('tail-app').append(h('option', { value: parts.app }, parts.app))
+    }
+    const item = h('li', { class: 'new', 'data-topic': topic, 'data-kind': parts.kind, 'data-group': parts.group, 'data-app': parts.app, 'data-deveui': parts.devEui, title: retained ? 'retained' : undefined, onclick: () => {
       const open = item.querySelector('pre')
       if (open) { open.remove(); return }
       item.append(h('pre', {}, typeof body === 'object' ? JSON.stringify(body, null, 2) : text))
     } },
     h('span', { class: 't' }, clock(new Date())),
     h('span', {}, h('span', { class: `kind ${kindClass}` }, kind)),
-    h('span', { class: 'topic' }, topic, retained ? h('span', { class: 'muted' }, ' (retained)') : ''),
+    h('span', { class: 'topic' }, topicNode(topic), retained ? h('span', { class: 'muted' }, ' (retained)') : ''),
     h('span', { class: 'sum' }, summary(topic, body)))
     applyFilter(item)
     const tail = $('tail')
@@ -320,10 +575,18 @@
 
   function applyFilter (li) {
     const f = $('tail-filter').value.trim().toLowerCase()
-    li.hidden = f !== '' && !li.textContent.toLowerCase().includes(f)
+    const dev = $('tail-device').value.replace(/[-:\s]/g, '').toLowerCase()
+    const app = $('tail-app').value
+    const kind = $('tail-kind').value
+    const d = li.dataset
+    const kindOk = kind === '' || (kind === 'down/*' ? d.kind.startsWith('down/') : kind === '_bridge' || kind === 'gateway' ? d.group === kind : d.kind === kind)
+    li.hidden = !kindOk || (app !== '' && d.app !== app) || (dev !== '' && !d.deveui.includes(dev)) || (f !== '' && !li.textContent.toLowerCase().includes(f))
   }
 
-  $('tail-filter').addEventListener('input', () => { for (const li of $('tail').children) applyFilter(li) })
+  const knownApps = new Set()
+  const refilter = () => { for (const li of $('tail').children) applyFilter(li) }
+  for (const id of ['tail-filter', 'tail-device']) $(id).addEventListener('input', refilter)
+  for (const id of ['tail-app', 'tail-kind']) $(id).addEventListener('change', refilter)
   $('tail-pause').addEventListener('click', e => { paused = !paused; e.target.textContent = paused ? 'Resume' : 'Pause' })
   $('tail-clear').addEventListener('click', () => { $('tail').replaceChildren(); tailCount = 0; $('tail-count').textContent = '0' })
 
