@@ -22,6 +22,7 @@ import { ConsoleTokens, LoginLimiter, SessionStore, type SessionEndReason } from
 import { isLoopbackHost } from '../util/net.js'
 import { consoleRoutes, type ConsoleRefusal } from './routes.js'
 import type { WebConsoleDeps } from './deps.js'
+import { RuleEditor } from './rule-editor.js'
 
 export type { WebConsoleDeps } from './deps.js'
 
@@ -39,6 +40,7 @@ export class WebConsole implements Component {
   readonly name = 'console'
   readonly sessions: SessionStore
   readonly state: ConsoleState
+  readonly ruleEditor: RuleEditor
   readonly limiter = new LoginLimiter()
   readonly httpRoutes: RouteRegistrar
   /** Undefined until started, or when the files are missing (the console then answers 503). */
@@ -60,6 +62,7 @@ export class WebConsole implements Component {
       for (const listener of this.endListeners) listener(ended)
     }
     this.state = new ConsoleState(config.topics.root)
+    this.ruleEditor = new RuleEditor(deps)
     this.refusals = new Counter({ name: 'lorabridge_console_refused_total', help: 'Web console requests refused (no session, other origin, malformed, too large), by error code', labelNames: ['code'] as const, registers: [metrics.registry] })
     this.httpRoutes = (app, listener) => { if (this.servedOn(listener)) consoleRoutes(app, listener, { ...deps, console: this, refuse: r => { this.refuse(r) } }) }
   }
@@ -104,6 +107,7 @@ export class WebConsole implements Component {
     } catch (err) {
       log.warn({ err }, 'could not read retained gateway statuses')
     }
+    await this.ruleEditor.start()
     this.sweeper = setInterval(() => { this.sessions.sweep() }, SWEEP_MS)
     this.sweeper.unref()
     log.info({ listeners: config.http.listeners.filter(l => this.servedOn(l)).map(l => l.protocol) }, 'web console ready at /')
@@ -114,6 +118,7 @@ export class WebConsole implements Component {
     // Ends every session, which closes their MQTT-over-WebSocket connections.
     this.sessions.clear()
     this.deps.tokens.clear()
+    await this.ruleEditor.stop()
     await Promise.all(this.unsubscribe.splice(0).map(u => u().catch(() => {})))
   }
 }

@@ -30,6 +30,7 @@ import type { Asset } from './assets.js'
 import type { ConsoleState } from './state.js'
 import type { LoginLimiter, SessionStore } from './sessions.js'
 import { ConsoleHosts } from './host-check.js'
+import { ruleEditorRoutes, type RuleEditor } from './rule-editor.js'
 
 export interface ConsoleRefusal {
   code: ErrorCode
@@ -46,6 +47,7 @@ export interface ConsoleParts {
   readonly sessions: SessionStore
   readonly state: ConsoleState
   readonly limiter: LoginLimiter
+  readonly ruleEditor: RuleEditor
   readonly assets: Map<string, Asset> | undefined
 }
 
@@ -278,6 +280,8 @@ export function consoleRoutes (app: FastifyInstance, listener: HttpListenerConfi
       // The function `lorabridge rules test` runs, on the rules this daemon is running.
       return dryRun(config, loadedRuleFiles(deps.rules), on as EventKind, body.event)
     })
+
+    ruleEditorRoutes(scope, { editor: web.ruleEditor, needSession, user: req => sessionOf.get(req)?.user, jsonBody, refuse: deps.refuse })
   })
 
   serveMqttOverWebSocket(app.server, listener, {
