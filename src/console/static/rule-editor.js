@@ -216,7 +216,7 @@
   }
 
   fileSelect.addEventListener('change', () => {
-    if (changed() && opened.file !== undefined && text.value !== opened.content && !confirm('Discard your changes to this file?')) { fileSelect.value = opened.file; return }
+    if (opened.file !== undefined && changed() && !confirm('Discard your changes to this file?')) { fileSelect.value = opened.file; return }
     open(fileSelect.value).catch(err => { outcome.replaceChildren(h('p', { class: 'error' }, err.message)) })
   })
   revertButton.addEventListener('click', () => { open(opened.file).catch(err => { outcome.replaceChildren(h('p', { class: 'error' }, err.message)) }) })
@@ -257,9 +257,11 @@
 
   // ------------------------------------------------------------------ dry run
 
+  /** The user's choice in the device list, once made: kept across refreshes of the list. */
+  let chosenDevice
   async function listDevices () {
     if (!editing) return
-    const keep = deviceSelect.value
+    const keep = chosenDevice
     const { devices } = await api('/console/api/rule-editor/uplinks')
     deviceSelect.replaceChildren(
       ...devices.map(d => h('option', { value: d.devEui }, `${d.devEui} (${d.app}) · last uplink ${clock(d.receivedAt)}${d.fPort !== undefined ? ` · fPort ${d.fPort}` : ''}`)),
@@ -268,7 +270,7 @@
     deviceSelect.value = [...deviceSelect.options].some(o => o.value === keep) ? keep : deviceSelect.options[0].value
     eventText.hidden = deviceSelect.value !== ''
   }
-  deviceSelect.addEventListener('change', () => { eventText.hidden = deviceSelect.value !== '' })
+  deviceSelect.addEventListener('change', () => { chosenDevice = deviceSelect.value; eventText.hidden = deviceSelect.value !== '' })
   deviceSelect.addEventListener('focus', () => { listDevices().catch(() => {}) })
 
   function renderTry (r) {
