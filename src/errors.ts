@@ -85,6 +85,7 @@ export const ErrorCodes = {
   LB_ERR_RULE_EDIT_CONFLICT: 'a rule file saved from the web console had changed (or been created or deleted) since it was read; nothing was written (409)',
   LB_ERR_RULE_EDIT_INVALID: 'a rule file draft that does not compile, sent to be saved or dry-run from the web console; nothing was written, the errors are in the answer (422)',
   LB_ERR_RULE_EDIT_TOO_LARGE: 'a rule file larger than the web console edits (256 KiB; 413)',
+  LB_ERR_RULE_EDIT_WRITE: 'a rule file saved from the web console could not be written (no rules directory, no permission, disk full); the file is unchanged (500)',
   LB_ERR_REDIS: 'Redis is unreachable or answered with an error',
   LB_ERR_REDIS_AUTH: 'Redis refused the credentials (wrong or missing password in redis.url or redis.options); start-up fails',
   LB_ERR_UNHANDLED: 'a promise rejected with nobody to hear it (typically a library\'s call on a connection being closed); logged, the daemon keeps running',

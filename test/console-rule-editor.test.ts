@@ -37,6 +37,7 @@ const FIXED = VALVE.replace('decoded.level > 80', 'decoded.level > 50').replace(
 // An unknown event kind, then a JSONata syntax error (a `>` too many).
 const UNKNOWN_KIND = FIXED.replace('on: up', 'on: uplink')
 const SYNTAX_ERROR = FIXED.replace('decoded.level > 50', 'decoded.level >> 50')
+const HOSTILE = '<img src=x onerror=alert(3)>.yaml'
 
 describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => {
   let t: TestDaemon
@@ -47,7 +48,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => 
   const problems: string[] = []
   const shot = async (name: string): Promise<void> => {
     // From the top: a full-page screenshot of a scrolled page draws the sticky top bar mid-page.
-    await page.evaluate(() => { window.scrollTo(0, 0) })
+    await page.evaluate('window.scrollTo(0, 0)')
     await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true })
   }
 
@@ -57,6 +58,8 @@ describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => 
     await mkdir(join(dir, 'rules'))
     await writeFile(join(dir, 'rules', 'decoders.yaml'), TANK_DECODER)
     await writeFile(join(dir, 'rules', 'valve.yaml'), VALVE)
+    // A file name that is markup: listed (not editable), shown as text, never run.
+    await writeFile(join(dir, 'rules', HOSTILE), 'rules: []\n')
     await writeUsers(join(dir, 'data'), [{ name: 'root', role: 'admin', password: 'admin-secret' }])
     t = await startTestDaemon({
       applications: [{ name: 'farm', match: { appEui: [FARM_APPEUI] } }],
@@ -106,6 +109,9 @@ describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => 
     await expect.poll(() => editor.inputValue()).toBe(VALVE)
     await page.locator('#re-compile .re-status.ok').waitFor()
     expect(await page.locator('#re-save').isDisabled()).toBe(true) // nothing changed yet
+    const hostile = page.locator('#re-file option', { hasText: '<img' })
+    expect(await hostile.isDisabled()).toBe(true)
+    expect(await hostile.textContent()).toContain(HOSTILE)
 
     // An unknown event kind: the error shows where it is, the line is marked, Save stays off.
     await editor.fill(UNKNOWN_KIND)
@@ -150,7 +156,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => 
     await page.locator('#re-reloaded', { hasText: 'close-valve' }).waitFor()
     expect(await page.locator('#re-outcome').textContent()).toContain('Saved valve.yaml')
     expect(await readFile(join(dir, 'rules', 'valve.yaml'), 'utf8')).toBe(fixed)
-    expect((await readdir(join(dir, 'rules'))).sort()).toEqual(['decoders.yaml', 'valve.yaml'])
+    expect((await readdir(join(dir, 'rules'))).sort()).toEqual([HOSTILE, 'decoders.yaml', 'valve.yaml'])
     const watcher = await connect(`mqtt://127.0.0.1:${t.port('mqtt')}`)
     try {
       const status = new Promise<Record<string, unknown>>(resolve => {
@@ -180,11 +186,11 @@ describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => 
     const box = await page.locator('#re-text').boundingBox()
     expect(box?.width).toBeGreaterThan(200)
     // Nothing of the editor sticks out of it (long lines scroll inside the text area and the result).
-    const fit = await page.evaluate(() => {
-      const el = document.querySelector('#rule-editor')!
+    const fit = await page.evaluate(`(() => {
+      const el = document.querySelector('#rule-editor')
       const right = el.getBoundingClientRect().right
       return { right, overflow: el.scrollWidth - el.clientWidth, widest: Math.max(...[...el.querySelectorAll('.re-toolbar, .re-editor, .re-try-input, .re-try-result, #re-device')].map(c => c.getBoundingClientRect().right)) }
-    })
+    })()`) as { right: number, overflow: number, widest: number }
     expect(fit.right).toBeLessThanOrEqual(390)
     expect(fit.overflow).toBeLessThanOrEqual(1)
     expect(fit.widest).toBeLessThanOrEqual(fit.right + 1)
@@ -192,5 +198,37 @@ describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => 
     await page.screenshot({ path: join(ARTIFACTS, '13-rule-editor-390px.png') })
 
     expect(problems).toEqual([])
+  })
+
+  it('with editing off (the default), shows the rule files read-only', async () => {
+    const offDir = await mkdtemp(join(tmpdir(), 'lorabridge-rule-editor-off-'))
+    await mkdir(join(offDir, 'rules'))
+    await writeFile(join(offDir, 'rules', 'valve.yaml'), VALVE)
+    await writeUsers(join(offDir, 'data'), [{ name: 'root', role: 'admin', password: 'admin-secret' }])
+    const off = await startTestDaemon({ mqtt: { listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }] }, rules: { dir: './rules' } }, { dir: offDir })
+    const offPage = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage()
+    offPage.on('pageerror', err => { problems.push(`pageerror: ${err.message}`) })
+    try {
+      await offPage.goto(`http://127.0.0.1:${off.port('http')}/`)
+      await offPage.fill('#username', 'root')
+      await offPage.fill('#password', 'admin-secret')
+      await offPage.click('button[type=submit]')
+      await offPage.locator('#user', { hasText: 'root' }).waitFor()
+      await offPage.click('a[data-tab=rules]')
+      await offPage.locator('#re-off').waitFor()
+      expect(await offPage.locator('#re-off').textContent()).toContain('http.console.ruleEditing: true')
+      await expect.poll(() => offPage.locator('#re-text').inputValue()).toBe(VALVE)
+      expect(await offPage.locator('#re-text').getAttribute('readonly')).not.toBeNull()
+      expect(await offPage.locator('#re-save').isVisible()).toBe(false)
+      expect(await offPage.locator('#re-run').isVisible()).toBe(false)
+      expect(await offPage.locator('#re-file option', { hasText: 'New file' }).count()).toBe(0)
+      await offPage.screenshot({ path: join(ARTIFACTS, '14-rule-editor-read-only.png'), fullPage: true })
+      expect(await readFile(join(offDir, 'rules', 'valve.yaml'), 'utf8')).toBe(VALVE)
+      expect(problems).toEqual([])
+    } finally {
+      await offPage.close()
+      await off.stop()
+      await rm(offDir, { recursive: true, force: true })
+    }
   })
 })

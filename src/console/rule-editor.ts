@@ -324,6 +324,11 @@ export function ruleEditorRoutes (scope: FastifyInstance, h: RuleEditorRouteHelp
         if (!r.ok) return fail(reply, req, 422, 'LB_ERR_RULE_EDIT_INVALID', 'the draft does not compile: nothing was saved', { errors: r.errors.map(withText) })
         return reply.headers({ 'cache-control': 'no-store' }).send(r)
       } catch (err) {
+        const errno = (err as NodeJS.ErrnoException).code
+        if (!(err instanceof RuleFileError) && typeof errno === 'string') {
+          // The file system said no (a missing directory, permissions, a full disk): nothing was replaced.
+          return fail(reply, req, 500, 'LB_ERR_RULE_EDIT_WRITE', `could not write ${draft.file} in ${editor.files.dir}: ${errno}`)
+        }
         return refused(reply, req, err)
       }
     })

@@ -15,6 +15,7 @@ import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { until } from '../helpers/mqtt.js'
 import { putUsers } from '../helpers/users.js'
 import { consoleLogin, httpRequest, writeUsers, type RawResponse } from './console-helpers.js'
+import { runCli } from '../helpers/cli.js'
 
 const VALVE = `rules:
   - name: close-valve
@@ -319,5 +320,46 @@ describe('console rule editor: attacks on a daemon with editing on', () => {
 
     // No temporary file is left behind.
     expect((await readdir(rules)).filter(n => n.startsWith('.'))).toEqual([])
+  })
+
+  it('reports a draft\'s errors as `lorabridge rules check` prints them for the same file', async () => {
+    const draft = VALVE.replace('on: up', 'on: uplink') + '  - name: second\n    on: [up, downlink]\n    downlink: \'{ "fPort": 1, "hex": "00" }\'\n'
+    const res = await answer(request('POST', '/console/api/rule-editor/compile', { file: 'check-me.yaml', content: draft }))
+    expect(res.status).toBe(200)
+    const errors = res.json.errors as Array<{ text: string, line: number, column: number }>
+    expect(errors.length).toBeGreaterThanOrEqual(2)
+    const checkDir = join(dir, 'check')
+    await mkdir(checkDir)
+    await writeFile(join(checkDir, 'check-me.yaml'), draft)
+    const cli = await runCli(['rules', 'check', checkDir])
+    expect(cli.code).toBe(1)
+    expect(cli.stderr.trim().split('\n')).toEqual(errors.map(e => e.text))
+    expect(existsSync(join(rules, 'check-me.yaml'))).toBe(false)
+  })
+})
+
+describe('console rule editor: a rules directory that cannot be written', () => {
+  it('answers 500 LB_ERR_RULE_EDIT_WRITE with the cause, and the daemon goes on', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lorabridge-sec-editor-nodir-'))
+    await writeUsers(join(dir, 'data'), [{ name: 'root', role: 'admin', password: 'admin-secret' }])
+    const t = await startTestDaemon({
+      mqtt: { listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: true }] },
+      http: { listeners: [{ protocol: 'http', host: '127.0.0.1', port: 0 }], console: { ruleEditing: true } },
+      rules: { dir: './missing-rules' },
+    }, { dir })
+    try {
+      const port = t.port('http')
+      const cookie = String((await consoleLogin(port, 'root', 'admin-secret')).headers['set-cookie']).split(';')[0]!
+      const list = await httpRequest({ port, path: '/console/api/rule-editor', headers: { cookie } })
+      expect(JSON.parse(list.body)).toMatchObject({ editing: true, files: [] })
+      const res = await httpRequest({ port, method: 'POST', path: '/console/api/rule-editor/save', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ file: 'new.yaml', content: VALVE, etag: null }) })
+      expect(res.status).toBe(500)
+      expect(JSON.parse(res.body)).toMatchObject({ error: 'LB_ERR_RULE_EDIT_WRITE', message: expect.stringContaining('ENOENT') as unknown })
+      expect(t.logs.withCode('LB_ERR_RULE_EDIT_WRITE')).toHaveLength(1)
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200)
+    } finally {
+      await t.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -45,6 +45,7 @@
   const saveButton = h('button', { id: 're-save', type: 'button', class: 'primary', disabled: true }, 'Save')
   const revertButton = h('button', { id: 're-revert', type: 'button', class: 'ghost', disabled: true }, 'Revert')
   const running = h('span', { id: 're-running', class: 'muted small' })
+  const heading = h('h3', {}, 'Rule files')
   const gutter = h('div', { id: 're-gutter', class: 're-gutter', 'aria-hidden': 'true' })
   const text = h('textarea', { id: 're-text', class: 're-text', spellcheck: 'false', wrap: 'off', autocomplete: 'off', autocapitalize: 'off', 'aria-label': 'Rule file text', 'aria-describedby': 're-compile' })
   const compileBox = h('div', { id: 're-compile', class: 're-compile', 'aria-live': 'polite' })
@@ -60,7 +61,7 @@
     eventText, tryResult)
 
   root.replaceChildren(
-    h('div', { class: 'panel-head re-head' }, h('h3', {}, 'Edit a rule file'), running),
+    h('div', { class: 'panel-head re-head' }, heading, running),
     offNote,
     h('div', { class: 're-toolbar' }, fileSelect, newName, h('span', { class: 're-spacer' }), revertButton, saveButton),
     h('div', { class: 're-editor' }, gutter, text),
@@ -179,6 +180,7 @@
     const st = await api('/console/api/rule-editor')
     editing = st.editing
     offNote.hidden = editing
+    heading.textContent = editing ? 'Edit a rule file' : 'Rule files (read-only)'
     text.readOnly = !editing
     saveButton.hidden = !editing
     revertButton.hidden = !editing
