@@ -291,7 +291,7 @@ describe('console rule editor: attacks on a daemon with editing on', () => {
     expect(await readFile(join(rules, 'valve.yaml'), 'utf8')).toBe(first)
     const line = t.logs.find(l => l.msg === 'rule file saved from the console')
     expect(line).toMatchObject({ user: 'root', file: 'valve.yaml', sha256: sha256(first), previous: sha256(VALVE) })
-    expect(await t.daemon.console.ruleEditor.saves.get().then(m => m.values[0]?.value)).toBe(1)
+    expect(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).toMatch(/^lorabridge_console_rule_saves_total 1$/m)
 
     // A stale version: the file changed since (here, the save above).
     const stale = await save('valve.yaml', VALVE.replace('"01"', '"0b"'), sha256(VALVE))
@@ -323,17 +323,26 @@ describe('console rule editor: attacks on a daemon with editing on', () => {
   })
 
   it('reports a draft\'s errors as `lorabridge rules check` prints them for the same file', async () => {
-    const draft = VALVE.replace('on: up', 'on: uplink') + '  - name: second\n    on: [up, downlink]\n    downlink: \'{ "fPort": 1, "hex": "00" }\'\n'
-    const res = await answer(request('POST', '/console/api/rule-editor/compile', { file: 'check-me.yaml', content: draft }))
-    expect(res.status).toBe(200)
-    const errors = res.json.errors as Array<{ text: string, line: number, column: number }>
-    expect(errors.length).toBeGreaterThanOrEqual(2)
-    const checkDir = join(dir, 'check')
-    await mkdir(checkDir)
-    await writeFile(join(checkDir, 'check-me.yaml'), draft)
-    const cli = await runCli(['rules', 'check', checkDir])
-    expect(cli.code).toBe(1)
-    expect(cli.stderr.trim().split('\n')).toEqual(errors.map(e => e.text))
+    const drafts = [
+      // Two format errors.
+      VALVE.replace('on: up', 'on: uplink') + '  - name: second\n    on: [up, downlink]\n    downlink: \'{ "fPort": 1, "hex": "00" }\'\n',
+      // A JSONata syntax error.
+      VALVE.replace('{ "fPort": 3, "hex": "01" }', '{ "fPort": 3, "hex": "01" ]'),
+      // A misspelt function: whatever `rules check` says of it, the console says the same.
+      VALVE.replace('{ "fPort": 3, "hex": "01" }', '{ "fPort": 3, "hex": $hexx([1]) }'),
+    ]
+    for (const [i, draft] of drafts.entries()) {
+      const res = await answer(request('POST', '/console/api/rule-editor/compile', { file: 'check-me.yaml', content: draft }))
+      expect(res.status).toBe(200)
+      const errors = res.json.errors as Array<{ text: string }>
+      if (i < 2) expect(errors.length, draft).toBeGreaterThanOrEqual(i === 0 ? 2 : 1)
+      const checkDir = join(dir, `check-${i}`)
+      await mkdir(checkDir)
+      await writeFile(join(checkDir, 'check-me.yaml'), draft)
+      const cli = await runCli(['rules', 'check', checkDir])
+      expect(cli.code, draft).toBe(errors.length > 0 ? 1 : 0)
+      expect(cli.stderr.split('\n').filter(l => l !== ''), draft).toEqual(errors.map(e => e.text))
+    }
     expect(existsSync(join(rules, 'check-me.yaml'))).toBe(false)
   })
 })

@@ -155,13 +155,6 @@
     compileTimer = setTimeout(compileNow, COMPILE_DELAY_MS)
   })
   text.addEventListener('scroll', () => { gutter.scrollTop = text.scrollTop })
-  // Tab inserts two spaces (YAML has no tabs) instead of leaving the editor.
-  text.addEventListener('keydown', e => {
-    if (e.key !== 'Tab' || e.shiftKey || e.ctrlKey || e.altKey || e.metaKey || text.readOnly) return
-    e.preventDefault()
-    text.setRangeText('  ', text.selectionStart, text.selectionEnd, 'end')
-    text.dispatchEvent(new Event('input'))
-  })
   newName.addEventListener('input', () => { updateButtons(); clearTimeout(compileTimer); compileTimer = setTimeout(compileNow, COMPILE_DELAY_MS) })
 
   // ------------------------------------------------------------------ files
