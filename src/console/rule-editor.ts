@@ -22,6 +22,7 @@ import type { RulesComponent } from '../rules/component.js'
 import { Codec, CodecError } from '../codecs/codec.js'
 import { dryRun, type DryRun } from '../cli/rules.js'
 import { normalizeAddress } from '../util/net.js'
+import { formatPointer } from '../config/issues.js'
 import { MAX_RULE_FILE_BYTES, RuleFileError, RuleFiles, checkName } from './rule-files.js'
 
 /** Drafts travel as JSON strings: room for escaping around the largest file. */
@@ -58,9 +59,12 @@ export class RuleEditor {
   /** Whether the rules component reloads what is saved (rules.watch). */
   readonly watching: boolean
   readonly files: RuleFiles
-  readonly saves: Counter<'result'>
-  /** Raw payloads (parsed only for a dry run), by DevEUI, least recently heard first. */
-  private readonly lastUplinks = new Map<string, { app: string, at: number, payload: Buffer }>()
+  readonly saves: Counter
+  /**
+   * The JSON text of each device's last uplink (parsed only for a dry run; a string, so that no
+   * network buffer is held), by DevEUI, least recently heard first.
+   */
+  private readonly lastUplinks = new Map<string, { app: string, at: number, text: string }>()
   private unsubscribe: (() => Promise<void>) | undefined
 
   constructor (private readonly deps: RuleEditorDeps) {
@@ -79,7 +83,7 @@ export class RuleEditor {
       if (t === undefined || payload.length > MAX_UPLINK_BYTES) return
       this.lastUplinks.delete(t.devEui)
       if (this.lastUplinks.size >= MAX_DEVICES) this.lastUplinks.delete(this.lastUplinks.keys().next().value as string)
-      this.lastUplinks.set(t.devEui, { app: t.app, at: Date.now(), payload })
+      this.lastUplinks.set(t.devEui, { app: t.app, at: Date.now(), text: payload.toString('utf8') })
     })
   }
 
@@ -109,7 +113,7 @@ export class RuleEditor {
     if (u === undefined) return undefined
     let e: unknown
     try {
-      e = JSON.parse(u.payload.toString('utf8'))
+      e = JSON.parse(u.text)
     } catch {
       return undefined
     }
@@ -141,7 +145,7 @@ export class RuleEditor {
         ref.codec = await Codec.fromFile(real, ref.path, limits)
       } catch (e) {
         const message = e instanceof CodecError ? e.message : (e as NodeJS.ErrnoException).code === 'ENOENT' ? `codec "${ref.path}" does not exist` : `codec "${ref.path}": ${(e as Error).message}`
-        errors.push({ file: result.compiled.file, path: `/decoders/${i}/codec`, ...ref.at, message, code: 'LB_ERR_CODEC_LOAD' })
+        errors.push({ file: result.compiled.file, path: formatPointer(`/decoders/${i}/codec`), ...ref.at, message, code: 'LB_ERR_CODEC_LOAD' })
       }
     }
     if (errors.length > 0) {

@@ -322,12 +322,30 @@ describe('console rule editor: attacks on a daemon with editing on', () => {
     expect((await readdir(rules)).filter(n => n.startsWith('.'))).toEqual([])
   })
 
+  it('dry-runs a draft with the codec it names on a pasted event; a device never heard is 404; nothing is written', async () => {
+    const before = await snapshot(dir)
+    const draft = 'decoders:\n  - name: sensor\n    codec: codecs/sensor.js\nrules:\n  - name: echo\n    downlink: \'{ "fPort": 9, "hex": $hex([decoded.b]) }\'\n'
+    const event = { id: 'e1', app: 'farm', devEui: '0011223344556677', fPort: 2, hex: '2a', data: 'Kg==', receivedAt: '2026-01-01T00:00:00Z', network: { type: 'multitech' } }
+    const res = await answer(request('POST', '/console/api/rule-editor/try', { file: 'draft.yaml', content: draft, event }))
+    expect(res.status).toBe(200)
+    expect(res.json).toMatchObject({ decoder: 'sensor', codec: 'codecs/sensor.js', decoded: { b: 42 }, downlinks: expect.arrayContaining([expect.objectContaining({ devEui: '0011223344556677', request: expect.objectContaining({ fPort: 9, hex: '2a' }) as unknown })]) as unknown })
+    const unheard = await answer(request('POST', '/console/api/rule-editor/try', { file: 'draft.yaml', content: draft, devEui: '0011223344556677' }))
+    expect(unheard.status).toBe(404)
+    expect(unheard.json).toMatchObject({ error: 'LB_ERR_RULE_EDIT_NOT_FOUND' })
+    const broken = await answer(request('POST', '/console/api/rule-editor/try', { file: 'draft.yaml', content: draft.replace('$hex(', '$hex(('), event }))
+    expect(broken.status).toBe(422)
+    expect(broken.json).toMatchObject({ error: 'LB_ERR_RULE_EDIT_INVALID' })
+    expect(await snapshot(dir)).toEqual(before)
+  })
+
   it('reports a draft\'s errors as `lorabridge rules check` prints them for the same file', async () => {
     const drafts = [
       // Two format errors.
       VALVE.replace('on: up', 'on: uplink') + '  - name: second\n    on: [up, downlink]\n    downlink: \'{ "fPort": 1, "hex": "00" }\'\n',
       // A JSONata syntax error.
       VALVE.replace('{ "fPort": 3, "hex": "01" }', '{ "fPort": 3, "hex": "01" ]'),
+      // A codec file that is not there.
+      'decoders:\n  - name: gone\n    codec: codecs/missing.js\n',
       // A misspelt function: whatever `rules check` says of it, the console says the same.
       VALVE.replace('{ "fPort": 3, "hex": "01" }', '{ "fPort": 3, "hex": $hexx([1]) }'),
     ]
@@ -335,7 +353,7 @@ describe('console rule editor: attacks on a daemon with editing on', () => {
       const res = await answer(request('POST', '/console/api/rule-editor/compile', { file: 'check-me.yaml', content: draft }))
       expect(res.status).toBe(200)
       const errors = res.json.errors as Array<{ text: string }>
-      if (i < 2) expect(errors.length, draft).toBeGreaterThanOrEqual(i === 0 ? 2 : 1)
+      if (i < 3) expect(errors.length, draft).toBeGreaterThanOrEqual(i === 0 ? 2 : 1)
       const checkDir = join(dir, `check-${i}`)
       await mkdir(checkDir)
       await writeFile(join(checkDir, 'check-me.yaml'), draft)
