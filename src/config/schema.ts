@@ -146,6 +146,7 @@ export const ConfigSchema = Type.Object({
       allowedHosts: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Host names, besides IP addresses, localhost, the machine\'s name and the listener\'s host, under which browsers may reach the console (the `Host` header; anything else gets 421, LB_ERR_CONSOLE_HOST, against DNS rebinding). `*` turns the check off.' }),
       sessionIdleMinutes: Type.Integer({ minimum: 1, default: 30, description: 'A console session unused for this long ends.' }),
       sessionMaxHours: Type.Integer({ minimum: 1, default: 12, description: 'A console session ends this long after its login, used or not.' }),
+      ruleEditing: Type.Boolean({ default: false, description: 'Let admins edit the rule files of rules.dir in the console: compile and dry-run drafts, and save them (only when they compile, atomically, logged with the user). Off: the console shows the rule files read-only. Codec files are never editable there (docs/console.md, "Editing rules").' }),
     }, { ...Strict, default: {}, description: 'The admin web console: gateways, devices, a live tail, rules and a dry run.' }),
   }, { ...Strict, default: {}, description: 'The HTTP side of the daemon.' }),
   auth: Type.Object({

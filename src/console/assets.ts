@@ -20,6 +20,8 @@ const TYPES: Record<string, string> = {
 /** Files served without a session: what the login page needs. */
 export const PUBLIC_ASSETS = new Set(['login.html', 'login.js', 'console.css', 'logo.svg'])
 const STATIC_FILES = ['login.html', 'login.js', 'console.html', 'console.js', 'console.css', 'logo.svg']
+/** The rule editor (rule-editor.ts): its own files, behind the login like the console's. */
+const EDITOR_FILES = ['rule-editor.js', 'rule-editor.css']
 
 export const STATIC_DIR = fileURLToPath(new URL('./static/', import.meta.url))
 
@@ -31,7 +33,7 @@ function mqttBundlePath (): string {
 /** Reads every file once; they are small and never change while the daemon runs. */
 export async function loadAssets (dir = STATIC_DIR): Promise<Map<string, Asset>> {
   const assets = new Map<string, Asset>()
-  for (const name of STATIC_FILES) {
+  for (const name of [...STATIC_FILES, ...EDITOR_FILES]) {
     assets.set(name, { body: await readFile(join(dir, name)), type: TYPES[name.split('.').pop()!]! })
   }
   assets.set('mqtt.min.js', { body: await readFile(mqttBundlePath()), type: TYPES.js! })

@@ -24,6 +24,7 @@ import { ConsoleTokens, LoginLimiter, SessionStore, type SessionEndReason } from
 import { isLoopbackHost } from '../util/net.js'
 import { consoleRoutes, type ConsoleRefusal } from './routes.js'
 import type { WebConsoleDeps } from './deps.js'
+import { RuleEditor } from './rule-editor.js'
 
 export type { WebConsoleDeps } from './deps.js'
 
@@ -43,6 +44,7 @@ export class WebConsole implements Component {
   readonly state: ConsoleState
   /** Device pages: recent uplinks and downlinks per device (device-history.ts). */
   readonly history: DeviceHistoryStore
+  readonly ruleEditor: RuleEditor
   readonly limiter = new LoginLimiter()
   readonly httpRoutes: RouteRegistrar
   /** Undefined until started, or when the files are missing (the console then answers 503). */
@@ -66,6 +68,7 @@ export class WebConsole implements Component {
     this.state = new ConsoleState(config.topics.root)
     const h = config.http.console.history
     this.history = createDeviceHistory(config.topics.root, { uplinks: h.uplinks, downlinks: h.downlinks, maxAgeMs: h.maxAgeHours * 3_600_000, devices: h.devices }, deps.log, deps.redis, deps.now)
+    this.ruleEditor = new RuleEditor(deps)
     this.refusals = new Counter({ name: 'lorabridge_console_refused_total', help: 'Web console requests refused (no session, other origin, malformed, too large), by error code', labelNames: ['code'] as const, registers: [metrics.registry] })
     this.httpRoutes = (app, listener) => { if (this.servedOn(listener)) consoleRoutes(app, listener, { ...deps, console: this, refuse: r => { this.refuse(r) } }) }
   }
@@ -122,6 +125,7 @@ export class WebConsole implements Component {
     } catch (err) {
       log.warn({ err }, 'could not read retained gateway statuses')
     }
+    await this.ruleEditor.start()
     this.sweeper = setInterval(() => { this.sessions.sweep() }, SWEEP_MS)
     this.sweeper.unref()
     log.info({ listeners: config.http.listeners.filter(l => this.servedOn(l)).map(l => l.protocol) }, 'web console ready at /')
@@ -136,6 +140,7 @@ export class WebConsole implements Component {
     // Ends every session, which closes their MQTT-over-WebSocket connections.
     this.sessions.clear()
     this.deps.tokens.clear()
+    await this.ruleEditor.stop()
     await Promise.all(this.unsubscribe.splice(0).map(u => u().catch(() => {})))
   }
 }

@@ -32,6 +32,7 @@ import type { LoginLimiter, SessionStore } from './sessions.js'
 import { ConsoleHosts } from './host-check.js'
 import { deviceRoutes } from './device-routes.js'
 import type { DeviceHistoryStore } from './device-history.js'
+import { ruleEditorRoutes, type RuleEditor } from './rule-editor.js'
 
 export interface ConsoleRefusal {
   code: ErrorCode
@@ -49,6 +50,7 @@ export interface ConsoleParts {
   readonly state: ConsoleState
   readonly history: DeviceHistoryStore
   readonly limiter: LoginLimiter
+  readonly ruleEditor: RuleEditor
   readonly assets: Map<string, Asset> | undefined
 }
 
@@ -283,6 +285,8 @@ export function consoleRoutes (app: FastifyInstance, listener: HttpListenerConfi
       // The function `lorabridge rules test` runs, on the rules this daemon is running.
       return dryRun(config, loadedRuleFiles(deps.rules), on as EventKind, body.event)
     })
+
+    ruleEditorRoutes(scope, { editor: web.ruleEditor, needSession, user: req => sessionOf.get(req)?.user, jsonBody, refuse: deps.refuse })
   })
 
   serveMqttOverWebSocket(app.server, listener, {
