@@ -121,7 +121,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => 
     expect(await firstError.textContent()).toContain('LB_ERR_RULE_FILE')
     await page.locator('#re-gutter div.bad', { hasText: /^3$/ }).waitFor()
     expect(await page.locator('#re-save').isDisabled()).toBe(true)
-    await shot('10-rule-editor-error')
+    await shot('30-rule-editor-error')
 
     // A JSONata syntax error: its line and column inside the expression.
     await editor.fill(SYNTAX_ERROR)
@@ -148,7 +148,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => 
     expect(await page.locator('#re-try-result').textContent()).toContain('Decoded by tank')
     expect(sim.downlinks).toEqual([])
     expect(await readFile(join(dir, 'rules', 'valve.yaml'), 'utf8')).toBe(VALVE)
-    await shot('11-rule-editor-dry-run')
+    await shot('31-rule-editor-dry-run')
 
     // Save: written, reloaded by the daemon (its retained status over MQTT says so), logged.
     const savedAt = Date.now()
@@ -173,7 +173,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => 
     }
     expect(t.logs.find(l => l.msg === 'rule file saved from the console')).toMatchObject({ user: 'root', file: 'valve.yaml' })
     await expect.poll(() => page.locator('#re-save').isDisabled()).toBe(true) // saved: no change left
-    await shot('12-rule-editor-saved')
+    await shot('32-rule-editor-saved')
 
     // The device's next uplink (55 %) gets the new rule's downlink, 02 37, at the Conduit.
     await sim.uplink(0, { port: 2, data: Buffer.from([55, 0x0e, 0x10]) })
@@ -195,7 +195,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => 
     expect(fit.overflow).toBeLessThanOrEqual(1)
     expect(fit.widest).toBeLessThanOrEqual(fit.right + 1)
     await page.locator('#re-text').scrollIntoViewIfNeeded()
-    await page.screenshot({ path: join(ARTIFACTS, '13-rule-editor-390px.png') })
+    await page.screenshot({ path: join(ARTIFACTS, '33-rule-editor-390px.png') })
 
     expect(problems).toEqual([])
   })
@@ -222,7 +222,7 @@ describe.skipIf(!existsSync(CHROMIUM))('console rule editor in Chromium', () => 
       expect(await offPage.locator('#re-save').isVisible()).toBe(false)
       expect(await offPage.locator('#re-run').isVisible()).toBe(false)
       expect(await offPage.locator('#re-file option', { hasText: 'New file' }).count()).toBe(0)
-      await offPage.screenshot({ path: join(ARTIFACTS, '14-rule-editor-read-only.png'), fullPage: true })
+      await offPage.screenshot({ path: join(ARTIFACTS, '34-rule-editor-read-only.png'), fullPage: true })
       expect(await readFile(join(offDir, 'rules', 'valve.yaml'), 'utf8')).toBe(VALVE)
       expect(problems).toEqual([])
     } finally {
