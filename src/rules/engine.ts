@@ -9,7 +9,7 @@ import { frameId } from '../model/ids.js'
 import { checkDownlinkRequest } from '../core/downlink-request.js'
 import type { DownlinkHandler, EncodeResult } from '../core/adapter.js'
 import type { CodecResult } from '../codecs/codec.js'
-import { EvaluationLimit, type Budget, type Expression } from './expression.js'
+import { EvaluationLimit, locatedFailure, type Budget, type Expression } from './expression.js'
 import type { CompiledDecoder, CompiledFile, CompiledFilter, CompiledRule } from './compile.js'
 import { MemoryCooldowns, type Cooldowns } from '../store/cluster-state.js'
 import { isNormalizedEui } from '../model/eui.js'
@@ -28,8 +28,17 @@ export interface DeadLetter {
   app: string | undefined
   devEui: string | undefined
   code: string
+  /** One line: `file:line:column: path (rule "x"): $function: what went wrong` for an expression's failure. */
   message: string
+  /** Position in the expression (JSONata's, 1-based), and the same place as the rule file's line and column. */
   position?: number
+  line?: number
+  column?: number
+  /** The expression's key in the file, e.g. `rules[0].downlink`. */
+  path?: string
+  /** The function (`$substring`) or operator (`+`, `&`) that failed, when JSONata names one. */
+  function?: string
+  operator?: string
   at: string
 }
 
@@ -91,10 +100,21 @@ function recvTime (event: AnyEvent): Date {
   return Number.isNaN(d.getTime()) ? new Date() : d
 }
 
-function errorInfo (err: unknown): { code: string, message: string, position?: number } {
-  if (err instanceof EvaluationLimit) return { code: err.code, message: err.message }
+type ErrorInfo = Pick<DeadLetter, 'code' | 'message' | 'position' | 'line' | 'column' | 'path' | 'function' | 'operator'>
+
+/** A failed evaluation's code, and its place and function as the expression located them (Expression.evaluate). */
+function errorInfo (err: unknown): ErrorInfo {
   const e = err as { code?: string, message?: string, position?: number }
-  return { code: `LB_ERR_RULE_EVAL${e.code !== undefined ? `:${e.code}` : ''}`, message: e.message ?? String(err), ...(e.position !== undefined ? { position: e.position } : {}) }
+  const code = err instanceof EvaluationLimit ? err.code : `LB_ERR_RULE_EVAL${typeof e.code === 'string' ? `:${e.code}` : ''}`
+  const where = locatedFailure(err)
+  if (where === undefined) return { code, message: e.message ?? String(err), ...(typeof e.position === 'number' ? { position: e.position } : {}) }
+  const info: ErrorInfo = { code, message: where.text }
+  if (where.position !== undefined) info.position = where.position
+  if (where.line !== undefined) { info.line = where.line; info.column = where.column! }
+  if (where.path !== undefined) info.path = where.path
+  if (where.function !== undefined) info.function = where.function
+  if (where.operator !== undefined) info.operator = where.operator
+  return info
 }
 
 /**
