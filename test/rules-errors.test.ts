@@ -74,12 +74,41 @@ describe('rule file mistakes name the value at fault (rules check)', () => {
     ])
   })
 
+  it('a JSONata object written as a YAML mapping: says to quote it', async () => {
+    const r = await check('o.yaml', 'rules:\n  - name: x\n    downlink: { "fPort": 1, "hex": "01" }\n')
+    expect(r.stderr).toContain('o.yaml:3:15: rules[0].downlink: must be a string (got a mapping; write an expression in quotes or after |)')
+  })
+
+  it('positions inside quoted values count the file\'s characters (escapes, folded lines)', async () => {
+    const r = await check('q.yaml', 'rules:\n  - name: escaped\n    downlink: "{\\"fPort\\": 1, \\"hex\\": $hexx(bytes)}"\n  - name: folded\n    downlink: "$count(bytes) +\n      $hexx(bytes)"\n')
+    expect(r.stderr.trim().split('\n')).toEqual([
+      'q.yaml:3:40: rules[0].downlink: JSONata: unknown function $hexx (did you mean $hex?)',
+      'q.yaml:6:7: rules[1].downlink: JSONata: unknown function $hexx (did you mean $hex?)',
+    ])
+  })
+
   it('a list given as a mapping, a missing name, an empty expression', async () => {
     expect((await check('m.yaml', 'rules:\n  name: x\n')).stderr).toContain('m.yaml:2:3: rules: must be a list (got a mapping)')
     const r = await check('n.yaml', 'rules:\n  - on: up\n    downlink: ""\n')
     expect(r.stderr).toContain('n.yaml:2:5: rules[0]: a rule needs "name"')
     expect(r.stderr).toContain('n.yaml:3:15: rules[0].downlink: must not be empty')
     expect(r.stderr).not.toMatch(NOISE)
+  })
+})
+
+describe('hostile rule files', () => {
+  it('echo a huge value, key or function name only by its start, and still say where', async () => {
+    const rules = await mkdtemp(join(dir, 'huge-'))
+    await writeFile(join(rules, 'a.yaml'), `rules:\n  - name: x\n    on: ${'u'.repeat(200_000)}\n    downlink: '{}'\n  - name: y\n    downlink: '{}'\n    ? ${'k'.repeat(5000)}\n    : 1\n`)
+    await writeFile(join(rules, 'b.yaml'), `rules:\n  - name: z\n    downlink: '$${'h'.repeat(100_000)}(bytes)'\n`)
+    const r = await runCli(['rules', 'check', rules], { cwd: dir })
+    expect(r.code).toBe(1)
+    const lines = r.stderr.trim().split('\n')
+    expect(lines).toHaveLength(3)
+    for (const l of lines) expect(l.length).toBeLessThan(400)
+    expect(lines[0]).toMatch(/^a\.yaml:3:9: rules\[0\]\.on: unknown event kind "u{60}…"; one of up, /)
+    expect(lines[1]).toMatch(/^a\.yaml:7:7: rules\[1\]\.k{60}…: unknown key "k{60}…"; a rule has /)
+    expect(lines[2]).toMatch(/^b\.yaml:3:16: rules\[0\]\.downlink: JSONata: unknown function \$h{60}…$/)
   })
 })
 

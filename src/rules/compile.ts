@@ -43,7 +43,7 @@ const RuleDef = Type.Object({
   on: Type.Optional(Type.Union([Kind, Type.Array(Kind, { minItems: 1 })])),
   when: Type.Optional(Filter),
   if: Type.Optional(Type.String({ minLength: 1 })),
-  cooldown: Type.Optional(Type.String()),
+  cooldown: Type.Optional(Type.String({ description: 'a duration (e.g. 500ms, 30s, 10m, 2h)' })),
   enabled: Type.Optional(Type.Boolean()),
   downlink: Type.Optional(Type.String({ minLength: 1 })),
   publish: Type.Optional(Type.Object({
@@ -147,14 +147,41 @@ function place (doc: Document, lc: LineCounter, text: string, path: Array<string
   const firstLine = block ? text.split('\n', start.line + 1)[start.line] ?? '' : ''
   const indent = firstLine.length - firstLine.trimStart().length
   const quote = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE' ? 1 : 0
+  // Plain and quoted values are found in the file's text (escapes and folded lines differ from
+  // the value), once, when a position is first asked for (an error's).
+  const raw = block ? '' : text.slice(range[0] + quote, range[1])
+  let offsets: number[] | undefined
   return position => {
     if (position === undefined) return at
     const before = source.slice(0, Math.max(0, position - 1))
-    const exprLine = before.split('\n').length - 1
-    const exprCol = before.length - (before.lastIndexOf('\n') + 1) + 1
-    if (block) return { line: start.line + 1 + exprLine, column: indent + exprCol }
-    return { line: start.line + exprLine, column: start.col + quote + exprCol - 1 }
+    if (block) {
+      const exprLine = before.split('\n').length - 1
+      const exprCol = before.length - (before.lastIndexOf('\n') + 1) + 1
+      return { line: start.line + 1 + exprLine, column: indent + exprCol }
+    }
+    offsets ??= alignValue(source, raw)
+    const i = Math.min(before.length, source.length)
+    const offset = i < source.length ? offsets[i]! : (offsets[source.length - 1] ?? -1) + 1
+    const pos = lc.linePos(range[0] + quote + offset)
+    return { line: pos.line, column: pos.col }
   }
+}
+
+/**
+ * For each character of a plain or quoted scalar's value, its offset in the text as written. The
+ * value is the text less quotes, escape characters and folded line breaks (with their indentation):
+ * equal characters are matched, those and whitespace skipped, anything else (an escape like `\n`)
+ * taken as standing for the value's character.
+ */
+function alignValue (value: string, raw: string): number[] {
+  const out = new Array<number>(value.length)
+  let j = 0
+  for (let i = 0; i < value.length; i++) {
+    while (j < raw.length && raw[j] !== value[i] && /[\s\\'"]/.test(raw[j]!)) j++
+    out[i] = Math.min(j, raw.length)
+    if (j < raw.length) j++
+  }
+  return out
 }
 
 function locate (doc: Document, lc: LineCounter, text: string, path: Array<string | number>, position?: number): { line: number, column: number } {
@@ -198,7 +225,9 @@ export function compileRuleText (file: string, text: string): CompileResult {
   if (!validate(value)) {
     for (const issue of explain(RuleFileDef as Schema, value)) {
       const at = issue.key !== undefined ? locateKey(doc, lc, issue.path.slice(0, -1), issue.key) : undefined
-      errors.push({ file: name, path: formatPointer(issue.path.length === 0 ? '' : '/' + issue.path.join('/')), ...(at ?? locate(doc, lc, text, issue.path)), message: issue.message, code: 'LB_ERR_RULE_FILE' })
+      // An unknown key is part of the path: a long one only by its start.
+      const shown = issue.path.map(p => typeof p === 'string' && p.length > 60 ? `${p.slice(0, 60)}…` : p)
+      errors.push({ file: name, path: formatPointer(shown.length === 0 ? '' : '/' + shown.join('/')), ...(at ?? locate(doc, lc, text, issue.path)), message: issue.message, code: 'LB_ERR_RULE_FILE' })
     }
     // What the explanation does not cover: the validator's own words.
     if (errors.length === 0) for (const e of validate.errors ?? []) {

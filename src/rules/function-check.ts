@@ -15,6 +15,7 @@ import { didYouMean } from './suggest.js'
 interface Node { type?: string, value?: unknown, position?: number, procedure?: Node, arguments?: Node[], lhs?: unknown, focus?: unknown, index?: unknown, [k: string]: unknown }
 
 export interface UnknownFunction {
+  /** As written (its first 60 characters). */
   name: string
   /** 1-based offset of the `$` of the call in the expression (as JSONata counts positions). */
   position: number | undefined
@@ -60,7 +61,9 @@ export function unknownFunction (ast: unknown, known: ReadonlySet<string>): Unkn
     const candidates = [...known, ...bound].filter(k => !k.startsWith('__')).map(k => `$${k}`)
     // JSONata gives the position of the name's last character.
     const position = typeof proc.position === 'number' ? proc.position - name.length : undefined
-    found.push({ name, position, partial: n.type === 'partial', message: `unknown function $${name}${didYouMean(`$${name}`, candidates, false)}` })
+    // Echoed into logs and the status: a long name only by its start.
+    const shown = name.length > 60 ? `${name.slice(0, 60)}…` : name
+    found.push({ name: shown, position, partial: n.type === 'partial', message: `unknown function $${shown}${didYouMean(`$${name}`, candidates, false)}` })
   })
   return found.sort((a, b) => (a.position ?? 0) - (b.position ?? 0))[0]
 }

@@ -39,7 +39,8 @@ export interface SchemaIssue {
 /** How a value reads in a message. */
 export function shown (v: unknown): string {
   if (v === null || v === undefined) return 'nothing'
-  if (typeof v === 'string') return JSON.stringify(v)
+  // A value is echoed into logs and the status: a long one only by its start.
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? v.slice(0, 60) + '…' : v)
   if (typeof v === 'number' || typeof v === 'boolean') return String(v)
   if (Array.isArray(v)) return 'a list'
   return 'a mapping'
@@ -67,16 +68,17 @@ export function explain (s: Schema, v: unknown, path: Array<string | number> = [
       for (const [k, x] of Object.entries(v)) {
         const p = s.properties?.[k]
         if (p !== undefined) issues.push(...explain(p, x, [...path, k]))
-        else if (s.additionalProperties === false) issues.push({ path: [...path, k], key: k, message: `unknown key "${k}"${didYouMean(k, known)}; ${noun} has ${known.join(', ')}` })
+        else if (s.additionalProperties === false) issues.push({ path: [...path, k], key: k, message: `unknown key ${shown(k)}${didYouMean(k, known)}; ${noun} has ${known.join(', ')}` })
       }
       return issues
     }
     case 'array':
       if (!Array.isArray(v)) return [{ path, message: `must be a list (got ${shown(v)})` }]
-      if (s.minItems !== undefined && v.length < s.minItems) return [{ path, message: `must list at least ${s.minItems}` }]
+      if (s.minItems !== undefined && v.length < s.minItems) return [{ path, message: s.minItems === 1 ? 'must not be an empty list' : `must list at least ${s.minItems}` }]
       return s.items === undefined ? [] : v.flatMap((x, i) => explain(s.items!, x, [...path, i]))
     case 'string':
-      if (typeof v !== 'string') return [{ path, message: `must be ${s.description ?? 'a string'} (got ${shown(v)})` }]
+      // `downlink: { "fPort": 1 }` is YAML's mapping, not the JSONata object it looks like.
+      if (typeof v !== 'string') return [{ path, message: `must be ${s.description ?? 'a string'} (got ${shown(v)}${v !== null && typeof v === 'object' ? '; write an expression in quotes or after |' : ''})` }]
       if (s.minLength !== undefined && v.length < s.minLength) return [{ path, message: 'must not be empty' }]
       if (s.maxLength !== undefined && v.length > s.maxLength) return [{ path, message: `must be at most ${s.maxLength} characters long (${v.length})` }]
       if (s.pattern !== undefined && !new RegExp(s.pattern, 'u').test(v)) return [{ path, message: `${shown(v)} is not ${s.description ?? `of the form ${s.pattern}`}` }]

@@ -22,7 +22,8 @@ export function editDistance (a: string, b: string): number {
 export function closest (word: string, candidates: Iterable<string>): string | undefined {
   const w = word.toLowerCase()
   const list = [...new Set(candidates)].filter(c => c !== word)
-  if (w.length === 0 || list.length === 0) return undefined
+  // Nothing is close to a long word; and the distance costs its length times each candidate's.
+  if (w.length === 0 || w.length > 64 || list.length === 0) return undefined
   const allowed = Math.max(1, Math.round(w.length / 3))
   let best: string | undefined
   let bestDistance = Infinity
