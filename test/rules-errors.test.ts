@@ -219,6 +219,8 @@ describe('runtime errors name the function or operator, the rule and the line:co
     '    downlink: \'{ "fPort": 1, "hex": $hex($bytes("zz")) }\'',
     '  - name: size',
     '    publish: { topic: \'"x/y"\', payload: \'$pad("a", 1000000)\' }',
+    '  - name: concat',
+    '    publish: { topic: \'"x/y"\', payload: \'$pad("a", 60000) & $pad("b", 60000)\' }',
   ].join('\n') + '\n'
 
   const EXPECTED: Record<string, { stage: string, code: string, message: string, line: number, column: number, function?: string, operator?: string }> = {
@@ -226,6 +228,7 @@ describe('runtime errors name the function or operator, the rule and the line:co
     'signature-in-lambda': { stage: 'downlink', code: 'LB_ERR_RULE_EVAL:T0410', line: 9, column: 30, function: '$substring', message: 'errors.yaml:9:30: rules[1].downlink (rule "signature-in-lambda"): $substring: Argument 2 of function "substring" does not match function signature' },
     operator: { stage: 'if', code: 'LB_ERR_RULE_EVAL:T2002', line: 12, column: 16, operator: '+', message: 'errors.yaml:12:16: rules[2].if (rule "operator"): operator +: The right side of the "+" operator must evaluate to a number' },
     helper: { stage: 'downlink', code: 'LB_ERR_RULE_EVAL', line: 15, column: 42, function: '$bytes', message: 'errors.yaml:15:42: rules[3].downlink (rule "helper"): $bytes: "zz" is not hex (pairs of hex digits)' },
+    concat: { stage: 'publish', code: 'LB_ERR_RULE_LIMIT', line: 19, column: 59, operator: '&', message: 'errors.yaml:19:59: rules[5].publish.payload (rule "concat"): operator &: a string built with & would be 120,000 characters long; rules may build strings of at most 100,000' },
     size: { stage: 'publish', code: 'LB_ERR_RULE_LIMIT', line: 17, column: 42, function: '$pad', message: 'errors.yaml:17:42: rules[4].publish.payload (rule "size"): $pad: $pad\'s result would be 1,000,000 characters long; rules may build strings of at most 100,000' },
   }
   const EVENT = { id: '1b4e28ba-2fa1-11d2-883f-0016d3cca427', app: 'default', devEui: '0011223344556677', fPort: 2, hex: '0102' }

@@ -182,7 +182,7 @@ export class Expression {
    * reference, and its own time-budget error, like the reference's, names the whole expression.
    */
   private located (err: unknown): unknown {
-    if (err === null || typeof err !== 'object') return err
+    if (err === null || typeof err !== 'object' || !Object.isExtensible(err)) return err
     const e = err as { position?: unknown, token?: unknown, message?: unknown }
     // Time and depth are the whole expression's, wherever the evaluation happened to be.
     const whole = err instanceof EvaluationLimit && err.code !== 'LB_ERR_RULE_LIMIT'
