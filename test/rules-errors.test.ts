@@ -269,6 +269,21 @@ describe('runtime errors name the function or operator, the rule and the line:co
     for (const [rule, d] of letters) expect(d, rule).toMatchObject(EXPECTED[rule]!)
   })
 
+  it('a failing decoder and a refused action name the expression', async () => {
+    const own = await mkdtemp(join(dir, 'action-'))
+    await writeFile(join(own, 'dec.yaml'), 'decoders:\n  - name: dec\n    decode: \'{ "n": $number("x") }\'\n')
+    await writeFile(join(own, 'act.yaml'), 'rules:\n  - name: bad-request\n    downlink: |\n      { "fPort": 300, "hex": "01" }\n  - name: bad-topic\n    publish: { topic: \'"lorawan/x"\', payload: \'{}\' }\n')
+    const r = await runCli(['rules', 'test', own, '--event', join(dir, 'up.json')], { cwd: dir })
+    const out = JSON.parse(r.stdout) as { deadLetters: DeadLetter[], decodeErrors: string[] }
+    const letters = out.deadLetters
+    // A decoder's failure: its dead letter, and the uplink's decodeErrors.
+    const decoding = 'dec.yaml:3:21: decoders[0].decode (decoder "dec"): $number: Unable to cast value to a number: "x"'
+    expect(letters.find(d => d.rule === 'dec')).toMatchObject({ stage: 'decode', code: 'LB_ERR_RULE_EVAL:D3030', function: '$number', message: decoding })
+    expect(out.decodeErrors).toEqual([decoding])
+    expect(letters.find(d => d.rule === 'bad-request')).toMatchObject({ code: 'LB_ERR_RULE_ACTION', line: 3, column: 15, path: 'rules[0].downlink', message: expect.stringMatching(/^act\.yaml:3:15: rules\[0\]\.downlink \(rule "bad-request"\): invalid DownlinkRequest: .*fPort/) as unknown })
+    expect(letters.find(d => d.rule === 'bad-topic')).toMatchObject({ code: 'LB_ERR_RULE_ACTION', line: 6, column: 23, message: 'act.yaml:6:23: rules[1].publish.topic (rule "bad-topic"): rules may not publish on lorawan/… (the Conduits\' own topics)' })
+  })
+
   it('an expression used alone (no rule file) still names the function and its position', async () => {
     const c = Expression.compile('$substring(devEui, "a")')
     if (!c.ok) throw new Error(c.error.message)

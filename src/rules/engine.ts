@@ -338,7 +338,7 @@ export class RulesEngine {
     let any = false
     for (const [i, item] of items.entries()) {
       if (item === null || typeof item !== 'object' || Array.isArray(item)) {
-        await this.actionFailed(rule, 'downlink', event, 'a DownlinkRequest must be an object', result, kind)
+        await this.actionFailed(rule, 'downlink', event, 'a DownlinkRequest must be an object', result, kind, expr)
         continue
       }
       const req = { ...(item as Record<string, unknown>) }
@@ -347,7 +347,7 @@ export class RulesEngine {
       if (typeof req.id !== 'string' || req.id === '') req.id = frameId('rule', rule.id, event.id, i)
       const check = checkDownlinkRequest(req, devEui)
       if (!check.ok || !isNormalizedEui(devEui)) {
-        await this.actionFailed(rule, 'downlink', event, !check.ok ? `invalid DownlinkRequest: ${check.detail}` : 'invalid devEui', result, kind)
+        await this.actionFailed(rule, 'downlink', event, !check.ok ? `invalid DownlinkRequest: ${check.detail}` : 'invalid devEui', result, kind, expr)
         continue
       }
       any = true
@@ -378,7 +378,7 @@ export class RulesEngine {
     if (payload === undefined) return false
     const refusal = this.topicRefusal(topic, String(event.app))
     if (refusal !== undefined) {
-      await this.actionFailed(rule, 'publish', event, refusal, result, kind)
+      await this.actionFailed(rule, 'publish', event, refusal, result, kind, p.topic)
       return true
     }
     const publication: Publication = { topic: topic as string, payload, qos: p.qos, retain: p.retain }
@@ -406,10 +406,16 @@ export class RulesEngine {
     return undefined
   }
 
-  private async actionFailed (rule: CompiledRule, stage: 'downlink' | 'publish', event: AnyEvent, message: string, result: RuleResult, kind: EventKind): Promise<void> {
+  /** `expr`: the expression whose result was refused; the message starts with its place in the file. */
+  private async actionFailed (rule: CompiledRule, stage: 'downlink' | 'publish', event: AnyEvent, reason: string, result: RuleResult, kind: EventKind, expr?: Expression): Promise<void> {
+    const site = expr?.site
+    const at = site?.locate(undefined)
+    const message = site !== undefined && at !== undefined ? `${site.file}:${at.line}:${at.column}: ${site.path} (${site.owner}): ${reason}` : reason
     result.errors.push({ stage, code: 'LB_ERR_RULE_ACTION', message })
     this.count(rule.id, 'actionsFailed')
-    await this.letter({ rule: rule.name, file: rule.file, stage, eventId: event.id, event: kind, app: event.app, devEui: event.devEui, code: 'LB_ERR_RULE_ACTION', message })
+    const letter: Omit<DeadLetter, 'at'> = { rule: rule.name, file: rule.file, stage, eventId: event.id, event: kind, app: event.app, devEui: event.devEui, code: 'LB_ERR_RULE_ACTION', message }
+    if (site !== undefined && at !== undefined) { letter.line = at.line; letter.column = at.column; letter.path = site.path }
+    await this.letter(letter)
   }
 
   /**
