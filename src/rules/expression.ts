@@ -90,6 +90,7 @@ export const locatedFailure = (err: unknown): LocatedFailure | undefined =>
   err !== null && typeof err === 'object' ? (err as { located?: LocatedFailure }).located : undefined
 
 const OPERATOR = /^(?:[-+*/%=!<>&.~|?:^]+|and|or|in)$/
+const escaped = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')
 
 export type Compiled = { ok: true, expression: Expression } | { ok: false, error: JsonataError }
 
@@ -197,7 +198,7 @@ export class Expression {
       // JSONata gives a call the position of its `(`: point at the `$` of its name.
       if (position !== undefined) {
         const before = this.source.slice(0, position - 1).trimEnd()
-        position = before.endsWith(fn) ? before.length - fn.length + 1 : this.nextOccurrence(new RegExp(`\\$${token}\\s*\\(`, 'g'), position)
+        position = before.endsWith(fn) ? before.length - fn.length + 1 : this.nextOccurrence(new RegExp(`\\$${escaped(token)}\\s*\\(`, 'g'), position)
       }
     } else if (token !== undefined && OPERATOR.test(token)) {
       operator = token
@@ -205,7 +206,7 @@ export class Expression {
       if (position !== undefined) {
         position = this.source.slice(position - token.length, position) === token
           ? position - token.length + 1
-          : this.nextOccurrence(new RegExp(/^\w+$/.test(token) ? `\\b${token}\\b` : token.replace(/[^\w\s]/g, '\\$&'), 'g'), position)
+          : this.nextOccurrence(new RegExp(/^\w+$/.test(token) ? `\\b${token}\\b` : escaped(token), 'g'), position)
       }
     }
     const detail = typeof e.message === 'string' ? e.message : String(err)
