@@ -15,7 +15,7 @@ import { runCli } from './helpers/cli.js'
 import { startTestDaemon, type TestDaemon } from './helpers/daemon.js'
 import { observe, until, type MqttClient } from './helpers/mqtt.js'
 import { ConduitSimulator, generatedDevice } from '../src/simulate/conduit.js'
-import { compileRuleFile, type CompiledFile } from '../src/rules/compile.js'
+import { compileRuleFile, compileRuleText, formatRuleError, type CompiledFile } from '../src/rules/compile.js'
 import { Expression, KNOWN_FUNCTIONS } from '../src/rules/expression.js'
 import { unknownFunction } from '../src/rules/function-check.js'
 import { ENVIRONMENT_FUNCTIONS } from '../src/rules/sync-jsonata.js'
@@ -109,6 +109,29 @@ describe('hostile rule files', () => {
     expect(lines[0]).toMatch(/^a\.yaml:3:9: rules\[0\]\.on: unknown event kind "u{60}…"; one of up, /)
     expect(lines[1]).toMatch(/^a\.yaml:7:7: rules\[1\]\.k{60}…: unknown key "k{60}…"; a rule has /)
     expect(lines[2]).toMatch(/^b\.yaml:3:16: rules\[0\]\.downlink: JSONata: unknown function \$h{60}…$/)
+  })
+})
+
+describe('random edits of a valid rule file', () => {
+  it('give errors with a place in the file and words, never the validator\'s union noise, and never throw', () => {
+    const base = 'decoders:\n  - name: d\n    when: { app: farm, fPort: [1, 2], network: multitech }\n    decode: \'{ "a": $u8(bytes, 0) }\'\nrules:\n  - name: r\n    on: [up, join]\n    when: { devEui: "00*" }\n    if: decoded.a > 1\n    cooldown: 10s\n    publish: { topic: \'"x/" & devEui\', payload: \'{}\', qos: 1, retain: false }\n'
+    const pieces = ['uplink', '$hexx(', '[]', '{}', ': ', '\n  ', '- ', 'null', '42', '"', "'", '|', '?', '__proto__', 'constructor', '&', '*', '!!', '#']
+    let seed = 20261201
+    const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+    const bad: string[] = []
+    for (let i = 0; i < 1500; i++) {
+      let text = base
+      for (let k = 0; k < 1 + rnd(3); k++) {
+        const at = rnd(text.length)
+        text = rnd(2) === 1 ? text.slice(0, at) + pieces[rnd(pieces.length)]! + text.slice(at) : text.slice(0, at) + text.slice(at + 1 + rnd(5))
+      }
+      const r = compileRuleText('/rules/f.yaml', text)
+      if (r.ok) continue
+      for (const e of r.errors) {
+        if (!(e.line >= 1 && e.column >= 1 && e.message !== '') || NOISE.test(e.message)) bad.push(`${JSON.stringify(text)} → ${formatRuleError(e)}`)
+      }
+    }
+    expect(bad).toEqual([])
   })
 })
 
