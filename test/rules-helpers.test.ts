@@ -32,7 +32,7 @@ describe('byte readers', () => {
 describe('bits, hex, base64 and writers', () => {
   it.each([
     ['$bits(178, 0, 1)', 0], ['$bits(178, 1, 1)', 1], ['$bits(178, 4, 4)', 11], ['$bits(4294967295, 16, 16)', 65535],
-    ['$hex([1, 171, 255])', '01abff'], ['$bytes("01abff")', [1, 171, 255]], ['$bytes("zz")', undefined],
+    ['$hex([1, 171, 255])', '01abff'], ['$bytes("01abff")', [1, 171, 255]],
     ['$base64([109, 101, 115, 115, 97, 103, 101])', 'bWVzc2FnZQ=='], ['$fromBase64("bWVzc2FnZQ==")', [109, 101, 115, 115, 97, 103, 101]],
     ['$toU8(300)', [44]], ['$toU16be(1000)', [3, 232]], ['$toU16le(1000)', [232, 3]], ['$toU16be(-2)', [255, 254]],
     ['$toU32be(305419896)', [0x12, 0x34, 0x56, 0x78]], ['$toU32le(305419896)', [0x78, 0x56, 0x34, 0x12]],
@@ -40,6 +40,11 @@ describe('bits, hex, base64 and writers', () => {
     ['$hex($append([1], $toU16be(513)))', '010201'],
   ])('%s', async (expr, value) => {
     expect(await run(expr)).toEqual(value)
+  })
+
+  it('refuses text that is not hex, naming the helper (a mistyped constant fails where it is written)', async () => {
+    await expect(run('$bytes("zz")')).rejects.toMatchObject({ token: 'bytes', message: '"zz" is not hex (pairs of hex digits)' })
+    await expect(run('$bytes("012")')).rejects.toMatchObject({ token: 'bytes' })
   })
 
   it('round-trips what the writers produce through the readers', async () => {

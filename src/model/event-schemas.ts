@@ -318,8 +318,13 @@ export const RuleDeadLetterSchema = Type.Object({
   app: Type.Optional(Type.String()),
   devEui: Type.Optional(DevEui),
   code: Type.String({ pattern: '^(?:LB_ERR_RULE_(?:EVAL(?::[A-Za-z0-9]+)?|ACTION|TIMEOUT|DEPTH|LIMIT)|LB_ERR_CODEC_[A-Z]+)$', description: 'LB_ERR_RULE_EVAL[:JSONata code], LB_ERR_RULE_ACTION, LB_ERR_RULE_TIMEOUT, LB_ERR_RULE_DEPTH, LB_ERR_RULE_LIMIT, or for a codec decoder LB_ERR_CODEC_… (docs/errors.md).' }),
-  message: Type.String(),
+  message: Type.String({ description: 'One line; for an expression\'s failure `file:line:column: path (rule "name"): $function: what went wrong`.' }),
   position: Type.Optional(Type.Integer({ minimum: 0, description: 'Position in the expression, when JSONata gives one.' })),
+  line: Type.Optional(Type.Integer({ minimum: 1, description: 'The line of the rule file where the failing function, operator or expression is.' })),
+  column: Type.Optional(Type.Integer({ minimum: 1 })),
+  path: Type.Optional(Type.String({ description: 'The expression\'s key in the file, e.g. `rules[0].downlink`.' })),
+  function: Type.Optional(Type.String({ description: 'The function that failed, e.g. `$substring`.' })),
+  operator: Type.Optional(Type.String({ description: 'The operator that failed, e.g. `+` or `&`.' })),
   at: IsoTime('When the evaluation failed.'),
 }, { ...Closed, title: 'Rule dead letter', description: 'One failed rule or decoder evaluation, on `{root}/_bridge/rules/errors` (not retained).' })
 

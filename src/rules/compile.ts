@@ -7,54 +7,57 @@ import { readFile, realpath } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { Type, type Static } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
-import { LineCounter, parseDocument, isScalar, type Document } from 'yaml'
+import { LineCounter, parseDocument, isMap, isScalar, type Document } from 'yaml'
 import { formatPointer } from '../config/issues.js'
 import type { EventKind } from '../model/events.js'
 import { Expression } from './expression.js'
 import { parseDuration } from './duration.js'
+import { explain, type Schema } from './schema-errors.js'
 import { Codec, CodecError, DEFAULT_CODEC_LIMITS, type CodecLimits } from '../codecs/codec.js'
 
-export const EVENT_KINDS: EventKind[] = ['up', 'join', 'status', 'location', 'down/queued', 'down/sent', 'down/acked', 'down/failed']
+export const EVENT_KINDS: EventKind[] = ['up', 'join', 'status', 'location', 'down/queued', 'down/sent', 'down/failed', 'down/acked']
 
+// `noun` and `description` word the validation messages (schema-errors.ts).
 const OneOrMany = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Array(t, { minItems: 1 })])
-const Kind = Type.Union(EVENT_KINDS.map(k => Type.Literal(k)))
+const Kind = Type.Union(EVENT_KINDS.map(k => Type.Literal(k)), { noun: 'event kind' })
+const Network = Type.Union([Type.Literal('multitech'), Type.Literal('thingpark')], { noun: 'network' })
 
 const Filter = Type.Object({
-  app: Type.Optional(OneOrMany(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$' }))),
-  devEui: Type.Optional(OneOrMany(Type.String({ pattern: '^[0-9a-fA-F*?:-]+$', description: 'glob: * and ?' }))),
+  app: Type.Optional(OneOrMany(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'an application name (lower-case letters, digits, "_" and "-")' }))),
+  devEui: Type.Optional(OneOrMany(Type.String({ pattern: '^[0-9a-fA-F*?:-]+$', description: 'a DevEUI or a glob of them (hex digits, "-", ":", "*" and "?")' }))),
   fPort: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 255 }), Type.Array(Type.Integer({ minimum: 0, maximum: 255 }), { minItems: 1 })])),
-  network: Type.Optional(Type.Union([Type.Literal('multitech'), Type.Literal('thingpark'), Type.Array(Type.Union([Type.Literal('multitech'), Type.Literal('thingpark')]), { minItems: 1 })])),
-}, { additionalProperties: false })
+  network: Type.Optional(Type.Union([...Network.anyOf, Type.Array(Network, { minItems: 1 })], { noun: 'network' })),
+}, { additionalProperties: false, noun: '"when"' })
 
-const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9 ._-]*$', maxLength: 100 })
+const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9 ._-]*$', maxLength: 100, description: 'a name (letters, digits, spaces, ".", "_" and "-", starting with a letter or digit)' })
 
 const DecoderDef = Type.Object({
   name: Name,
   when: Type.Optional(Filter),
   decode: Type.Optional(Type.String({ minLength: 1 })),
   codec: Type.Optional(Type.String({ minLength: 1, description: 'a JavaScript codec file, relative to the rules directory' })),
-}, { additionalProperties: false })
+}, { additionalProperties: false, noun: 'a decoder' })
 
 const RuleDef = Type.Object({
   name: Name,
   on: Type.Optional(Type.Union([Kind, Type.Array(Kind, { minItems: 1 })])),
   when: Type.Optional(Filter),
   if: Type.Optional(Type.String({ minLength: 1 })),
-  cooldown: Type.Optional(Type.String()),
+  cooldown: Type.Optional(Type.String({ description: 'a duration (e.g. 500ms, 30s, 10m, 2h)' })),
   enabled: Type.Optional(Type.Boolean()),
   downlink: Type.Optional(Type.String({ minLength: 1 })),
   publish: Type.Optional(Type.Object({
     topic: Type.String({ minLength: 1 }),
     payload: Type.String({ minLength: 1 }),
-    qos: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1)])),
+    qos: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1)], { noun: 'QoS' })),
     retain: Type.Optional(Type.Boolean()),
-  }, { additionalProperties: false })),
-}, { additionalProperties: false })
+  }, { additionalProperties: false, noun: '"publish"' })),
+}, { additionalProperties: false, noun: 'a rule' })
 
 const RuleFileDef = Type.Object({
   decoders: Type.Optional(Type.Array(DecoderDef)),
   rules: Type.Optional(Type.Array(RuleDef)),
-}, { additionalProperties: false })
+}, { additionalProperties: false, noun: 'a rule file' })
 
 type FilterDef = Static<typeof Filter>
 const validate = new Ajv({ allErrors: true, strict: false }).compile(RuleFileDef)
@@ -120,8 +123,12 @@ function compileFilter (f: FilterDef | undefined): CompiledFilter {
   }
 }
 
-/** Where a path's value starts in the file, and how an offset inside a block scalar maps to a line. */
-function locate (doc: Document, lc: LineCounter, text: string, path: Array<string | number>, position?: number): { line: number, column: number } {
+/**
+ * Where a path's value starts in the file, and a function that maps an offset inside the value (a
+ * JSONata position) to the file's line and column: in a block scalar (`|`) line by line, in a
+ * plain or quoted scalar from its start. It keeps only the value's text, not the document.
+ */
+function place (doc: Document, lc: LineCounter, text: string, path: Array<string | number>): (position?: number) => { line: number, column: number } {
   let node = doc.getIn(path, true) as unknown
   // For a key that is missing or wrong, point at the nearest parent that exists.
   for (let p = path.slice(0, -1); node === undefined && p.length >= 0; p = p.slice(0, -1)) {
@@ -129,22 +136,67 @@ function locate (doc: Document, lc: LineCounter, text: string, path: Array<strin
     if (p.length === 0) break
   }
   const range = (node as { range?: [number, number, number] } | undefined)?.range
-  if (range === undefined) return { line: 1, column: 1 }
+  if (range === undefined) return () => ({ line: 1, column: 1 })
   const start = lc.linePos(range[0])
-  if (position === undefined || !isScalar(node)) return { line: start.line, column: start.col }
+  const at = { line: start.line, column: start.col }
+  if (!isScalar(node)) return () => at
   const source = String(node.value)
-  const before = source.slice(0, Math.max(0, position - 1))
-  const exprLine = before.split('\n').length - 1
-  const exprCol = before.length - (before.lastIndexOf('\n') + 1) + 1
-  if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
-    // The content starts on the line after the `|` indicator, at the block's indentation (that of
-    // its first line); deeper indentation of later lines is part of the expression itself.
-    const firstLine = text.split('\n')[start.line] ?? ''
-    const indent = firstLine.length - firstLine.trimStart().length
-    return { line: start.line + 1 + exprLine, column: indent + exprCol }
-  }
+  const block = node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED'
+  // The content starts on the line after the `|` indicator, at the block's indentation (that of
+  // its first line); deeper indentation of later lines is part of the expression itself.
+  const firstLine = block ? text.split('\n', start.line + 1)[start.line] ?? '' : ''
+  const indent = firstLine.length - firstLine.trimStart().length
   const quote = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE' ? 1 : 0
-  return { line: start.line + exprLine, column: start.col + quote + exprCol - 1 }
+  // Plain and quoted values are found in the file's text (escapes and folded lines differ from
+  // the value), once, when a position is first asked for (an error's).
+  const raw = block ? '' : text.slice(range[0] + quote, range[1])
+  let offsets: number[] | undefined
+  return position => {
+    if (position === undefined) return at
+    const before = source.slice(0, Math.max(0, position - 1))
+    if (block) {
+      const exprLine = before.split('\n').length - 1
+      const exprCol = before.length - (before.lastIndexOf('\n') + 1) + 1
+      return { line: start.line + 1 + exprLine, column: indent + exprCol }
+    }
+    offsets ??= alignValue(source, raw)
+    const i = Math.min(before.length, source.length)
+    const offset = i < source.length ? offsets[i]! : (offsets[source.length - 1] ?? -1) + 1
+    const pos = lc.linePos(range[0] + quote + offset)
+    return { line: pos.line, column: pos.col }
+  }
+}
+
+/**
+ * For each character of a plain or quoted scalar's value, its offset in the text as written. The
+ * value is the text less quotes, escape characters and folded line breaks (with their indentation):
+ * equal characters are matched, those and whitespace skipped, anything else (an escape like `\n`)
+ * taken as standing for the value's character.
+ */
+function alignValue (value: string, raw: string): number[] {
+  const out = new Array<number>(value.length)
+  let j = 0
+  for (let i = 0; i < value.length; i++) {
+    while (j < raw.length && raw[j] !== value[i] && /[\s\\'"]/.test(raw[j]!)) j++
+    out[i] = Math.min(j, raw.length)
+    if (j < raw.length) j++
+  }
+  return out
+}
+
+function locate (doc: Document, lc: LineCounter, text: string, path: Array<string | number>, position?: number): { line: number, column: number } {
+  return place(doc, lc, text, path)(position)
+}
+
+/** Where a key (not its value) is written: an unknown key is pointed at itself. */
+function locateKey (doc: Document, lc: LineCounter, path: Array<string | number>, key: string): { line: number, column: number } | undefined {
+  const parent = path.length === 0 ? doc.contents : doc.getIn(path, true)
+  if (!isMap(parent)) return undefined
+  const pair = parent.items.find(p => (isScalar(p.key) ? p.key.value : p.key) === key)
+  const range = (pair?.key as { range?: [number, number, number] } | undefined)?.range
+  if (range === undefined) return undefined
+  const pos = lc.linePos(range[0])
+  return { line: pos.line, column: pos.col }
 }
 
 export function compileRuleText (file: string, text: string): CompileResult {
@@ -171,7 +223,14 @@ export function compileRuleText (file: string, text: string): CompileResult {
     return { ok: false, errors: [{ file: name, path: '(file)', line: 1, column: 1, message: (e as Error).message, code: 'LB_ERR_RULE_FILE' }], codecFiles: [] }
   }
   if (!validate(value)) {
-    for (const e of validate.errors ?? []) {
+    for (const issue of explain(RuleFileDef as Schema, value)) {
+      const at = issue.key !== undefined ? locateKey(doc, lc, issue.path.slice(0, -1), issue.key) : undefined
+      // An unknown key is part of the path: a long one only by its start.
+      const shown = issue.path.map(p => typeof p === 'string' && p.length > 60 ? `${p.slice(0, 60)}…` : p)
+      errors.push({ file: name, path: formatPointer(shown.length === 0 ? '' : '/' + shown.join('/')), ...(at ?? locate(doc, lc, text, issue.path)), message: issue.message, code: 'LB_ERR_RULE_FILE' })
+    }
+    // What the explanation does not cover: the validator's own words.
+    if (errors.length === 0) for (const e of validate.errors ?? []) {
       const path = e.instancePath.split('/').slice(1).map(s => /^\d+$/.test(s) ? Number(s) : s)
       const extra = e.keyword === 'additionalProperties' ? ` "${String((e.params as { additionalProperty: string }).additionalProperty)}"` : ''
       if (e.keyword === 'anyOf' || e.keyword === 'const') continue
@@ -181,9 +240,12 @@ export function compileRuleText (file: string, text: string): CompileResult {
     return { ok: false, errors, codecFiles: [] }
   }
   const def = value as Static<typeof RuleFileDef>
-  const expr = (path: Array<string | number>, source: string): Expression | undefined => {
+  const expr = (path: Array<string | number>, source: string, owner: string): Expression | undefined => {
     const c = Expression.compile(source)
-    if (c.ok) return c.expression
+    if (c.ok) {
+      c.expression.site = { file: name, path: formatPointer('/' + path.join('/')), owner, locate: place(doc, lc, text, path) }
+      return c.expression
+    }
     err(path, `JSONata: ${c.error.message}`, 'LB_ERR_RULE_COMPILE', c.error.position, { code: c.error.code, position: c.error.position, token: c.error.token })
     return undefined
   }
@@ -212,7 +274,7 @@ export function compileRuleText (file: string, text: string): CompileResult {
       decoders.push({ ...base, decode: undefined, codec: { path: d.codec, absolute: inside, at, codec: undefined } })
       return
     }
-    const decode = expr(['decoders', i, 'decode'], d.decode!)
+    const decode = expr(['decoders', i, 'decode'], d.decode!, `decoder "${d.name}"`)
     if (decode !== undefined) decoders.push({ ...base, decode, codec: undefined })
   })
   const rules: CompiledRule[] = []
@@ -221,10 +283,11 @@ export function compileRuleText (file: string, text: string): CompileResult {
     if (r.downlink === undefined && r.publish === undefined) err(['rules', i], 'a rule needs a downlink or a publish action', 'LB_ERR_RULE_FILE')
     const cooldownMs = r.cooldown !== undefined ? parseDuration(r.cooldown) : undefined
     if (r.cooldown !== undefined && cooldownMs === undefined) err(['rules', i, 'cooldown'], `"${r.cooldown}" is not a duration (e.g. 500ms, 30s, 10m, 2h)`, 'LB_ERR_RULE_FILE')
-    const condition = r.if !== undefined ? expr(['rules', i, 'if'], r.if) : undefined
-    const downlink = r.downlink !== undefined ? expr(['rules', i, 'downlink'], r.downlink) : undefined
-    const topic = r.publish !== undefined ? expr(['rules', i, 'publish', 'topic'], r.publish.topic) : undefined
-    const payload = r.publish !== undefined ? expr(['rules', i, 'publish', 'payload'], r.publish.payload) : undefined
+    const owner = `rule "${r.name}"`
+    const condition = r.if !== undefined ? expr(['rules', i, 'if'], r.if, owner) : undefined
+    const downlink = r.downlink !== undefined ? expr(['rules', i, 'downlink'], r.downlink, owner) : undefined
+    const topic = r.publish !== undefined ? expr(['rules', i, 'publish', 'topic'], r.publish.topic, owner) : undefined
+    const payload = r.publish !== undefined ? expr(['rules', i, 'publish', 'payload'], r.publish.payload, owner) : undefined
     if (r.enabled === false) return
     rules.push({
       id: `${name}#${r.name}`,
@@ -307,6 +370,7 @@ export function disposeCodecs (compiled: CompiledFile): void {
 }
 
 export function formatRuleError (e: RuleError): string {
-  const where = e.jsonata?.token !== undefined ? ` (at "${e.jsonata.token}")` : ''
+  // Our own compile errors (unknown functions) already name their token.
+  const where = e.jsonata?.token !== undefined && !e.message.includes(e.jsonata.token) ? ` (at "${e.jsonata.token}")` : ''
   return `${e.file}:${e.line}:${e.column}: ${e.path}: ${e.message}${where}`
 }

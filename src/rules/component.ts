@@ -46,7 +46,7 @@ export class RulesComponent implements Component, RuleRunner {
       publish: p => bus.publish(p.topic, p.payload, { qos: p.qos, retain: p.retain }),
       deadLetter: async (d: DeadLetter) => {
         metrics.ruleDeadLetters.inc({ stage: d.stage })
-        deps.log.warn({ code: d.code, rule: d.rule, file: d.file, stage: d.stage, eventId: d.eventId, devEui: d.devEui, reason: d.message }, 'rule evaluation failed')
+        deps.log.warn({ code: d.code, rule: d.rule, file: d.file, line: d.line, column: d.column, path: d.path, function: d.function, operator: d.operator, stage: d.stage, eventId: d.eventId, devEui: d.devEui, reason: d.message }, 'rule evaluation failed')
         await bus.publish(`${root}/_bridge/rules/errors`, d, { qos: 1 })
       },
     }

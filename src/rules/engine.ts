@@ -9,7 +9,7 @@ import { frameId } from '../model/ids.js'
 import { checkDownlinkRequest } from '../core/downlink-request.js'
 import type { DownlinkHandler, EncodeResult } from '../core/adapter.js'
 import type { CodecResult } from '../codecs/codec.js'
-import { EvaluationLimit, type Budget, type Expression } from './expression.js'
+import { EvaluationLimit, locatedFailure, type Budget, type Expression } from './expression.js'
 import type { CompiledDecoder, CompiledFile, CompiledFilter, CompiledRule } from './compile.js'
 import { MemoryCooldowns, type Cooldowns } from '../store/cluster-state.js'
 import { isNormalizedEui } from '../model/eui.js'
@@ -28,8 +28,17 @@ export interface DeadLetter {
   app: string | undefined
   devEui: string | undefined
   code: string
+  /** One line: `file:line:column: path (rule "x"): $function: what went wrong` for an expression's failure. */
   message: string
+  /** Position in the expression (JSONata's, 1-based), and the same place as the rule file's line and column. */
   position?: number
+  line?: number
+  column?: number
+  /** The expression's key in the file, e.g. `rules[0].downlink`. */
+  path?: string
+  /** The function (`$substring`) or operator (`+`, `&`) that failed, when JSONata names one. */
+  function?: string
+  operator?: string
   at: string
 }
 
@@ -91,10 +100,21 @@ function recvTime (event: AnyEvent): Date {
   return Number.isNaN(d.getTime()) ? new Date() : d
 }
 
-function errorInfo (err: unknown): { code: string, message: string, position?: number } {
-  if (err instanceof EvaluationLimit) return { code: err.code, message: err.message }
+type ErrorInfo = Pick<DeadLetter, 'code' | 'message' | 'position' | 'line' | 'column' | 'path' | 'function' | 'operator'>
+
+/** A failed evaluation's code, and its place and function as the expression located them (Expression.evaluate). */
+function errorInfo (err: unknown): ErrorInfo {
   const e = err as { code?: string, message?: string, position?: number }
-  return { code: `LB_ERR_RULE_EVAL${e.code !== undefined ? `:${e.code}` : ''}`, message: e.message ?? String(err), ...(e.position !== undefined ? { position: e.position } : {}) }
+  const code = err instanceof EvaluationLimit ? err.code : `LB_ERR_RULE_EVAL${typeof e.code === 'string' ? `:${e.code}` : ''}`
+  const where = locatedFailure(err)
+  if (where === undefined) return { code, message: e.message ?? String(err), ...(typeof e.position === 'number' ? { position: e.position } : {}) }
+  const info: ErrorInfo = { code, message: where.text }
+  if (where.position !== undefined) info.position = where.position
+  if (where.line !== undefined) { info.line = where.line; info.column = where.column! }
+  if (where.path !== undefined) info.path = where.path
+  if (where.function !== undefined) info.function = where.function
+  if (where.operator !== undefined) info.operator = where.operator
+  return info
 }
 
 /**
@@ -318,7 +338,7 @@ export class RulesEngine {
     let any = false
     for (const [i, item] of items.entries()) {
       if (item === null || typeof item !== 'object' || Array.isArray(item)) {
-        await this.actionFailed(rule, 'downlink', event, 'a DownlinkRequest must be an object', result, kind)
+        await this.actionFailed(rule, 'downlink', event, 'a DownlinkRequest must be an object', result, kind, expr)
         continue
       }
       const req = { ...(item as Record<string, unknown>) }
@@ -327,7 +347,7 @@ export class RulesEngine {
       if (typeof req.id !== 'string' || req.id === '') req.id = frameId('rule', rule.id, event.id, i)
       const check = checkDownlinkRequest(req, devEui)
       if (!check.ok || !isNormalizedEui(devEui)) {
-        await this.actionFailed(rule, 'downlink', event, !check.ok ? `invalid DownlinkRequest: ${check.detail}` : 'invalid devEui', result, kind)
+        await this.actionFailed(rule, 'downlink', event, !check.ok ? `invalid DownlinkRequest: ${check.detail}` : 'invalid devEui', result, kind, expr)
         continue
       }
       any = true
@@ -358,7 +378,7 @@ export class RulesEngine {
     if (payload === undefined) return false
     const refusal = this.topicRefusal(topic, String(event.app))
     if (refusal !== undefined) {
-      await this.actionFailed(rule, 'publish', event, refusal, result, kind)
+      await this.actionFailed(rule, 'publish', event, refusal, result, kind, p.topic)
       return true
     }
     const publication: Publication = { topic: topic as string, payload, qos: p.qos, retain: p.retain }
@@ -386,10 +406,16 @@ export class RulesEngine {
     return undefined
   }
 
-  private async actionFailed (rule: CompiledRule, stage: 'downlink' | 'publish', event: AnyEvent, message: string, result: RuleResult, kind: EventKind): Promise<void> {
+  /** `expr`: the expression whose result was refused; the message starts with its place in the file. */
+  private async actionFailed (rule: CompiledRule, stage: 'downlink' | 'publish', event: AnyEvent, reason: string, result: RuleResult, kind: EventKind, expr?: Expression): Promise<void> {
+    const site = expr?.site
+    const at = site?.locate(undefined)
+    const message = site !== undefined && at !== undefined ? `${site.file}:${at.line}:${at.column}: ${site.path} (${site.owner}): ${reason}` : reason
     result.errors.push({ stage, code: 'LB_ERR_RULE_ACTION', message })
     this.count(rule.id, 'actionsFailed')
-    await this.letter({ rule: rule.name, file: rule.file, stage, eventId: event.id, event: kind, app: event.app, devEui: event.devEui, code: 'LB_ERR_RULE_ACTION', message })
+    const letter: Omit<DeadLetter, 'at'> = { rule: rule.name, file: rule.file, stage, eventId: event.id, event: kind, app: event.app, devEui: event.devEui, code: 'LB_ERR_RULE_ACTION', message }
+    if (site !== undefined && at !== undefined) { letter.line = at.line; letter.column = at.column; letter.path = site.path }
+    await this.letter(letter)
   }
 
   /**

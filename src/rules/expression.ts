@@ -10,7 +10,8 @@ import jsonata from 'jsonata'
 import { HELPERS } from './helpers.js'
 import { BOUNDED_FUNCTIONS, BoundExceeded, MAX_ITEMS, grouped, rewriteTree } from './bounds.js'
 import { LinearRegExp, regexRefusal } from './linear-regex.js'
-import { BAIL, compileTree, functionTable, type CompileResult, type JsonataFunction } from './sync-jsonata.js'
+import { BAIL, ENVIRONMENT_FUNCTIONS, compileTree, functionTable, type CompileResult, type JsonataFunction } from './sync-jsonata.js'
+import { boundAnywhere, unknownFunction } from './function-check.js'
 
 /**
  * The functions every rule expression registers, as JSONata holds them (with parsed signatures),
@@ -25,19 +26,29 @@ const REGISTERED = await (() => {
 })()
 const FUNCTIONS = functionTable(REGISTERED)
 
+/** Every function name a rule expression may call without binding it: JSONata's and lorabridge's. */
+export const KNOWN_FUNCTIONS: ReadonlySet<string> = new Set([...ENVIRONMENT_FUNCTIONS, ...HELPERS.map(h => h.name), ...BOUNDED_FUNCTIONS.map(b => b.name)])
+
 export interface Budget { timeoutMs: number, maxDepth: number }
 
 export class EvaluationLimit extends Error {
-  constructor (readonly code: 'LB_ERR_RULE_TIMEOUT' | 'LB_ERR_RULE_DEPTH' | 'LB_ERR_RULE_LIMIT', message: string) { super(message) }
+  /** Where JSONata met a size bound: the call of the function that refused (position and name). */
+  position: number | undefined
+  token: string | undefined
+  constructor (readonly code: 'LB_ERR_RULE_TIMEOUT' | 'LB_ERR_RULE_DEPTH' | 'LB_ERR_RULE_LIMIT', message: string, at?: { position?: unknown, token?: unknown }) {
+    super(message)
+    this.position = typeof at?.position === 'number' ? at.position : undefined
+    this.token = typeof at?.token === 'string' ? at.token : undefined
+  }
 }
 
 /** JSONata's guardrail errors (stack D1011, timeout D1012, range and sequence sizes D2014/D2015) and our size bounds as ours. */
 function limitOf (err: unknown, budget: Budget): EvaluationLimit | undefined {
-  if (err instanceof BoundExceeded) return new EvaluationLimit('LB_ERR_RULE_LIMIT', err.message)
+  if (err instanceof BoundExceeded) return new EvaluationLimit('LB_ERR_RULE_LIMIT', err.message, err as { position?: unknown, token?: unknown })
   const code = (err as { code?: unknown } | null)?.code
   if (code === 'D1011') return new EvaluationLimit('LB_ERR_RULE_DEPTH', `evaluation deeper than ${budget.maxDepth} levels (runaway recursion?)`)
   if (code === 'D1012') return new EvaluationLimit('LB_ERR_RULE_TIMEOUT', 'evaluation took longer than its time budget (infinite loop?)')
-  if (code === 'D2014' || code === 'D2015') return new EvaluationLimit('LB_ERR_RULE_LIMIT', `a range or sequence of more than ${grouped(MAX_ITEMS)} entries`)
+  if (code === 'D2014' || code === 'D2015') return new EvaluationLimit('LB_ERR_RULE_LIMIT', `a range or sequence of more than ${grouped(MAX_ITEMS)} entries`, err as { position?: unknown, token?: unknown })
   // A string past the engine's own maximum length (about 2^29 characters).
   if (err instanceof RangeError) return new EvaluationLimit('LB_ERR_RULE_LIMIT', err.message)
   return undefined
@@ -47,6 +58,39 @@ function limitOf (err: unknown, budget: Budget): EvaluationLimit | undefined {
 interface Limits { timeout: number, stack: number, sequence: number, RegexEngine: typeof LinearRegExp }
 
 export interface JsonataError { code?: string, position?: number, token?: string, message: string }
+
+/** Where an expression sits in its rule file (set by compile.ts): runtime errors name the place. */
+export interface ExpressionSite {
+  file: string
+  /** e.g. `rules[0].downlink` */
+  path: string
+  /** e.g. `rule "close-valve"`, `decoder "tank"` */
+  owner: string
+  /** The file's line and column of a position in the expression (JSONata's, 1-based); of the expression's start without one. */
+  locate (position: number | undefined): { line: number, column: number }
+}
+
+/**
+ * A runtime failure with its place, attached to the thrown error as `located` (evaluate). `text`
+ * is the one line users see: `file:line:column: path (rule "x"): $function: message`.
+ */
+export interface LocatedFailure {
+  text: string
+  detail: string
+  position?: number
+  line?: number
+  column?: number
+  path?: string
+  /** The function that failed, as written (`$substring`), or the operator (`+`, `&`). */
+  function?: string
+  operator?: string
+}
+
+export const locatedFailure = (err: unknown): LocatedFailure | undefined =>
+  err !== null && typeof err === 'object' ? (err as { located?: LocatedFailure }).located : undefined
+
+const OPERATOR = /^(?:[-+*/%=!<>&.~|?:^]+|and|or|in)$/
+const escaped = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')
 
 export type Compiled = { ok: true, expression: Expression } | { ok: false, error: JsonataError }
 
@@ -60,6 +104,9 @@ export class Expression {
 
   /** The synchronous compilation, or why the expression runs on the reference evaluator. */
   private readonly compiled: CompileResult
+
+  /** Where the expression is in its rule file; runtime errors name it (compile.ts sets it). */
+  site: ExpressionSite | undefined
 
   private constructor (readonly source: string, private readonly expr: jsonata.Expression, limits: Limits) {
     this.limits = limits
@@ -79,6 +126,11 @@ export class Expression {
     } catch (err) {
       const e = err as JsonataError
       return { ok: false, error: { code: e.code, position: e.position, token: e.token, message: e.message } }
+    }
+    // Before rewriteTree: what the user wrote, at the positions JSONata gave.
+    const unknown = unknownFunction(expr.ast(), KNOWN_FUNCTIONS)
+    if (unknown !== undefined) {
+      return { ok: false, error: { code: unknown.partial ? 'T1008' : 'T1006', token: `$${unknown.name}`, message: unknown.message, ...(unknown.position !== undefined ? { position: unknown.position } : {}) } }
     }
     let refused: JsonataError | undefined
     rewriteTree(expr.ast(), (re, position) => {
@@ -102,12 +154,77 @@ export class Expression {
       try {
         return c.run(input, now + budget.timeoutMs, now, MAX_ITEMS)
       } catch (err) {
-        if ((err as { code?: unknown } | null)?.code === 'D1012') throw limitOf(err, budget)!
+        if ((err as { code?: unknown } | null)?.code === 'D1012') throw this.located(limitOf(err, budget)!)
         // BAIL (or anything unexpected): this evaluation is the reference's, result or error.
         if (err !== BAIL) unexpected++
       }
     }
-    return this.reference(input, budget)
+    try {
+      return await this.reference(input, budget)
+    } catch (err) {
+      throw this.located(err)
+    }
+  }
+
+  /**
+   * A failure inside a function passed to another (`$map(a, function($v){ $bytes($v) })`) carries
+   * the position of the outer call (JSONata overwrites it on the way out) but the inner token: the
+   * token's first occurrence from that position on (in the arguments), else its first at all.
+   */
+  private nextOccurrence (token: RegExp, position: number): number {
+    const all = [...this.source.matchAll(token)].map(m => m.index + 1)
+    return all.find(p => p >= position) ?? all[0] ?? position
+  }
+
+  /**
+   * Names the failure's place: the function or operator (JSONata's `token`) and the line and
+   * column of the rule file (from JSONata's `position`, an offset in the expression). Both
+   * evaluators' errors come through here: compiled code hands every failing evaluation to the
+   * reference, and its own time-budget error, like the reference's, names the whole expression.
+   */
+  private located (err: unknown): unknown {
+    if (err === null || typeof err !== 'object' || !Object.isExtensible(err)) return err
+    const e = err as { position?: unknown, token?: unknown, message?: unknown }
+    // Time and depth are the whole expression's, wherever the evaluation happened to be.
+    const whole = err instanceof EvaluationLimit && err.code !== 'LB_ERR_RULE_LIMIT'
+    let position = !whole && typeof e.position === 'number' ? e.position : undefined
+    const token = !whole && typeof e.token === 'string' ? e.token : undefined
+    let fn: string | undefined
+    let operator: string | undefined
+    if (token === '__lbConcat') {
+      operator = '&'
+    } else if (token !== undefined && (KNOWN_FUNCTIONS.has(token) || boundAnywhere(this.expr.ast()).has(token))) {
+      fn = `$${token}`
+      // JSONata gives a call the position of its `(`: point at the `$` of its name.
+      if (position !== undefined) {
+        const before = this.source.slice(0, position - 1).trimEnd()
+        position = before.endsWith(fn) ? before.length - fn.length + 1 : this.nextOccurrence(new RegExp(`\\$${escaped(token)}\\s*\\(`, 'g'), position)
+      }
+    } else if (token !== undefined && OPERATOR.test(token)) {
+      operator = token
+      // …and an operator the position of its last character: point at its first.
+      if (position !== undefined) {
+        position = this.source.slice(position - token.length, position) === token
+          ? position - token.length + 1
+          : this.nextOccurrence(new RegExp(/^\w+$/.test(token) ? `\\b${token}\\b` : escaped(token), 'g'), position)
+      }
+    }
+    const detail = typeof e.message === 'string' ? e.message : String(err)
+    const subject = fn ?? (operator !== undefined ? `operator ${operator}` : undefined)
+    const what = subject !== undefined ? `${subject}: ${detail}` : detail
+    const site = this.site
+    const at = site?.locate(position)
+    const located: LocatedFailure = {
+      text: site !== undefined && at !== undefined ? `${site.file}:${at.line}:${at.column}: ${site.path} (${site.owner}): ${what}` : position !== undefined ? `${what} (at position ${position} of the expression)` : what,
+      detail,
+    }
+    if (position !== undefined) located.position = position
+    if (at !== undefined) { located.line = at.line; located.column = at.column }
+    if (site !== undefined) located.path = site.path
+    if (fn !== undefined) located.function = fn
+    if (operator !== undefined) located.operator = operator
+    Object.defineProperty(err, 'located', { value: located, configurable: true, enumerable: false })
+    return err
   }
 
   /**

@@ -73,9 +73,14 @@ export const HELPERS: Helper[] = [
   },
   {
     name: 'bytes',
-    fn: (hex: unknown) => typeof hex === 'string' && /^(?:[0-9a-fA-F]{2})*$/.test(hex) ? [...Buffer.from(hex, 'hex')] : undefined,
+    fn: (hex: unknown) => {
+      if (typeof hex !== 'string') return undefined
+      // Not nothing: a downlink built from a mistyped constant must fail where it is written.
+      if (!/^(?:[0-9a-fA-F]{2})*$/.test(hex)) throw new Error(`${JSON.stringify(hex.length > 40 ? hex.slice(0, 40) + '…' : hex)} is not hex (pairs of hex digits)`)
+      return [...Buffer.from(hex, 'hex')]
+    },
     signature: '<s:a<n>>',
-    doc: '`$bytes(hexString)`: the byte array of a hex string',
+    doc: '`$bytes(hexString)`: the byte array of a hex string (an error if it is not hex)',
   },
   {
     name: 'base64',

@@ -221,7 +221,7 @@ const SYNC_BUILTINS = [
 const BUILTINS = await jsonata(`{ ${SYNC_BUILTINS.map(n => `"${n}": $${n}`).join(', ')} }`).evaluate({}) as Record<string, JsonataFunction>
 
 /** Every function name of JSONata's environment (jsonata.js staticFrame, and $now, $millis). */
-const ENVIRONMENT_FUNCTIONS = [...SYNC_BUILTINS, 'match', 'replace', 'random', 'map', 'filter', 'single', 'reduce', 'sift', 'each', 'sort', 'shuffle', 'eval', 'now', 'millis']
+export const ENVIRONMENT_FUNCTIONS: readonly string[] = [...SYNC_BUILTINS, 'match', 'replace', 'random', 'map', 'filter', 'single', 'reduce', 'sift', 'each', 'sort', 'shuffle', 'eval', 'now', 'millis']
 
 /** What an expression may call: the functions compiled code calls, and every name that is a function. */
 export interface FunctionTable { callable: Map<string, JsonataFunction>, names: Set<string> }
