@@ -71,10 +71,30 @@ function fileProblem (ref: Reference): string | undefined {
   return problem === undefined ? undefined : `${ref.file} ${problem}`
 }
 
+/** A certificate and the key next to it must be one pair: OpenSSL would refuse them at start. */
+function pairProblem (cert: Reference, key: Reference): string | undefined {
+  try {
+    if (new X509Certificate(readFileSync(cert.file)).checkPrivateKey(createPrivateKey(readFileSync(key.file)))) return undefined
+  } catch {
+    return undefined // reported for the file itself
+  }
+  return `${key.file} is not the private key of the certificate ${cert.file} (${cert.path})`
+}
+
 /** One issue per referenced file that is missing, unreadable or not the PEM its option wants. */
 export function fileIssues (c: Config): ConfigIssue[] {
-  return referencedFiles(c).flatMap(ref => {
+  const refs = referencedFiles(c)
+  const bad = new Set<string>()
+  const issues = refs.flatMap(ref => {
     const message = fileProblem(ref)
+    if (message !== undefined) bad.add(ref.path)
     return message === undefined ? [] : [{ path: ref.path, message, code: 'LB_ERR_TLS_FILE' as const }]
   })
+  for (const key of refs.filter(r => r.kind === 'key' && !bad.has(r.path))) {
+    const cert = refs.find(r => r.kind === 'certificate' && r.path === key.path.replace(/\.key$/, '.cert'))
+    if (cert === undefined || bad.has(cert.path)) continue
+    const message = pairProblem(cert, key)
+    if (message !== undefined) issues.push({ path: key.path, message, code: 'LB_ERR_TLS_FILE' })
+  }
+  return issues
 }
