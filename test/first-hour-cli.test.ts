@@ -120,6 +120,16 @@ describe('users add --password-stdin (friction 3)', () => {
     expect((await readUsersFile(usersFile())).has('carol')).toBe(false)
   })
 
+  it('on a terminal Ctrl-C at the prompt cancels (status 130) and changes nothing', async () => {
+    const r = await runInPty([process.execPath, BIN, 'users', 'add', 'frank', '--role', 'admin', '--password-stdin'], [
+      { expect: 'Password: ', send: 'half typed\u0003' },
+    ], { cwd })
+    expect(r.code, r.output).toBe(130)
+    expect(r.output).toContain('cancelled; nothing was changed')
+    expect(r.output).not.toContain('half typed')
+    expect((await readUsersFile(usersFile())).has('frank')).toBe(false)
+  })
+
   it('reads a pipe as before (scripts), with the same minimum; --password too', async () => {
     const ok = await runCli(['users', 'add', 'dave', '--role', 'admin', '--password-stdin'], { cwd, input: 'a long enough password\n' })
     expect(ok.code, ok.stderr).toBe(0)
