@@ -31,7 +31,16 @@ export function startupFailureLine (f: Pick<StartupFailure, 'code' | 'message' |
   return `lorabridge: ${f.code}: ${f.message} — ${f.fix}`
 }
 
-interface ListenError { code?: string, syscall?: string, address?: string, port?: number, hostname?: string }
+interface ListenError { code?: string, syscall?: string, address?: string, port?: number, hostname?: string, path?: string }
+
+/** File-system errors a person fixes (permissions, space), as opposed to bugs. */
+const FILE_ERRORS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+}
 
 const LISTENER_LISTS: Record<string, 'mqtt' | 'http'> = { 'mqtt-listeners': 'mqtt', 'http-listeners': 'http' }
 
@@ -74,6 +83,15 @@ export function describeStartupFailure (err: unknown, config: Config, component:
     }
     if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') {
       return { code: 'LB_ERR_LISTEN_ADDRESS', message: `cannot listen on ${where}: the host is not an address of this machine (${e.code})`, fix: `set ${at?.path ?? 'the listener'}.host to one of this machine's addresses, 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)`, known: true }
+    }
+  }
+  if (e.path !== undefined && e.code !== undefined && FILE_ERRORS[e.code] !== undefined) {
+    const full = e.code === 'ENOSPC' || e.code === 'EDQUOT'
+    return {
+      code: 'LB_ERR_FILE_ACCESS',
+      message: `${component} cannot ${e.syscall === 'open' || e.syscall === 'scandir' || e.syscall === 'read' ? 'open' : 'write'} ${e.path}: ${FILE_ERRORS[e.code]} (dataDir is ${config.dataDir})`,
+      fix: full ? 'free space on that file system' : 'let the user running lorabridge write dataDir (chown it to that user), or set dataDir to a directory it owns',
+      known: true,
     }
   }
   if (err instanceof LorabridgeError) {

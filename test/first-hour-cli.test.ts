@@ -277,6 +277,23 @@ describe('start-up failures: one line with the code and the fix (friction 5)', (
     expect(line).toMatch(/1024 or more|cap_net_bind_service/)
   })
 
+  it('a dataDir the daemon\'s user cannot write: LB_ERR_FILE_ACCESS naming it, with the fix', async () => {
+    // Development certificates must be written to ./data, in a directory owned by root (mode 755).
+    const cwd = await project('read-only', 'mqtt:\n  listeners:\n    - { protocol: mqtts, host: 127.0.0.1, port: 0 }\nhttp:\n  listeners: []\n')
+    await chmod(dir, 0o755)
+    await chmod(cwd, 0o755)
+    const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'start'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    let stdout = ''
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    const [code] = await once(child, 'close') as [number | null]
+    expect(code, stderr).toBe(1)
+    const line = expectOneLine({ stderr, stdout }, 'LB_ERR_FILE_ACCESS')
+    expect(line).toContain(`cannot write ${join(cwd, 'data')}: permission denied`)
+    expect(line).toMatch(/chown/)
+  })
+
   it('Redis refusing the password: LB_ERR_REDIS_AUTH, the password not shown', async () => {
     redis = await startRedis({ args: ['--requirepass', 'the-right-one'] })
     const cwd = await project('redis-auth', `${MQTT_ONLY}redis:\n  url: redis://:a-wrong-one@127.0.0.1:${redis.port}\n`)
