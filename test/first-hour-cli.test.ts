@@ -67,6 +67,14 @@ function expectOneLine (r: { stderr: string, stdout: string }, code: string): st
   return lines[0]!
 }
 
+/** `lorabridge start` as an unprivileged user: as root, through setpriv as nobody; otherwise as is. */
+function startUnprivileged (cwd: string): ReturnType<typeof spawn> {
+  const argv = [process.execPath, BIN, 'start']
+  return process.getuid?.() === 0
+    ? spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(argv[0]!, argv.slice(1), { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
 async function occupiedPort (): Promise<Server> {
   const server = createServer()
   server.listen(0, '127.0.0.1')
@@ -265,11 +273,11 @@ describe('start-up failures: one line with the code and the fix (friction 5)', (
     const cwd = await project('low-port', MQTT_ONLY.replace('anonymous: true }\n', 'anonymous: true }\n    - { protocol: mqtt, host: 127.0.0.1, port: 1 }\n'))
     await chmod(dir, 0o755)
     await chmod(cwd, 0o777)
-    const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'start'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = startUnprivileged(cwd)
     let stderr = ''
     let stdout = ''
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
+    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString() })
     const [code] = await once(child, 'close') as [number | null]
     expect(code, stderr).toBe(1)
     const line = expectOneLine({ stderr, stdout }, 'LB_ERR_LISTEN_DENIED')
@@ -278,20 +286,21 @@ describe('start-up failures: one line with the code and the fix (friction 5)', (
   })
 
   it('a dataDir the daemon\'s user cannot write: LB_ERR_FILE_ACCESS naming it, with the fix', async () => {
-    // Development certificates must be written to ./data, in a directory owned by root (mode 755).
+    // Development certificates must be written to ./data, in a directory nobody may write to (mode 555).
     const cwd = await project('read-only', 'mqtt:\n  listeners:\n    - { protocol: mqtts, host: 127.0.0.1, port: 0 }\nhttp:\n  listeners: []\n')
     await chmod(dir, 0o755)
-    await chmod(cwd, 0o755)
-    const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'start'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    await chmod(cwd, 0o555)
+    const child = startUnprivileged(cwd)
     let stderr = ''
     let stdout = ''
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
+    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString() })
     const [code] = await once(child, 'close') as [number | null]
     expect(code, stderr).toBe(1)
     const line = expectOneLine({ stderr, stdout }, 'LB_ERR_FILE_ACCESS')
     expect(line).toContain(`cannot write ${join(cwd, 'data')}: permission denied`)
     expect(line).toMatch(/chown/)
+    await chmod(cwd, 0o755) // the clean-up may then remove it
   })
 
   it('Redis refusing the password: LB_ERR_REDIS_AUTH, the password not shown', async () => {
