@@ -5,9 +5,10 @@
 import type { DestinationStream } from 'pino'
 import type { Component } from './component.js'
 import type { Config } from './config/schema.js'
-import { createLogger, type Logger } from './log.js'
+import { createLogger, resolveLogFormat, type LogFormat, type Logger } from './log.js'
 import { createMetrics, type Metrics } from './metrics.js'
-import { LorabridgeError } from './errors.js'
+import { describeStartupFailure, StartupError } from './startup-failure.js'
+import { listenerUrl, onAllInterfaces } from './util/listener-url.js'
 import { UsersStore } from './auth/users-file.js'
 import { Authenticator } from './auth/authenticator.js'
 import { createBrokerStore, type BrokerStore } from './broker/store.js'
@@ -38,6 +39,8 @@ export interface DaemonOptions {
   config: Config
   /** Where log lines go; stdout by default. */
   logDestination?: DestinationStream
+  /** Log format on stdout (`start --log-format`); default: config.log.format. Ignored with logDestination. */
+  logFormat?: LogFormat
   /** The bridge clock for `receivedAt` and time windows (tests pin it). */
   now?: () => Date
   env?: NodeJS.ProcessEnv
@@ -77,7 +80,7 @@ export class Daemon {
 
   constructor (readonly opts: DaemonOptions) {
     const { config } = opts
-    this.log = createLogger(config.log.level, opts.logDestination)
+    this.log = createLogger(config.log.level, opts.logDestination, opts.logFormat ?? resolveLogFormat(config.log.format))
     this.metrics = createMetrics()
     const child = (name: string): Logger => this.log.child({ component: name })
 
@@ -213,15 +216,25 @@ export class Daemon {
         await c.start()
         this.started.push(c)
       } catch (err) {
-        const code = err instanceof LorabridgeError ? err.code : 'LB_ERR_COMPONENT_START'
-        this.log.error({ code, component: c.name, err }, 'component failed to start')
+        const failure = describeStartupFailure(err, this.opts.config, c.name)
+        // The reason once, without a stack, for a foreseen failure (a port in use, a bad file); a
+        // bug keeps its stack here. `lorabridge start` also prints it as one line on stderr.
+        this.log.error({ code: failure.code, component: c.name, reason: failure.message, fix: failure.fix, ...(failure.known ? {} : { err }) }, 'component failed to start')
         // It may have started in part (one listener of three bound): let it release what it holds.
         await c.stop().catch(() => {})
         await this.stop()
-        throw err
+        throw new StartupError(failure, err)
       }
     }
-    this.log.info({ mqtt: this.mqtt.bound, http: this.http.bound }, 'lorabridge started')
+    const listeners = [
+      ...this.mqtt.bound.map((b, i) => ({ url: listenerUrl(b), path: `mqtt.listeners[${i}]`, address: b.address })),
+      ...this.http.bound.map((b, i) => ({ url: listenerUrl(b), path: `http.listeners[${i}]`, address: b.address })),
+    ]
+    // Said at start-up: the default mqtts listener is on 0.0.0.0, reachable from other machines.
+    for (const l of listeners.filter(l => onAllInterfaces(l.address))) {
+      this.log.warn({ listener: l.url, config: l.path }, `${l.url} listens on every interface: reachable from other machines (set ${l.path}.host to 127.0.0.1 to keep it local)`)
+    }
+    this.log.info({ listeners: listeners.map(l => l.url) }, 'lorabridge started')
   }
 
   /** Idempotent; stops what was started, in reverse order, and keeps going past failures. */

@@ -92,6 +92,10 @@ export const ErrorCodes = {
   LB_ERR_UNHANDLED: 'a promise rejected with nobody to hear it (typically a library\'s call on a connection being closed); logged, the daemon keeps running',
   LB_ERR_COMPONENT_STOP: 'a component did not stop within 5 s (typically waiting on a Redis that does not answer); the stop goes on without it and the process exits',
   LB_ERR_COMPONENT_START: 'a component failed to start; the daemon stops what it started and exits 1',
+  LB_ERR_LISTEN_IN_USE: 'a listener\'s address and port are in use by another process (EADDRINUSE); start-up fails',
+  LB_ERR_LISTEN_DENIED: 'the system refused a listener\'s port (EACCES: ports below 1024 need privileges); start-up fails',
+  LB_ERR_FILE_ACCESS: 'at start-up, a file or directory the daemon needs (dataDir and the development certificates in it, the users file, the rules directory) cannot be read or written (permissions, read-only file system, disk full); start-up fails',
+  LB_ERR_LISTEN_ADDRESS: 'a listener\'s host is not an address of this machine (EADDRNOTAVAIL, or a name that does not resolve); start-up fails',
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes

@@ -3,8 +3,17 @@
  * several daemons in one process); components take `logger.child({ component })`.
  */
 import { pino, type Logger, type DestinationStream, type LevelWithSilent } from 'pino'
+import { prettyFactory } from 'pino-pretty'
 
 export type { Logger }
+
+/** What a log line looks like: one JSON object (for collectors), or text for a person at a terminal. */
+export type LogFormat = 'pretty' | 'json'
+
+/** `log.format: auto` is pretty when stdout is a terminal, JSON otherwise (a pipe, a file, a collector). */
+export function resolveLogFormat (setting: 'auto' | LogFormat, stdoutIsTty = process.stdout.isTTY === true): LogFormat {
+  return setting === 'auto' ? (stdoutIsTty ? 'pretty' : 'json') : setting
+}
 
 // STYLE §7: passwords, AS keys and private keys never reach a log line.
 export const REDACT_PATHS = [
@@ -17,7 +26,30 @@ export const REDACT_PATHS = [
   'redis.url', '*.redis.url', 'redis.options.password', '*.redis.options.password',
 ]
 
-export function createLogger (level: LevelWithSilent, destination?: DestinationStream): Logger {
+/** stdout; see createLogger for minLength. */
+function stdoutStream (): ReturnType<typeof pino.destination> {
+  return pino.destination({ fd: 1, sync: false, minLength: 1 })
+}
+
+/**
+ * Formats each JSON line with pino-pretty in this process, then writes it like the JSON lines
+ * (same stdout stream, same flush on stop): a worker-thread transport could lose the last lines
+ * ("lorabridge stopped") at exit, and the lines stay redacted since formatting follows redaction.
+ */
+function prettyStdout (out: DestinationStream & { flush?: (cb: (err?: Error) => void) => void }, colorize: boolean): DestinationStream {
+  const format = prettyFactory({
+    colorize,
+    translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l',
+    ignore: 'pid,hostname,component',
+    messageFormat: '{if component}[{component}] {end}{msg}',
+  })
+  return {
+    write: (line: string) => { out.write(format(line)) },
+    flush: (cb: (err?: Error) => void) => { if (out.flush !== undefined) out.flush(cb); else cb() },
+  } as DestinationStream
+}
+
+export function createLogger (level: LevelWithSilent, destination?: DestinationStream, format: LogFormat = 'json'): Logger {
   return pino({
     level,
     base: { pid: process.pid },
@@ -27,5 +59,5 @@ export function createLogger (level: LevelWithSilent, destination?: DestinationS
     // flight (with 0 it calls back at once). A stop flushes, then exits: exiting during a write
     // that stdout made wait (a full pipe: EAGAIN) let the exit's synchronous flush overtake it —
     // "lorabridge stopped" came out before "stopping".
-  }, destination ?? pino.destination({ fd: 1, sync: false, minLength: 1 }))
+  }, destination ?? (format === 'pretty' ? prettyStdout(stdoutStream(), process.stdout.isTTY === true && process.env.NO_COLOR === undefined) : stdoutStream()))
 }

@@ -79,6 +79,9 @@ thingpark:
 rules: { dir: ./rules, watch: true }
 log: { level: info }
 `)
+    // The certificate, key and CA it names must exist (issue 17): `certs init` makes them in dataDir.
+    const init = await runCli(['-c', file, 'certs', 'init'])
+    expect(init.code, init.stderr).toBe(0)
     const r = await runCli(['-c', file, 'config', 'check'])
     expect(r.stderr).toBe('')
     expect(r.code).toBe(0)

@@ -2,6 +2,7 @@
  * The `lorabridge` executable (PRODUCT.md §5). Each command is a thin shell over a module that
  * the tests also use directly; this file owns argument parsing, exit codes and process signals.
  */
+import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { checkConfig, loadConfig } from '../config/load.js'
 import { ConfigError } from '../config/issues.js'
@@ -11,23 +12,39 @@ import type { ThingParkCliOptions } from '../simulate/thingpark-cli.js'
 import type { CodecTestOptions } from './codecs.js'
 // Commands load their modules on demand, so `config check` or `users list` does not pay for
 // loading the broker, Fastify and the certificate library.
-const startCommand = async (c: Config): Promise<void> => (await import('./start.js')).startCommand(c)
+const startCommand = async (c: Config, o: { logFormat?: 'pretty' | 'json' }): Promise<void> => (await import('./start.js')).startCommand(c, o)
 const users$ = async () => import('./users.js')
 const certs$ = async () => import('./certs.js')
 const rules$ = async () => import('./rules.js')
 const bans$ = async () => import('./bans.js')
 
-/** The configuration, or exit 1 with its problems. `secrets: false` for commands that never use them. */
-function configFrom (program: Command, opts: { secrets?: boolean } = {}): Config {
+/**
+ * The configuration, or exit 1 with its problems. `secrets: false` for commands that never use
+ * them; `files: true` checks the certificate and key files it names; `start` says each problem on
+ * one line with its code, as it does for every start-up failure.
+ */
+function configFrom (program: Command, opts: { secrets?: boolean, files?: boolean, startup?: boolean } = {}): Config {
   try {
-    return loadConfig({ file: program.opts<{ config?: string }>().config, secrets: opts.secrets ?? true }).config
+    return loadConfig({ file: program.opts<{ config?: string }>().config, secrets: opts.secrets ?? true, files: opts.files ?? false }).config
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`)
+      process.stderr.write(opts.startup === true
+        ? err.issues.map(i => `lorabridge: ${i.code}: ${err.file ?? 'configuration'}: ${i.path}: ${i.message}\n`).join('')
+        : `${err.message}\n`)
       process.exit(1)
     }
     throw err
   }
+}
+
+/** The installed package's version (package.json sits two levels above dist/cli/). */
+function packageVersion (): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+}
+
+function logFormat (value: string): 'pretty' | 'json' {
+  if (value === 'pretty' || value === 'json') return value
+  throw new InvalidArgumentError('must be pretty or json')
 }
 
 function list (value: string): string[] {
@@ -44,16 +61,20 @@ const program = new Command()
   .description('LoRaWAN application bridge: Conduit app-connect and ThingPark onto normalized MQTT topics')
   .option('-c, --config <file>', 'configuration file (default ./lorabridge.yaml when present)')
   .showHelpAfterError()
+  // Not commander's .version(): a program option is also parsed after the subcommand, where it
+  // would take `simulate conduit --version 1.1` (the app-connect API version) for itself.
+  .addHelpText('after', () => `\nlorabridge --version (or -V) prints the version (${packageVersion()}).`)
 
 program.command('start')
   .description('run the daemon')
-  .action(async () => { await startCommand(configFrom(program)) })
+  .option('--log-format <format>', 'pretty | json (default: log.format, where auto is pretty on a terminal and json otherwise)', logFormat)
+  .action(async (opts: { logFormat?: 'pretty' | 'json' }) => { await startCommand(configFrom(program, { files: true, startup: true }), opts) })
 
 const config = program.command('config').description('configuration tools')
 config.command('check')
   .description('validate the configuration; print each problem with its path; exit 1 on error')
   .action(() => {
-    const { config: ok, file, issues } = checkConfig({ file: program.opts<{ config?: string }>().config })
+    const { config: ok, file, issues } = checkConfig({ file: program.opts<{ config?: string }>().config, files: true })
     if (ok === undefined) {
       process.stderr.write(`${file ?? 'configuration'}: ${issues.length} problem${issues.length === 1 ? '' : 's'}\n`)
       for (const i of issues) process.stderr.write(`  ${i.path}: ${i.message}\n`)
@@ -105,8 +126,8 @@ users.command('add')
   .description('add or replace a user (only a salted hash of the password is stored)')
   .argument('<name>')
   .requiredOption('--role <role>', 'gateway | consumer | admin', role)
-  .option('--password <password>', 'password (prefer --password-stdin)')
-  .option('--password-stdin', 'read the password from standard input')
+  .option('--password <password>', 'password, at least 8 characters (prefer --password-stdin: a command line is visible to other users and kept in shell history)')
+  .option('--password-stdin', 'on a terminal, ask for the password twice without echo; otherwise read it from standard input (printf \'%s\\n\' "$PW" | …)')
   .option('--apps <list>', 'applications a consumer may read (comma-separated, * for all)', list, [] as string[])
   .option('--downlink', 'allow publishing down/clear commands on those applications')
   .option('--gateway <uuid>', 'the Conduit GW-UUID a gateway user is bound to (required for --role gateway unless --any-gateway)')
@@ -201,14 +222,18 @@ simulate.command('thingpark')
 const legacySimulateFlag = process.argv.indexOf('simulate') >= 0 && process.argv.includes('conduit')
   ? (await import('../simulate/conduit-cli.js')).legacyVersionFlag(process.argv)
   : undefined
+// `lorabridge --version` / `-V`, checked before commander parses (see the note on the program).
+const first = process.argv[2]
 if (legacySimulateFlag !== undefined) {
   process.stderr.write(`${legacySimulateFlag}\n`)
   process.exit(2)
+} else if (first === '--version' || first === '-V') {
+  process.stdout.write(`${packageVersion()}\n`)
+} else {
+  program.parseAsync(process.argv).catch((err: unknown) => {
+    process.stderr.write(`lorabridge: ${err instanceof Error ? err.message : String(err)}\n`)
+    // A command may name its status (2: the arguments were wrong, as for commander's own errors).
+    const code = (err as { exitCode?: unknown } | null)?.exitCode
+    process.exit(typeof code === 'number' ? code : 1)
+  })
 }
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`lorabridge: ${err instanceof Error ? err.message : String(err)}\n`)
-  // A command may name its status (2: the arguments were wrong, as for commander's own errors).
-  const code = (err as { exitCode?: unknown } | null)?.exitCode
-  process.exit(typeof code === 'number' ? code : 1)
-})

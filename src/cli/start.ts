@@ -1,12 +1,20 @@
 import type { Config } from '../config/schema.js'
 import { Daemon } from '../daemon.js'
+import type { LogFormat } from '../log.js'
+import { describeStartupFailure, startupFailureLine } from '../startup-failure.js'
+
+export interface StartOptions {
+  /** `--log-format`; default: config.log.format. */
+  logFormat?: LogFormat | undefined
+}
 
 /**
  * Runs the daemon until SIGINT/SIGTERM: stop accepting, close listeners and broker, flush logs,
- * exit 0. A second signal while stopping exits at once with 1.
+ * exit 0. A second signal while stopping exits at once with 1. A failed start ends with one line
+ * on stderr (code, what, fix) and exit status 1.
  */
-export async function startCommand (config: Config): Promise<void> {
-  const daemon = new Daemon({ config })
+export async function startCommand (config: Config, opts: StartOptions = {}): Promise<void> {
+  const daemon = new Daemon({ config, ...(opts.logFormat !== undefined ? { logFormat: opts.logFormat } : {}) })
   let signalled = false
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signalled) process.exit(1)
@@ -23,8 +31,9 @@ export async function startCommand (config: Config): Promise<void> {
   })
   try {
     await daemon.start()
-  } catch {
+  } catch (err) {
     await daemon.stop()
+    process.stderr.write(startupFailureLine(describeStartupFailure(err, config, 'daemon')) + '\n')
     process.exit(1)
   }
 }

@@ -4,11 +4,31 @@ import { readFile } from 'node:fs/promises'
 import { readUsersDocument, readUsersFile, writeUsersDocument, type User } from '../auth/users-file.js'
 import { recordOfCertificate, recordOfFingerprint, withRecord } from '../auth/certificate-records.js'
 import { normalizeGatewayUuid } from '../auth/acl.js'
+import { readPasswordTwice } from './password-prompt.js'
+
+/**
+ * The shortest password `users add` accepts (docs/security.md). NIST SP 800-63B asks verifiers to
+ * accept nothing shorter than 8 characters; a longer passphrase is better.
+ */
+export const MIN_PASSWORD_LENGTH = 8
 
 async function readStdin (): Promise<string> {
   const chunks: Buffer[] = []
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+}
+
+/** `--password-stdin`: asked twice without echo on a terminal, read to the end from a pipe (scripts). */
+async function passwordFromStdin (): Promise<string> {
+  return process.stdin.isTTY ? await readPasswordTwice(process.stdin, process.stderr) : await readStdin()
+}
+
+/** Why a password is refused, or undefined. Length counts characters (code points), not bytes. */
+export function passwordProblem (password: string): string | undefined {
+  if (password === '') return 'empty password'
+  const length = [...password].length
+  if (length < MIN_PASSWORD_LENGTH) return `the password has ${length} character${length === 1 ? '' : 's'}; at least ${MIN_PASSWORD_LENGTH} are needed (a passphrase of several words is best)`
+  return undefined
 }
 
 export interface UsersAddOptions {
@@ -49,8 +69,10 @@ export async function usersAdd (config: Config, name: string, opts: UsersAddOpti
       `--any-gateway makes an unbound gateway instead: ${UNBOUND_GATEWAY}`)
   }
   if (opts.downlink === true && opts.role !== 'consumer') throw new Error('--downlink only applies to --role consumer')
-  const password = opts.passwordStdin === true ? await readStdin() : opts.password
-  if (password === '') throw new Error('empty password')
+  if (opts.passwordStdin === true && opts.password !== undefined) throw new Error('give --password or --password-stdin, not both')
+  const password = opts.passwordStdin === true ? await passwordFromStdin() : opts.password
+  const problem = password === undefined ? undefined : passwordProblem(password)
+  if (problem !== undefined) throw new Error(problem)
   const records = [
     ...await Promise.all((opts.cert ?? []).map(async f => recordOfCertificate(await readFile(f)))),
     ...(opts.fingerprint ?? []).map(recordOfFingerprint),

@@ -12,6 +12,8 @@ import { applyEnvOverrides } from './env-overrides.js'
 import { ConfigError, formatPointer, type ConfigIssue } from './issues.js'
 import { deepFreeze } from '../util/freeze.js'
 import { isLoopbackHost } from '../util/net.js'
+import { closest } from '../util/suggest.js'
+import { fileIssues } from './files.js'
 
 export const DEFAULT_CONFIG_FILE = 'lorabridge.yaml'
 
@@ -26,6 +28,12 @@ export interface LoadOptions {
    * need not hold the ThingPark AS key to add a user.
    */
   secrets?: boolean
+  /**
+   * Check that the certificate, key, CA and CRL files the configuration names exist, are readable
+   * and hold PEM of the right kind (default false). `config check` and `start` pass true; commands
+   * such as `certs init`, which may be what creates them, do not.
+   */
+  files?: boolean
 }
 
 export interface LoadedConfig {
@@ -34,7 +42,8 @@ export interface LoadedConfig {
   file: string | undefined
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false })
+// verbose: errors carry their schema, whose known properties give "did you mean …?" for a typo.
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true })
 const validate = ajv.compile(ConfigSchema)
 
 function chooseFile (opts: LoadOptions, cwd: string): { file: string | undefined, explicit: boolean } {
@@ -83,7 +92,9 @@ function schemaIssues (): ConfigIssue[] {
     if (e.keyword === 'additionalProperties') {
       const extra = String((e.params as { additionalProperty: string }).additionalProperty)
       path = path === '(root)' ? extra : `${path}.${extra}`
-      message = 'is not a known option'
+      const known = Object.keys((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {})
+      const suggestion = closest(extra, known)
+      message = suggestion !== undefined ? `is not a known option; did you mean ${suggestion}?` : 'is not a known option'
     } else if (e.keyword === 'anyOf' || e.keyword === 'const') {
       return undefined // the enum summary below says it once
     } else if (e.keyword === 'enum') {
@@ -176,6 +187,8 @@ export function checkConfig (opts: LoadOptions = {}): { config?: Config, file: s
   issues.push(...semanticIssues(config, env, opts.secrets ?? true))
   if (issues.length > 0) return { file, issues }
   resolvePaths(config, file !== undefined ? dirname(file) : cwd)
+  if (opts.files === true) issues.push(...fileIssues(config))
+  if (issues.length > 0) return { file, issues }
   return { config: deepFreeze(config), file, issues }
 }
 

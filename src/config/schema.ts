@@ -230,7 +230,8 @@ export const ConfigSchema = Type.Object({
     }, { ...Strict, default: {}, description: 'JavaScript payload codecs named by decoders (`codec:`), each in its own sandboxed engine (docs/codecs.md).' }),
   }, { ...Strict, default: {}, description: 'The rules engine (docs/rules.md).' }),
   log: Type.Object({
-    level: Type.Union(LogLevel.anyOf, { default: 'info', description: 'pino log level; logs are JSON lines on stdout.' }),
+    level: Type.Union(LogLevel.anyOf, { default: 'info', description: 'pino log level; logs go to stdout.' }),
+    format: Type.Union([Type.Literal('auto'), Type.Literal('pretty'), Type.Literal('json')], { default: 'auto', description: 'json: one JSON object per line (for log collectors); pretty: readable lines (time, level, component, message, then the fields); auto: pretty when stdout is a terminal, json otherwise. `lorabridge start --log-format` overrides it.' }),
   }, { ...Strict, default: {}, description: 'Logging.' }),
 }, Strict)
 

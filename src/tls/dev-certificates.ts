@@ -22,10 +22,14 @@ export class DevCertificates implements Component {
   async start (): Promise<void> {
     if (!needsDevelopmentCertificates(this.config)) return
     const { paths, created } = await ensureCertificates(this.config.dataDir)
+    // Say what they stand in for: a configured server certificate with no CA set uses only the CA.
+    const t = this.config.mqtt.tls
+    const server = t.cert === undefined || t.key === undefined
+    const usedFor = [...(server ? ['server certificate'] : []), ...(t.ca === undefined && t.clientCertificates !== 'off' ? ['client certificate CA'] : [])]
     if (created.length > 0) {
-      this.log.warn({ created, ca: paths.ca, cert: paths.cert }, 'generated development certificates; give ca.crt to clients, and configure mqtt.tls for production')
+      this.log.warn({ created, ca: paths.ca, ...(server ? { cert: paths.cert } : {}), usedFor }, 'generated development certificates; give ca.crt to clients, and configure mqtt.tls for production')
     } else {
-      this.log.info({ ca: paths.ca, cert: paths.cert }, 'using development certificates')
+      this.log.info({ ca: paths.ca, ...(server ? { cert: paths.cert } : {}), usedFor }, server ? 'using development certificates' : 'using the development CA for client certificates (mqtt.tls.ca is not set)')
     }
   }
 
