@@ -19,7 +19,7 @@ describe('authorization by role', () => {
   const clients: MqttClient[] = []
 
   const as = async (username: string, clientId = `${username}-${clients.length}`): Promise<MqttClient> => {
-    const c = await connect(url, { username, password: `${username}-pw`, clientId })
+    const c = await connect(url, { username, password: `${username}-password`, clientId })
     clients.push(c)
     return c
   }
@@ -28,7 +28,7 @@ describe('authorization by role', () => {
     t = await startTestDaemon({ mqtt: { listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0, anonymous: false }] } })
     url = `mqtt://127.0.0.1:${t.port('mqtt')}`
     const add = async (...args: string[]): Promise<void> => {
-      const r = await runCli(['-c', t.configFile, 'users', 'add', ...args, '--password', `${args[0]}-pw`])
+      const r = await runCli(['-c', t.configFile, 'users', 'add', ...args, '--password', `${args[0]}-password`])
       expect(r.code, r.stderr).toBe(0)
     }
     // Deliberately unbound: the tests below check what an unbound gateway may and may not do.
@@ -134,7 +134,7 @@ describe('authorization by role', () => {
   })
 
   it('refuses a CONNECT whose will topic the user may not publish', async () => {
-    await expect(connect(url, { username: 'gw-free', password: 'gw-free-pw', will: { topic: `lorabridge/farm/devices/${DEV}/down`, payload: Buffer.from('{}'), qos: 1, retain: false } }))
+    await expect(connect(url, { username: 'gw-free', password: 'gw-free-password', will: { topic: `lorabridge/farm/devices/${DEV}/down`, payload: Buffer.from('{}'), qos: 1, retain: false } }))
       .rejects.toMatchObject({ code: 5 })
   })
 })

@@ -6,8 +6,7 @@
  * read, atomically (rule-files.ts) — after which the rules component's watcher reloads it.
  * Every save is logged with the user and counted.
  */
-import { realpath } from 'node:fs/promises'
-import { join, sep } from 'node:path'
+import { join } from 'node:path'
 import { Counter } from 'prom-client'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config/schema.js'
@@ -17,12 +16,10 @@ import type { EventBus } from '../core/bus.js'
 import type { ErrorCode } from '../errors.js'
 import type { EventKind } from '../model/events.js'
 import { deviceFilter, parseDeviceTopic } from '../model/topics.js'
-import { compileRuleText, disposeCodecs, formatRuleError, EVENT_KINDS, type CompileResult, type CompiledFile, type RuleError } from '../rules/compile.js'
+import { compileRuleSource, disposeCodecs, formatRuleError, EVENT_KINDS, type CompileResult, type CompiledFile, type RuleError } from '../rules/compile.js'
 import type { RulesComponent } from '../rules/component.js'
-import { Codec, CodecError } from '../codecs/codec.js'
 import { dryRun, type DryRun } from '../cli/rules.js'
 import { normalizeAddress } from '../util/net.js'
-import { formatPointer } from '../config/issues.js'
 import { MAX_RULE_FILE_BYTES, RuleFileError, RuleFiles, checkName } from './rule-files.js'
 
 /** Drafts travel as JSON strings: room for escaping around the largest file. */
@@ -130,29 +127,8 @@ export class RuleEditor {
   async compile (file: string, content: string): Promise<CompileResult> {
     // A bare name: codec paths are confined to the directory of the file's path.
     checkName(file, false)
-    const dir = this.deps.config.rules.dir
-    const result = compileRuleText(join(dir, file), content)
-    if (!result.ok) return result
-    const errors: RuleError[] = []
     const limits = { timeoutMs: this.deps.config.rules.codecs.timeoutMs, memoryBytes: this.deps.config.rules.codecs.memoryMiB * 1024 * 1024 }
-    for (const [i, d] of result.compiled.decoders.entries()) {
-      const ref = d.codec
-      if (ref === undefined) continue
-      try {
-        // As compileRuleFile: symbolic links are followed only if they stay inside the directory.
-        const [real, realDir] = await Promise.all([realpath(ref.absolute), realpath(dir)])
-        if (!(real + sep).startsWith(join(realDir, sep))) throw new CodecError('LB_ERR_CODEC_LOAD', `codec "${ref.path}" links outside the rules directory`)
-        ref.codec = await Codec.fromFile(real, ref.path, limits)
-      } catch (e) {
-        const message = e instanceof CodecError ? e.message : (e as NodeJS.ErrnoException).code === 'ENOENT' ? `codec "${ref.path}" does not exist` : `codec "${ref.path}": ${(e as Error).message}`
-        errors.push({ file: result.compiled.file, path: formatPointer(`/decoders/${i}/codec`), ...ref.at, message, code: 'LB_ERR_CODEC_LOAD' })
-      }
-    }
-    if (errors.length > 0) {
-      disposeCodecs(result.compiled)
-      return { ok: false, errors, codecFiles: result.codecFiles }
-    }
-    return result
+    return await compileRuleSource(join(this.deps.config.rules.dir, file), content, { codecLimits: limits })
   }
 
   /** The running rule set with `draft` in place of its file (or added), in the rules component's file order. */

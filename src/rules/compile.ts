@@ -329,13 +329,21 @@ export async function compileRuleFile (path: string, opts: CompileOptions = {}):
   } catch (e) {
     return { ok: false, errors: [{ file: basename(path), path: '(file)', line: 1, column: 1, message: (e as Error).message, code: 'LB_ERR_RULE_FILE' }], codecFiles: [] }
   }
+  return await compileRuleSource(path, text, opts)
+}
+
+/**
+ * Compiles the text of a rule file at `path` (saved or a draft) and loads the codecs it names,
+ * confined to the file's directory; on any error, none stays loaded.
+ */
+export async function compileRuleSource (path: string, text: string, opts: CompileOptions = {}): Promise<CompileResult> {
   const result = compileRuleText(path, text)
   if (!result.ok) return result
   const errors: RuleError[] = []
   const dir = dirname(path)
-  for (const d of result.compiled.decoders) {
-    if (d.codec === undefined) continue
+  for (const [i, d] of result.compiled.decoders.entries()) {
     const ref = d.codec
+    if (ref === undefined) continue
     try {
       // Symbolic links are followed only if they stay inside the directory too.
       const [real, realDir] = await Promise.all([realpath(ref.absolute), realpath(dir)])
@@ -343,7 +351,7 @@ export async function compileRuleFile (path: string, opts: CompileOptions = {}):
       ref.codec = await Codec.fromFile(real, ref.path, opts.codecLimits ?? DEFAULT_CODEC_LIMITS)
     } catch (e) {
       const message = e instanceof CodecError ? e.message : (e as NodeJS.ErrnoException).code === 'ENOENT' ? `codec "${ref.path}" does not exist` : `codec "${ref.path}": ${(e as Error).message}`
-      errors.push({ file: result.compiled.file, path: formatPointer(`/decoders/${result.compiled.decoders.indexOf(d)}/codec`), ...ref.at, message, code: 'LB_ERR_CODEC_LOAD' })
+      errors.push({ file: result.compiled.file, path: formatPointer(`/decoders/${i}/codec`), ...ref.at, message, code: 'LB_ERR_CODEC_LOAD' })
     }
   }
   if (errors.length > 0) {

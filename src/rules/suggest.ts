@@ -1,23 +1,10 @@
 /**
  * "Did you mean …?" for names in rule files (event kinds, keys, functions): the closest candidate
  * by edit distance (a transposition counts as one edit), or the only candidate that the word
- * extends or abbreviates (`uplink` → `up`), or the shortest of several that extend one another. No suggestion when nothing is close or it is ambiguous.
+ * extends or abbreviates (`uplink` → `up`), or the shortest of several that extend one another. No suggestion when nothing is
+ * close or it is ambiguous. The distance is the one the configuration's suggestions use.
  */
-
-/** Optimal string alignment distance (Levenshtein with adjacent transpositions). */
-export function editDistance (a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)])
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost)
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1)
-      d[i]![j] = v
-    }
-  }
-  return d[a.length]![b.length]!
-}
+import { editDistance } from '../util/suggest.js'
 
 export function closest (word: string, candidates: Iterable<string>): string | undefined {
   const w = word.toLowerCase()
