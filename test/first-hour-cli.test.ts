@@ -340,6 +340,15 @@ describe('polish (friction 11)', () => {
     expect(r.stderr).toContain('rulez: is not a known option; did you mean rules?')
   })
 
+  it('a misspelt LORABRIDGE_… variable gets the closest one; a name close to none gets no guess', async () => {
+    const cwd = await project('env-typos', MQTT_ONLY)
+    const r = await runCli(['config', 'check'], { cwd, env: { LORABRIDGE_LOG_LEVL: 'debug', LORABRIDGE_HTTP_CONSOLE_RULE_EDITNG: 'true', LORABRIDGE_FOO: '1' } })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('env:LORABRIDGE_LOG_LEVL: names no configuration option; did you mean LORABRIDGE_LOG_LEVEL?')
+    expect(r.stderr).toContain('env:LORABRIDGE_HTTP_CONSOLE_RULE_EDITNG: names no configuration option; did you mean LORABRIDGE_HTTP_CONSOLE_RULE_EDITING?')
+    expect(r.stderr).toMatch(/env:LORABRIDGE_FOO: names no configuration option\n/)
+  })
+
   it('--log-format pretty prints readable lines; json prints JSON lines as before', async () => {
     const cwd = await project('pretty', MQTT_ONLY)
     for (const format of ['pretty', 'json'] as const) {

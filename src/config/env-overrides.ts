@@ -7,6 +7,7 @@
  */
 import type { TSchema } from '@sinclair/typebox'
 import type { ConfigIssue } from './issues.js'
+import { closest } from '../util/suggest.js'
 
 export const ENV_PREFIX = 'LORABRIDGE_'
 /** Variables with the prefix that are not configuration keys. */
@@ -85,6 +86,19 @@ function setAt (target: Json, path: Segment[], value: unknown): void {
   })
 }
 
+/** Every variable name the schema answers to (objects and lists too, as JSON; no list indexes). */
+function variableNames (schema: TSchema, prefix: string, out: string[] = []): string[] {
+  for (const branch of branches(schema)) {
+    if (branch.type !== 'object' || branch.properties === undefined) continue
+    for (const [key, sub] of Object.entries(branch.properties as Record<string, TSchema>)) {
+      const name = `${prefix}${prefix === '' ? '' : '_'}${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`
+      out.push(name)
+      variableNames(sub, name, out)
+    }
+  }
+  return out
+}
+
 /** Applies every `LORABRIDGE_…` variable onto `raw` (mutated); returns the problems found. */
 export function applyEnvOverrides (raw: Json, schema: TSchema, env: NodeJS.ProcessEnv): ConfigIssue[] {
   const issues: ConfigIssue[] = []
@@ -95,7 +109,9 @@ export function applyEnvOverrides (raw: Json, schema: TSchema, env: NodeJS.Proce
     const tokens = name.slice(ENV_PREFIX.length).split('_').filter(t => t !== '')
     const found = resolve(schema, tokens)
     if (found === undefined) {
-      issues.push({ path: `env:${name}`, message: 'names no configuration option', code: 'LB_ERR_CONFIG_ENV' })
+      // Compared without the prefix they all share, so that it does not make any name look close.
+      const near = closest(name.slice(ENV_PREFIX.length), variableNames(schema, ''))
+      issues.push({ path: `env:${name}`, message: `names no configuration option${near === undefined ? '' : `; did you mean ${ENV_PREFIX}${near}?`}`, code: 'LB_ERR_CONFIG_ENV' })
       continue
     }
     const parsed = parseValue(value, found.leaf)
