@@ -19,7 +19,6 @@ import type { RouteRegistrar } from '../http/http-listeners.js'
 import { loadAssets, type Asset } from './assets.js'
 import { ConsoleState } from './state.js'
 import { createDeviceHistory, type DeviceHistoryStore } from './device-history.js'
-import { deviceFilter } from '../model/topics.js'
 import { ConsoleTokens, LoginLimiter, SessionStore, type SessionEndReason } from './sessions.js'
 import { isLoopbackHost } from '../util/net.js'
 import { consoleRoutes, type ConsoleRefusal } from './routes.js'
@@ -29,6 +28,8 @@ import { RuleEditor } from './rule-editor.js'
 export type { WebConsoleDeps } from './deps.js'
 
 const SWEEP_MS = 60_000
+/** The device history's downlink topics: requests and their outcomes. */
+const DOWN_KINDS = ['/down', '/down/queued', '/down/sent', '/down/acked', '/down/failed']
 
 /** A console session that ended, with every one-time MQTT secret minted for it (spent or not). */
 export interface EndedSession {
@@ -51,6 +52,7 @@ export class WebConsole implements Component {
   assets: Map<string, Asset> | undefined
   readonly refusals: Counter<'code'>
   private unsubscribe: Array<() => Promise<void>> = []
+  private unobserve: (() => void) | undefined
   private sweeper: NodeJS.Timeout | undefined
   private readonly endListeners = new Set<(ended: EndedSession) => void>()
 
@@ -106,19 +108,27 @@ export class WebConsole implements Component {
     } catch (err) {
       log.error({ code: 'LB_ERR_CONSOLE_ASSETS', err }, 'web console files missing; the console answers 503')
     }
-    // One subscription per filter, each message parsed once for the views and the history.
+    // One subscription per filter, each message parsed once for the views and the uplink history.
     const root = config.topics.root
-    const filters = new Set([...this.state.filters, ...['up', 'down', 'down/queued', 'down/sent', 'down/acked', 'down/failed'].map(k => deviceFilter(root, k))])
-    for (const filter of filters) {
+    const upTopic = (topic: string): boolean => topic.endsWith('/up')
+    for (const filter of this.state.filters) {
       this.unsubscribe.push(await bus.subscribe(filter, (topic, payload, local) => {
         let body = bus.bodyOf(payload)
         if (body === undefined) {
           try { body = JSON.parse(payload.toString('utf8')) } catch { return }
         }
         this.state.take(topic, payload, body)
-        this.history.take(topic, body, local)
+        if (upTopic(topic)) this.history.take(topic, body, local)
       }))
     }
+    // Downlink requests and their outcomes are observed in-process, not subscribed to: a
+    // subscription would make every rule's echo and every outcome a broker publication (about a
+    // third more CPU per uplink in the pipeline bench), where nobody else listens. Only this
+    // instance's own requests and outcomes are kept, as the Redis history keeps only local events.
+    const downPrefix = `${root}/`
+    this.unobserve = bus.observe((topic, body) => {
+      if (topic.startsWith(downPrefix) && DOWN_KINDS.some(k => topic.endsWith(k))) this.history.take(topic, body, true)
+    })
     // Statuses retained before this start (another instance, or a restart with Redis).
     try {
       for await (const p of broker.retained(`${config.topics.root}/gateways/+/status`)) this.state.take(p.topic, p.payload)
@@ -141,6 +151,8 @@ export class WebConsole implements Component {
     this.sessions.clear()
     this.deps.tokens.clear()
     await this.ruleEditor.stop()
+    this.unobserve?.()
+    this.unobserve = undefined
     await Promise.all(this.unsubscribe.splice(0).map(u => u().catch(() => {})))
   }
 }

@@ -26,11 +26,37 @@ export class EventBus {
     return gatewayStatusTopic(this.root, gatewayId)
   }
 
+  /**
+   * In-process observers of this instance's own events, heard by a subscriber or not (the console's
+   * device history): they cost no serialization and no broker publish, so observing the outcome
+   * topics does not make every outcome a publication, as a subscription would.
+   */
+  private readonly observers: Array<(topic: string, body: unknown) => void> = []
+
+  /** Calls `handler` with every event this instance publishes or notes; returns the way to stop. */
+  observe (handler: (topic: string, body: unknown) => void): () => void {
+    this.observers.push(handler)
+    return () => { const i = this.observers.indexOf(handler); if (i >= 0) this.observers.splice(i, 1) }
+  }
+
+  /** Tells the observers of an event that is not this instance's to publish (an application's request taken from MQTT). */
+  note (topic: string, payload: Buffer): void {
+    if (this.observers.length === 0) return
+    let body: unknown
+    try { body = JSON.parse(payload.toString('utf8')) } catch { return }
+    this.tell(topic, body)
+  }
+
+  private tell (topic: string, body: unknown): void {
+    for (const o of this.observers) {
+      try { o(topic, body) } catch { /* an observer's failure is its own: the publication goes on */ }
+    }
+  }
+
   /** Resolves once the broker has stored (QoS 1) and dispatched the message. */
   publish (topic: string, body: unknown, opts: PublishOptions = {}): Promise<void> {
-    const payload = Buffer.from(JSON.stringify(body))
-    this.bodies.set(payload, body)
-    return this.broker.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false })
+    if (this.observers.length > 0) this.tell(topic, body)
+    return this.send(topic, body, opts)
   }
 
   /**
@@ -39,7 +65,14 @@ export class EventBus {
    * nobody receives would cost a serialization and the broker's whole publish path for nothing.
    */
   async publishIfHeard (topic: string, body: unknown, opts: PublishOptions = {}): Promise<void> {
-    if (await this.broker.mayBeHeard(topic)) await this.publish(topic, body, opts)
+    if (this.observers.length > 0) this.tell(topic, body)
+    if (await this.broker.mayBeHeard(topic)) await this.send(topic, body, opts)
+  }
+
+  private send (topic: string, body: unknown, opts: PublishOptions): Promise<void> {
+    const payload = Buffer.from(JSON.stringify(body))
+    this.bodies.set(payload, body)
+    return this.broker.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false })
   }
 
   /** The body a payload was made from, when this instance published it (read-only; undefined otherwise). */

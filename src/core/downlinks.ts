@@ -31,6 +31,8 @@ export interface DownlinkRouterDeps {
   root: string
   /** Publishes a rule's request on its `…/down` topic, for observers. */
   echo?: (topic: string, body: Record<string, unknown>) => Promise<void>
+  /** Shows in-process observers an application's command taken from MQTT (the console's device history). */
+  taken?: (topic: string, payload: Buffer) => void
   /** Encodes requests that carry `object` (the device's codec); without it they fail `encode-failed`. */
   encode?: DownlinkEncoder
   /** The LoRaWAN region of an application's devices, for the size check; undefined: not checked. */
@@ -50,6 +52,7 @@ export class DownlinkRouter {
     claims: topic => topic.startsWith(this.deps.root + '/') && (topic.endsWith('/down') || topic.endsWith('/clear')) && commandOf(this.deps.root, topic) !== undefined,
     handle: packet => {
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+      this.deps.taken?.(packet.topic, payload)
       // Acknowledged at once: the request's fate is told by its outcome, not by PUBACK.
       this.command(packet.topic, payload).catch((err: unknown) => { this.deps.log.error({ err, topic: packet.topic }, 'downlink routing failed') })
       return undefined

@@ -67,6 +67,7 @@ export class Pipeline<C> implements EventSink {
       ledger: this.ledger,
       routes: deps.routes, adapters: this.adapters, events: this, log: deps.log, metrics: deps.metrics, root: deps.bus.root,
       echo: (topic, body) => deps.bus.publishIfHeard(topic, body, { qos: 1 }),
+      taken: (topic, payload) => { deps.bus.note(topic, payload) },
       encode: (device, object, fPort) => deps.rules.encode(device, object, fPort),
       ...(deps.regions !== undefined ? { region: deps.regions } : {}),
     })
